@@ -1,0 +1,27 @@
+"""The errors pytest-lmbehave raises: each message names the problem and the fix."""
+
+from __future__ import annotations
+
+
+class LMBehaveError(Exception):
+    """Base class: a problem the user can fix, reported without an internal traceback."""
+
+
+class SettingsError(LMBehaveError):
+    """A bad option, ini value or environment variable."""
+
+
+class ModelNotFoundError(LMBehaveError):
+    """A model spec that names nothing loadable."""
+
+
+class ModelLoadError(LMBehaveError):
+    """A model that was found but could not be loaded."""
+
+
+class InputError(LMBehaveError, ValueError):
+    """A bad argument to the LM API (empty prompt, bad max_new_tokens, ...)."""
+
+
+class MarkerError(LMBehaveError):
+    """A marker used with unknown keywords or bad values."""

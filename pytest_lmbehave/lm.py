@@ -225,6 +225,7 @@ class Engine:
             pieces=generation.pieces[:n],
             logprobs=generation.logprobs[:n],
             margins=generation.margins[:n],
+            argmax_ids=generation.argmax_ids[:n],
         )
 
     def _run(
@@ -274,6 +275,7 @@ class Engine:
                     pieces=tuple(self.decode(i) for i in new),
                     logprobs=tuple(float(logprobs[i, t]) for i, t in enumerate(new)),
                     margins=tuple(float(a - b) for a, b in top2.tolist()),
+                    argmax_ids=tuple(int(i) for i in logprobs.argmax(dim=-1).tolist()),
                     sampling="greedy" if sampling is None else sampling.describe(),
                     seed=seed,
                     engine=self,

@@ -111,9 +111,15 @@ class Generation:
     pieces: tuple[str, ...]
     logprobs: tuple[float, ...]  # each new token's log-probability under the untempered model
     margins: tuple[float, ...]  # each step's gap between the top two candidates (nats)
+    argmax_ids: tuple[int, ...] = ()  # each step's top candidate under the untempered model
     sampling: str = "greedy"
     seed: int | None = None
     engine: Any = field(default=None, repr=False, compare=False)  # to explain a failure
+
+    @property
+    def greedy_agreement(self) -> float:
+        """The share of new tokens that are the untempered model's top candidate at their step."""
+        return sum(a == b for a, b in zip(self.ids, self.argmax_ids)) / len(self.ids) if self.ids else 1.0
 
     @property
     def mean_logprob(self) -> float:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +15,10 @@ from .assertions import explain
 from .errors import LMBehaveError, SettingsError
 from .lm import LM
 from .markers import MARKERS, model_for, sampling_for
+from .models import slug
 from .registry import Registry
 from .settings import Settings, build_settings
+from .snapshots import SETS_DIRNAME, LMSnapshotExtension, environment_line, extension_for
 
 SETTINGS = pytest.StashKey[Settings]()
 REGISTRY = pytest.StashKey[Registry]()
@@ -33,7 +36,21 @@ OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("--lm-threads", "lm_threads", None, "torch threads per process, pinned before loading (default 1)"),
     ("--lm-attention", "lm_attention", None, "attention implementation: sdpa (default) or eager"),
     ("--lm-seed", "lm_seed", None, "base seed of sampled tests; each test adds a hash of its node id (default 0)"),
-    ("--lm-top", "lm_top", None, "how many candidates a failure shows (default 5)"),
+    ("--lm-top", "lm_top", None, "how many candidates a failure shows and a snapshot records (default 5)"),
+    ("--lm-tolerance", "lm_tolerance", None, "how far a snapshot's probabilities and scores may move (default 0.001)"),
+    (
+        "--lm-near-tie",
+        "lm_near_tie",
+        None,
+        "a flip whose recorded margin is below this many nats is a near-tie (default 0.05)",
+    ),
+]
+FLAGS: list[tuple[str, str, str]] = [
+    (
+        "--lm-accept-near-ties",
+        "lm_accept_near_ties",
+        "let a snapshot pass when its only differences are near-tie flips",
+    ),
 ]
 
 
@@ -43,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         suffix = f"; ini {ini}" + (f", env {env}" if env else "")
         group.addoption(option, dest=ini, default=None, help=text + suffix)
         parser.addini(ini, text)
+    for option, ini, text in FLAGS:
+        group.addoption(option, dest=ini, action="store_true", default=None, help=text + f"; ini {ini}")
+        parser.addini(ini, text, type="bool", default=None)
 
 
 def _lookup(config: pytest.Config) -> Any:
@@ -89,6 +109,48 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"attention={settings.attention} torch={torch.__version__} transformers={transformers.__version__} "
         f"base seed={settings.seed} (--lm-seed)",
     ]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Model-specific expectations run for the chosen model and for every model that has a set beside the test.
+    if "lm_snapshot" in metafunc.fixturenames and metafunc.definition.get_closest_marker("lm_model") is None:
+        settings = metafunc.config.stash[SETTINGS]
+        metafunc.parametrize(
+            "lm_model_spec", snapshot_models(metafunc.definition.path.parent, settings.model), indirect=True
+        )
+
+
+def snapshot_models(folder: Path, chosen: str) -> list[Any]:
+    params = [pytest.param(chosen, id=slug(chosen))]
+    sets = folder / SETS_DIRNAME
+    for entry in sorted(sets.iterdir()) if sets.is_dir() else []:
+        spec = spec_of_set(entry.name)
+        if spec is None or slug(spec) == slug(chosen):
+            continue
+        params.append(pytest.param(spec, id=entry.name, marks=_skip_unless_available(spec)))
+    return params
+
+
+def spec_of_set(name: str) -> str | None:
+    """The model spec a set's folder name stands for: 'embedded' or a hub id ('owner--name'); None for local paths."""
+    if name == "embedded":
+        return name
+    owner, sep, repo = name.partition("--")
+    return f"{owner}/{repo}" if sep and owner and repo else None
+
+
+def _skip_unless_available(spec: str) -> list[pytest.MarkDecorator]:
+    from .errors import ModelNotFoundError
+    from .models import resolve
+
+    try:
+        resolve(spec)
+    except ModelNotFoundError as error:
+        words = "; ".join(line.strip() for line in str(error).splitlines() if not line.startswith("["))
+        return [
+            pytest.mark.skip(reason=f"expectations for {spec} are kept, but the model is not available here: {words}")
+        ]
+    return []
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -148,3 +210,17 @@ def model(lm: LM) -> Any:
 def tokenizer(lm: LM) -> Any:
     """The raw transformers tokenizer behind ``lm``."""
     return lm.tokenizer
+
+
+@pytest.fixture
+def lm_snapshot(snapshot: Any, lm: LM, lm_model_spec: str, lm_settings: Settings) -> Any:
+    """syrupy's ``snapshot``, storing LM observations in this model's own set (``__lm_snapshots__/<model>/``)."""
+    extension: type[LMSnapshotExtension] = extension_for(
+        slug(lm_model_spec),
+        environment_line(lm.fingerprint),
+        lm_settings.tolerance,
+        lm_settings.near_tie,
+        lm_settings.accept_near_ties,
+        lm_settings.top_shown,
+    )
+    return snapshot.use_extension(extension)

@@ -35,6 +35,9 @@ class Settings:
     attention: str = "sdpa"
     seed: int = DEFAULT_SEED
     top_shown: int = 5
+    tolerance: float = 1e-3
+    near_tie: float = 0.05
+    accept_near_ties: bool = False
     cache_dir: Path = Path()
 
     def describe(self) -> str:
@@ -54,6 +57,25 @@ def _as_int(name: str, value: str, minimum: int) -> int:
     if number < minimum:
         raise SettingsError(f"{name}={number} is too small; it must be at least {minimum}")
     return number
+
+
+def _as_float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number; pass e.g. {name}=0.001") from None
+    if not number >= 0:
+        raise SettingsError(f"{name}={number} must be a number >= 0")
+    return number
+
+
+def _as_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={value!r} is not a boolean; use true or false")
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -97,5 +119,10 @@ def build_settings(get: Callable[[str, str, str | None], Any]) -> Settings:
         attention=_one_of("--lm-attention", value("lm_attention", "lm_attention", None, "sdpa"), ATTENTION),
         seed=_as_int("--lm-seed", value("lm_seed", "lm_seed", None, str(DEFAULT_SEED)), 0),
         top_shown=_as_int("--lm-top", value("lm_top", "lm_top", None, "5"), 1),
+        tolerance=_as_float("--lm-tolerance", value("lm_tolerance", "lm_tolerance", None, "0.001")),
+        near_tie=_as_float("--lm-near-tie", value("lm_near_tie", "lm_near_tie", None, "0.05")),
+        accept_near_ties=_as_bool(
+            "--lm-accept-near-ties", value("lm_accept_near_ties", "lm_accept_near_ties", None, "false")
+        ),
         cache_dir=default_cache_dir(),
     )

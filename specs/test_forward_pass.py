@@ -1,0 +1,43 @@
+"""Simple model inference, softmax and argmax, continuing the sequence, shapes of inputs and outputs."""
+
+from __future__ import annotations
+
+import torch
+from document import SHAKESPEARE
+
+from pytest_lmbehave import LM
+
+VOCABULARY = 49152
+
+
+def test_the_logits_have_a_row_per_token_and_a_column_per_vocabulary_entry(lm: LM) -> None:
+    assert tuple(lm.logits(SHAKESPEARE).shape) == (1, 4, VOCABULARY)
+    assert tuple(lm.logits(SHAKESPEARE + " great").shape) == (1, 5, VOCABULARY)
+
+
+def test_softmax_of_the_last_row_is_a_probability_distribution(lm: LM) -> None:
+    predictions = torch.softmax(lm.logits(SHAKESPEARE)[0, -1], dim=0)
+    assert predictions.shape == (VOCABULARY,)
+    assert abs(float(predictions.sum()) - 1) < 1e-5
+    assert float(predictions.min()) >= 0
+
+
+def test_the_argmax_of_the_softmax_is_the_predicted_next_token(lm: LM) -> None:
+    predictions = torch.softmax(lm.logits(SHAKESPEARE)[0, -1], dim=0)
+    prediction = lm.next_token(SHAKESPEARE)
+    assert int(torch.argmax(predictions)) == prediction.argmax_id
+    assert lm.decode(prediction.argmax_id) == prediction.argmax
+
+
+def test_the_model_predicts_the_next_token_after_shakespeare_was_a(lm: LM, lm_snapshot) -> None:  # type: ignore[no-untyped-def]
+    assert lm.next_token(SHAKESPEARE) == lm_snapshot
+
+
+def test_the_model_predicts_the_next_token_after_shakespeare_was_a_great(lm: LM, lm_snapshot) -> None:  # type: ignore[no-untyped-def]
+    assert lm.next_token(SHAKESPEARE + " great") == lm_snapshot
+
+
+def test_appending_the_prediction_and_predicting_again_continues_the_sequence(lm: LM) -> None:
+    first = lm.next_token(SHAKESPEARE)
+    second = lm.next_token([*lm.tokenize(SHAKESPEARE).ids, first.argmax_id])
+    assert lm.generate(SHAKESPEARE, max_new_tokens=2).ids == (first.argmax_id, second.argmax_id)

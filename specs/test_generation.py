@@ -1,0 +1,29 @@
+"""Using model.generate: greedy generation and the generate_text helpers."""
+
+from __future__ import annotations
+
+from document import SHAKESPEARE
+
+from pytest_lmbehave import LM
+
+
+def test_greedy_generation_of_50_tokens(lm: LM, lm_snapshot) -> None:  # type: ignore[no-untyped-def]
+    assert lm.generate(SHAKESPEARE, max_new_tokens=50) == lm_snapshot
+
+
+def test_the_generate_text_helper_gives_20_new_tokens(lm: LM, lm_snapshot) -> None:  # type: ignore[no-untyped-def]
+    assert lm.generate(SHAKESPEARE, max_new_tokens=20) == lm_snapshot
+
+
+def test_greedy_generation_is_the_chain_of_argmaxes(lm: LM) -> None:
+    generation = lm.generate(SHAKESPEARE, max_new_tokens=50)
+    prefixes = [list(generation.prompt_ids) + list(generation.ids[:i]) for i in range(len(generation.ids))]
+    assert tuple(d.argmax_id for d in lm.next_token(prefixes)) == generation.ids
+
+
+def test_a_shorter_greedy_run_is_a_prefix_of_a_longer_one(lm: LM) -> None:
+    long = lm.generate(SHAKESPEARE, max_new_tokens=50)
+    lm.engine._memo.clear()  # compute the short run afresh, not as a slice of the long one
+    short = lm.generate(SHAKESPEARE, max_new_tokens=20)
+    assert long.ids[:20] == short.ids
+    assert long.full_text.startswith(SHAKESPEARE + short.text)

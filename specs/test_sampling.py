@@ -1,0 +1,47 @@
+"""Sampling: without temperature or top-p, with top_p=0.9, with temperature 0.2 and 14.0, and ten samples.
+
+The document's sampled texts came from an unknown seed, so they are examples, not expectations: these specs
+assert what holds for any model and any seed.
+"""
+
+from __future__ import annotations
+
+from document import BOSTON_VISIT, SHAKESPEARE
+
+from pytest_lmbehave import LM, sampled
+
+
+@sampled()
+def test_a_seeded_sample_reproduces(lm: LM) -> None:
+    first = lm.generate(SHAKESPEARE, max_new_tokens=50)
+    lm.engine._memo.clear()
+    again = lm.with_sampling(seed=lm.seed).generate(SHAKESPEARE, max_new_tokens=50)
+    assert first.ids == again.ids
+
+
+@sampled(top_p=0.9)
+def test_every_token_sampled_with_top_p_lies_inside_the_nucleus_at_its_step(lm: LM) -> None:
+    generation = lm.generate(SHAKESPEARE, max_new_tokens=50)
+    prefixes = [list(generation.prompt_ids) + list(generation.ids[:i]) for i in range(len(generation.ids))]
+    for step, (dist, token) in enumerate(zip(lm.next_token(prefixes), generation.ids)):
+        # The nucleus: the most likely tokens until their mass reaches 0.9 (the token that crosses it included).
+        mass_before = float(dist.logprobs.exp()[dist.logprobs > dist.logprobs[token]].sum())
+        assert mass_before < 0.9 + 1e-4, f"step {step}: token {lm.decode(token)!r} lies outside the 0.9 nucleus"
+
+
+def test_temperature_0_2_stays_close_to_greedy_while_14_is_far_more_diverse(lm: LM) -> None:
+    cold = lm.with_sampling(temperature=0.2).generate(SHAKESPEARE, max_new_tokens=50)
+    hot = lm.with_sampling(temperature=14.0).generate(SHAKESPEARE, max_new_tokens=50)
+    # Measure 1: how often the sampled token is the untempered model's top candidate.
+    assert cold.greedy_agreement >= 0.8 > 0.2 >= hot.greedy_agreement
+    # Measure 2: the mean log-probability of the sampled tokens under the untempered model (nats).
+    assert cold.mean_logprob > hot.mean_logprob + 5
+    # Measure 3: distinct tokens among the 50.
+    assert len(set(hot.ids)) > len(set(cold.ids))
+
+
+@sampled()
+def test_ten_samples_of_the_boston_prompt_are_not_all_the_same(lm: LM) -> None:
+    samples = lm.generate([BOSTON_VISIT] * 10, max_new_tokens=20)
+    assert len({s.ids for s in samples}) > 1
+    assert all(s.prompt == BOSTON_VISIT for s in samples)

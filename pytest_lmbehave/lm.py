@@ -99,6 +99,10 @@ class Engine:
         self._memo: dict[tuple[Any, ...], Any] = {}
         self.stats = {"computed": 0, "reused": 0}
 
+    def forget(self) -> None:
+        """Drop memoised results, so the next request is computed afresh (e.g. to compare batched and single runs)."""
+        self._memo.clear()
+
     # -- tokens -----------------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

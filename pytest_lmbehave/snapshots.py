@@ -240,7 +240,9 @@ class LMSnapshotExtension(AmberSnapshotExtension):
         else:
             yield f"{len(diffs)} difference(s) from the {self.model_slug} snapshot:"
             for diff in diffs:
-                yield f"  - {diff.text}"
+                first, *rest = diff.text.split("\n")
+                yield f"  - {first}"
+                yield from rest
         yield from self._environment_lines(snapshot_data)
         yield f"to accept the new behaviour: pytest --snapshot-update (rewrites only the {self.model_slug} set)"
         yield "line diff (- recorded, + now):"

@@ -23,7 +23,7 @@ def test_greedy_generation_is_the_chain_of_argmaxes(lm: LM) -> None:
 
 def test_a_shorter_greedy_run_is_a_prefix_of_a_longer_one(lm: LM) -> None:
     long = lm.generate(SHAKESPEARE, max_new_tokens=50)
-    lm.engine._memo.clear()  # compute the short run afresh, not as a slice of the long one
+    lm.engine.forget()  # compute the short run afresh, not as a slice of the long one
     short = lm.generate(SHAKESPEARE, max_new_tokens=20)
     assert long.ids[:20] == short.ids
     assert long.full_text.startswith(SHAKESPEARE + short.text)

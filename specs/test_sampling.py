@@ -14,7 +14,7 @@ from pytest_lmbehave import LM, sampled
 @sampled()
 def test_a_seeded_sample_reproduces(lm: LM) -> None:
     first = lm.generate(SHAKESPEARE, max_new_tokens=50)
-    lm.engine._memo.clear()
+    lm.engine.forget()
     again = lm.with_sampling(seed=lm.seed).generate(SHAKESPEARE, max_new_tokens=50)
     assert first.ids == again.ids
 

@@ -29,7 +29,7 @@ def test_batched_greedy_on_the_embedded_model_equals_one_prompt_at_a_time(pytest
 
         def test_batch(lm):
             batched = lm.generate(PROMPTS, max_new_tokens=12)
-            lm.engine._memo.clear()
+            lm.engine.forget()
             assert [g.ids for g in batched] == [lm.generate(p, max_new_tokens=12).ids for p in PROMPTS]
         """
     )

@@ -49,12 +49,12 @@ def test_greedy_generation_is_the_chain_of_argmaxes(lm: LM) -> None:
 def test_a_batch_of_prompts_gives_the_unbatched_results(tiny_engine) -> None:  # type: ignore[no-untyped-def]
     prompts = ["Shakespeare was a", "hello", "The best places to visit in Boston are"]
     batched = LM(tiny_engine).generate(prompts, max_new_tokens=5)
-    tiny_engine._memo.clear()
+    tiny_engine.forget()
     single = [LM(tiny_engine).generate(p, max_new_tokens=5) for p in prompts]
     assert [g.ids for g in batched] == [g.ids for g in single]
-    tiny_engine._memo.clear()
+    tiny_engine.forget()
     next_batched = LM(tiny_engine).next_token(prompts)
-    tiny_engine._memo.clear()
+    tiny_engine.forget()
     assert [d.argmax_id for d in next_batched] == [LM(tiny_engine).next_token(p).argmax_id for p in prompts]
 
 
@@ -62,7 +62,7 @@ def test_a_seeded_sample_reproduces_and_leaves_the_global_rng_alone(tiny_engine)
     torch.manual_seed(99)
     before = torch.get_rng_state()
     first = LM(tiny_engine, Sampling(temperature=1.5), seed=7).generate("hello", 8)
-    tiny_engine._memo.clear()
+    tiny_engine.forget()
     second = LM(tiny_engine, Sampling(temperature=1.5), seed=7).generate("hello", 8)
     other = LM(tiny_engine, Sampling(temperature=1.5), seed=8).generate("hello", 8)
     assert first.ids == second.ids

@@ -1,0 +1,155 @@
+"""The LM snapshot extension: readable records, tolerant numbers, explained failures, one set per model."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pytest_lmbehave.snapshots import compare, parse, render
+
+SOURCE = """
+def test_next(lm, lm_snapshot):
+    assert lm.next_token("hello hello") == lm_snapshot
+
+def test_generation(lm, lm_snapshot):
+    assert lm.generate("hello", max_new_tokens=6) == lm_snapshot
+"""
+
+
+@pytest.fixture
+def recorded(run_with_tiny, pytester: pytest.Pytester) -> Path:  # type: ignore[no-untyped-def]
+    """A test module with its tiny-model set recorded; returns the set's file."""
+    result = run_with_tiny(SOURCE, "--snapshot-update")
+    result.assert_outcomes(passed=2)
+    path = pytester.path / "__lm_snapshots__" / "tiny-llama" / "test_snapshots_fixture.ambr"
+    if not path.exists():
+        path = next((pytester.path / "__lm_snapshots__" / "tiny-llama").glob("*.ambr"))
+    return path
+
+
+def edit(path: Path, pattern: str, replacement: str, count: int = 1) -> None:
+    text = path.read_text()
+    changed = re.sub(pattern, lambda _: replacement, text, count=count, flags=re.M)
+    assert changed != text, f"{pattern!r} not found in\n{text}"
+    path.write_text(changed)
+
+
+def test_a_recorded_set_is_readable_and_passes_on_the_same_model(run_with_tiny, recorded: Path) -> None:  # type: ignore[no-untyped-def]
+    text = recorded.read_text()
+    assert (
+        'kind: "next_token"' in text
+        and 'kind: "generation"' in text
+        and "top: [" in text
+        and 'env: "model_sha256=' in text
+    )
+    run_with_tiny(SOURCE).assert_outcomes(passed=2)
+
+
+def test_a_hand_altered_top_token_fails_with_a_message_naming_the_token(run_with_tiny, recorded: Path) -> None:  # type: ignore[no-untyped-def]
+    edit(recorded, r'^  argmax: ".*"$', '  argmax: " altered"')
+    edit(recorded, r"^  margin: .*$", "  margin: 2.5")
+    result = run_with_tiny(SOURCE)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*1 difference(s) from the tiny-llama snapshot:*",
+            "*top-1 after 'hello hello': ' altered' -> * (recorded margin 2.5000 nats: a real change of behaviour)*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["*to accept the new behaviour: pytest --snapshot-update (rewrites only the tiny-llama set)*"]
+    )
+
+
+def test_a_hand_altered_generation_names_the_first_diverging_token(run_with_tiny, recorded: Path) -> None:  # type: ignore[no-untyped-def]
+    edit(recorded, r"^  ids: \[\d+", "  ids: [7")
+    result = run_with_tiny(SOURCE)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*generation after 'hello': first diverging token 0: recorded [[]7] vs now [[]*", "*recorded: *", "*now: *"]
+    )
+
+
+def test_a_probability_moving_within_the_tolerance_passes_and_beyond_it_fails(run_with_tiny, recorded: Path) -> None:  # type: ignore[no-untyped-def]
+    match = re.search(r'^  top: \[(".*?"), (\d+), ([\d.]+)\]$', recorded.read_text(), flags=re.M)
+    assert match is not None
+    piece, token, prob = match.group(1), match.group(2), float(match.group(3))
+    edit(recorded, re.escape(match.group(0)), f"  top: [{piece}, {token}, {prob + 0.0005:.6f}]")
+    run_with_tiny(SOURCE).assert_outcomes(passed=2)
+    result = run_with_tiny(SOURCE, "--lm-tolerance=0.0001")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [f"*probability of * ({token}): {round(prob + 0.0005, 6)} -> {prob}* (tolerance 0.0001)*"]
+    )
+
+
+def test_a_flip_on_a_near_tie_is_reported_as_a_near_tie_and_can_be_accepted(run_with_tiny, recorded: Path) -> None:  # type: ignore[no-untyped-def]
+    edit(recorded, r'^  argmax: ".*"$', '  argmax: " altered"')
+    edit(recorded, r"^  margin: .*$", "  margin: 0.002")
+    result = run_with_tiny(SOURCE)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*NEAR-TIE: recorded margin 0.0020 nats < 0.05, likely numerical noise rather than a change of behaviour*"]
+    )
+    run_with_tiny(SOURCE, "--lm-accept-near-ties").assert_outcomes(passed=2)
+
+
+def test_a_failure_says_how_the_environment_differs_from_the_recording(run_with_tiny, recorded: Path) -> None:  # type: ignore[no-untyped-def]
+    edit(recorded, r'^  argmax: ".*"$', '  argmax: " altered"')
+    edit(recorded, r"dtype=float32 device=cpu threads=1", "dtype=bfloat16 device=cpu threads=2", count=0)
+    result = run_with_tiny(SOURCE)
+    result.stdout.fnmatch_lines(["*environment differs from the recording: dtype bfloat16 -> float32, threads 2 -> 1*"])
+
+
+def test_an_update_rewrites_only_the_running_models_set(
+    run_with_tiny, recorded: Path, pytester: pytest.Pytester
+) -> None:  # type: ignore[no-untyped-def]
+    other = pytester.path / "__lm_snapshots__" / "HuggingFaceTB--SmolLM2-360M" / recorded.name
+    other.parent.mkdir(parents=True)
+    other.write_bytes(
+        recorded.read_bytes().replace(b"[tiny-llama]", b"[HuggingFaceTB--SmolLM2-360M]")
+        + b'# name: test_gone[HuggingFaceTB--SmolLM2-360M]\n  kind: "generation"\n# ---\n'
+    )
+    before = other.read_bytes()
+    edit(recorded, r'^  argmax: ".*"$', '  argmax: " altered"')
+    edit(recorded, r"^  margin: .*$", "  margin: 2.5")
+    result = run_with_tiny(SOURCE, "--snapshot-update", "-rs")
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*expectations for HuggingFaceTB/SmolLM2-360M are kept, but the model is not available here*hf download HuggingFaceTB/SmolLM2-360M*"
+        ]
+    )
+    assert other.read_bytes() == before
+    assert " altered" not in recorded.read_text()
+    assert sorted(p.name for p in recorded.parent.iterdir()) == [recorded.name]  # no .tmp or .lock left behind
+
+
+def test_a_transcribed_record_is_compared_on_the_keys_it_holds() -> None:
+    full = parse(render_generation())[0]
+    transcribed = {"kind": "generation", "prompt": full["prompt"], "text": full["text"]}
+    assert compare(full, transcribed, 1e-3, 0.05) == []
+    wrong = dict(transcribed, text=full["text"] + "!")
+    [difference] = compare(full, wrong, 1e-3, 0.05)
+    assert "texts part at character" in difference.text
+
+
+def render_generation() -> str:
+    from pytest_lmbehave.observations import Generation
+
+    generation = Generation("p", " a b", (1, 2), "p a b", (9,), (" a", " b"), (-0.1, -0.2), (1.0, 0.5))
+    return render(generation, "model_sha256=x")
+
+
+def test_lm_snapshot_rejects_something_that_is_not_an_observation(run_with_tiny) -> None:  # type: ignore[no-untyped-def]
+    result = run_with_tiny(
+        "def test_wrong(lm, lm_snapshot):\n    assert {'a': 1} == lm_snapshot\n", "--snapshot-update"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*lm_snapshot takes observations from the lm fixture (tokenize, next_token, generate, choose) or a list of them, not dict*"
+        ]
+    )

@@ -1,2 +1,97 @@
-def main() -> int:
-    return 0
+"""The `lmbehave` command: `lmbehave diff OLD.json NEW.json` (and `python -m pytest_lmbehave diff`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .drift import (
+    SEVERITIES,
+    ReportError,
+    Thresholds,
+    compare_reports,
+    environments_side_by_side,
+    load_report,
+    summary_table,
+)
+
+EXIT_OK, EXIT_DRIFT, EXIT_UNUSABLE = 0, 1, 2
+
+
+def _diff(args: argparse.Namespace) -> int:
+    try:
+        old, new = load_report(Path(args.old)), load_report(Path(args.new))
+    except ReportError as error:
+        print(f"lmbehave diff: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    thresholds = Thresholds(near_tie=args.near_tie, prob=args.prob, kl=args.kl, score=args.score)
+    changes, compared = compare_reports(old, new, thresholds)
+    table = summary_table(changes)
+    environments = environments_side_by_side(old, new)
+    print(f"lmbehave diff: {compared} observations compared, {len(changes)} changes ({args.old} -> {args.new})\n")
+    print(f"{'severity':<10}{'kind':<16}{'count':>6}")
+    for severity, kind, count in table or [("-", "no changes", 0)]:
+        print(f"{severity:<10}{kind:<16}{count:>6}")
+    print(f"\n{'environment':<28}{'old':<46}{'new':<46}")
+    for what, a, b in environments:
+        print(f"{what:<28}{a:<46}{b:<46}{'<- differs' if a != b else ''}")
+    if changes:
+        print("\nchanges, worst first:")
+        for change in changes[: args.limit]:
+            print(f"  [{change.severity}] {change.kind}: {change.test} #{change.index}\n      {change.summary}")
+        if len(changes) > args.limit:
+            print(f"  ... {len(changes) - args.limit} more (raise --limit)")
+    if args.html:
+        from .html import render_html
+        from .report import write_atomically
+
+        write_atomically(Path(args.html), render_html(args.old, args.new, changes, table, environments, compared))
+        print(f"\nwrote {args.html}")
+    failing = SEVERITIES[: SEVERITIES.index(args.fail_on) + 1]
+    return EXIT_DRIFT if any(c.severity in failing for c in changes) else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmbehave", description="pytest-lmbehave tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    diff = commands.add_parser("diff", help="compare two --lm-report files and say what drifted")
+    diff.add_argument("old", help="report of the baseline run")
+    diff.add_argument("new", help="report of the run to judge")
+    diff.add_argument(
+        "--near-tie",
+        type=float,
+        default=0.05,
+        help="a flip whose margin is below this many nats is a near-tie (default 0.05)",
+    )
+    diff.add_argument(
+        "--prob", type=float, default=0.01, help="largest probability change still counted as none (default 0.01)"
+    )
+    diff.add_argument(
+        "--kl", type=float, default=0.01, help="largest KL divergence (nats) still counted as none (default 0.01)"
+    )
+    diff.add_argument(
+        "--score",
+        type=float,
+        default=0.05,
+        help="largest choice-score change (nats) still counted as none (default 0.05)",
+    )
+    diff.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        default="minor",
+        help="exit 1 when a change this severe or worse exists (default minor: any)",
+    )
+    diff.add_argument("--limit", type=int, default=40, help="how many changes to list (default 40)")
+    diff.add_argument("--html", metavar="PATH", help="also write one self-contained HTML page with charts")
+    diff.set_defaults(run=_diff)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ gets: the engine plus the test's decoding settings (greedy, or sampled with a se
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, overload
 
@@ -153,22 +153,34 @@ class Engine:
         return out.logits.float().cpu()
 
     def next_tokens(self, prompts: list[Prompt]) -> list[Distribution]:
+        # One forward pass per prompt, never a padded batch: a prompt's numbers then do not depend on which
+        # prompts it was asked with, so results are the same in any test order and on any xdist worker.
         import torch
 
-        keys = [("next", p if isinstance(p, str) else tuple(p)) for p in prompts]
-        todo = [i for i, key in enumerate(keys) if key not in self._memo]
-        if todo:
-            batch = self._pad([self._ids(prompts[i]) for i in todo])
-            with torch.no_grad():
-                logits = self.model(**batch).logits[:, -1, :].float().cpu()
-            rows = torch.log_softmax(logits, dim=-1)
-            for row, i in zip(rows, todo):
-                prompt = prompts[i]
+        results = []
+        for prompt in prompts:
+            key = ("next", prompt if isinstance(prompt, str) else tuple(prompt))
+            if key in self._memo:
+                self.stats["reused"] += 1
+            else:
+                row = torch.log_softmax(self.logits(prompt)[0, -1], dim=-1)
                 text = prompt if isinstance(prompt, str) else self.decode(list(prompt))
-                self._memo[keys[i]] = Distribution(str(text), row, self.decode, self.piece_id)
-            self.stats["computed"] += len(todo)
-        self.stats["reused"] += len(prompts) - len(todo)
-        return [self._memo[key] for key in keys]
+                self._memo[key] = Distribution(text, row, self.decode, self.piece_id)
+                self.stats["computed"] += 1
+            results.append(self._memo[key])
+        return results
+
+    def steps(self, generation: Generation) -> list[Distribution]:
+        """The model's next-token distribution before each new token of a generation, from one forward pass."""
+        import torch
+
+        ids = list(generation.prompt_ids) + list(generation.ids[:-1])
+        start = len(generation.prompt_ids) - 1
+        rows = torch.log_softmax(self.logits(ids)[0, start:], dim=-1)
+        return [
+            Distribution(self.decode(ids[: start + 1 + i]), row, self.decode, self.piece_id)
+            for i, row in enumerate(rows)
+        ]
 
     def _pad(self, rows: list[list[int]]) -> dict[str, Any]:
         import torch
@@ -298,6 +310,11 @@ class Engine:
                 f"options={options!r} must be a list of at least two non-empty strings, e.g. [' good', ' bad']"
             )
         key = ("choose", prompt, tuple(options))
+        continuations = [self.encode(option) for option in options]
+        if key not in self._memo and all(len(c) == 1 for c in continuations):
+            # One-token options: their scores are read off the prompt's next-token distribution.
+            dist = self.next_tokens([self._ids(prompt)])[0]
+            self._memo[key] = Choice(prompt, tuple(options), tuple(dist.logprob(c[0]) for c in continuations))
         if key not in self._memo:
             context = self._ids(prompt)
             scores = []
@@ -315,11 +332,24 @@ class Engine:
 class LM:
     """A test's handle on a model: greedy unless the test is marked sampled; see ``with_sampling``."""
 
-    def __init__(self, engine: Engine, sampling: Sampling | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sampling: Sampling | None = None,
+        seed: int | None = None,
+        recorder: Callable[[Any], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.sampling = sampling
         self.seed = seed if sampling is None or sampling.seed is None else sampling.seed
+        self.recorder = recorder  # told of every observation (for --lm-report)
         self._calls = 0
+
+    def _seen(self, observation: Any) -> Any:
+        if self.recorder is not None:
+            for item in observation if isinstance(observation, list) else [observation]:
+                self.recorder(item)
+        return observation
 
     @property
     def model(self) -> Any:
@@ -344,14 +374,14 @@ class LM:
         """A handle that samples with these settings; its seed is ``seed`` or derived from this handle's seed."""
         __tracebackhide__ = True
         base = seed if seed is not None else derive_seed(self.seed or 0, f"{temperature}/{top_p}/{top_k}")
-        return LM(self.engine, Sampling(temperature, top_p, top_k, seed), base)
+        return LM(self.engine, Sampling(temperature, top_p, top_k, seed), base, self.recorder)
 
     def greedy(self) -> LM:
-        return LM(self.engine, None, self.seed)
+        return LM(self.engine, None, self.seed, self.recorder)
 
     def tokenize(self, text: str) -> Tokenization:
         __tracebackhide__ = True
-        return self.engine.tokenize(text)
+        return self._seen(self.engine.tokenize(text))  # type: ignore[no-any-return]
 
     def decode(self, ids: Sequence[int] | int) -> str:
         return self.engine.decode(ids)
@@ -368,9 +398,9 @@ class LM:
     def next_token(self, prompt: Any) -> Any:
         __tracebackhide__ = True
         if _is_batch(prompt):
-            return self.engine.next_tokens(_check_batch(prompt))
+            return self._seen(self.engine.next_tokens(_check_batch(prompt)))
         _check_prompt(prompt)
-        return self.engine.next_tokens([prompt])[0]
+        return self._seen(self.engine.next_tokens([prompt])[0])
 
     @overload
     def generate(self, prompt: str, max_new_tokens: int = 20) -> Generation: ...
@@ -388,8 +418,12 @@ class LM:
             seed = derive_seed(self.seed or 0, f"call-{self._calls}")
             self._calls += 1
         results = self.engine.generate(prompts, max_new_tokens, self.sampling, seed)
-        return results if batch else results[0]
+        return self._seen(results if batch else results[0])
 
     def choose(self, prompt: str, options: Sequence[str]) -> Choice:
         __tracebackhide__ = True
-        return self.engine.choose(prompt, options)
+        return self._seen(self.engine.choose(prompt, options))  # type: ignore[no-any-return]
+
+    def steps(self, generation: Generation) -> list[Distribution]:
+        """The next-token distribution before each new token of ``generation`` (one forward pass)."""
+        return self._seen(self.engine.steps(generation))  # type: ignore[no-any-return]

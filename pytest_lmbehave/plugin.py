@@ -17,6 +17,7 @@ from .lm import LM
 from .markers import MARKERS, model_for, sampling_for
 from .models import slug
 from .registry import Registry
+from .report import ReportPlugin, recorder_for
 from .settings import Settings, build_settings
 from .snapshots import SETS_DIRNAME, LMSnapshotExtension, environment_line, extension_for
 
@@ -60,6 +61,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         suffix = f"; ini {ini}" + (f", env {env}" if env else "")
         group.addoption(option, dest=ini, default=None, help=text + suffix)
         parser.addini(ini, text)
+    group.addoption(
+        "--lm-report",
+        dest="lm_report",
+        default=None,
+        metavar="PATH.json",
+        help="write every observation the run made (per test, with the environment) to PATH.json; compare two with `lmbehave diff`",
+    )
     for option, ini, text in FLAGS:
         group.addoption(option, dest=ini, action="store_true", default=None, help=text + f"; ini {ini}")
         parser.addini(ini, text, type="bool", default=None)
@@ -84,6 +92,8 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     config.stash[SETTINGS] = settings
     config.stash[REGISTRY] = Registry(settings, lambda message: _announce(config, message))
+    if config.getoption("lm_report"):
+        config.pluginmanager.register(ReportPlugin(Path(config.getoption("lm_report"))), "lmbehave-report")
 
 
 def _announce(config: pytest.Config, message: str) -> None:
@@ -197,7 +207,10 @@ def lm(request: pytest.FixtureRequest, lm_model_spec: str, lm_settings: Settings
     with _uncaptured(request.config):
         engine = registry.engine(lm_model_spec)
     sampling, seed = sampling_for(request.node, lm_settings.seed)
-    return LM(engine, sampling, seed)
+    recorder = None
+    if request.config.getoption("lm_report"):
+        recorder = recorder_for(request.node, lm_model_spec, engine.loaded.fingerprint)
+    return LM(engine, sampling, seed, recorder)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from syrupy.data import SnapshotCollection
 from syrupy.extensions.amber import AmberSnapshotExtension
 from syrupy.utils import snapshot_file_lock_enabled
 
-from .observations import Choice, Distribution, Generation, Tokenization
+from .records import to_record
 
 if TYPE_CHECKING:
     from syrupy.location import PyTestLocation
@@ -32,57 +32,14 @@ def environment_line(fingerprint: dict[str, str]) -> str:
     return " ".join(f"{key}={fingerprint.get(key, '?')}" for key in keys)
 
 
-def _round(values: Any, digits: int = 4) -> list[float]:
-    return [round(float(v), digits) for v in values]
-
-
-def record(observation: Any, top: int = 5) -> list[tuple[str, Any]]:
-    """An observation as ordered (key, value) lines; values are JSON."""
-    if isinstance(observation, Tokenization):
-        return [
-            ("kind", "tokenization"),
-            ("text", observation.text),
-            ("ids", list(observation.ids)),
-            ("pieces", list(observation.pieces)),
-        ]
-    if isinstance(observation, Distribution):
-        rows: list[tuple[str, Any]] = [
-            ("kind", "next_token"),
-            ("prompt", observation.prompt),
-            ("argmax", observation.argmax),
-            ("margin", round(observation.margin, 4)),
-        ]
-        rows += [("top", [c.piece, c.id, round(c.prob, 6)]) for c in observation.top(top)]
-        return rows
-    if isinstance(observation, Generation):
-        return [
-            ("kind", "generation"),
-            ("prompt", observation.prompt),
-            ("sampling", observation.sampling),
-            ("seed", observation.seed),
-            ("text", observation.text),
-            ("ids", list(observation.ids)),
-            ("margins", _round(observation.margins, 3)),
-        ]
-    if isinstance(observation, Choice):
-        return [
-            ("kind", "choice"),
-            ("prompt", observation.prompt),
-            ("options", list(observation.options)),
-            ("best", observation.best),
-            ("scores", _round(observation.scores)),
-            ("margin", round(observation.margin, 4)),
-        ]
-    raise TypeError(
-        f"lm_snapshot takes observations from the lm fixture (tokenize, next_token, generate, choose) or a list of them, not {type(observation).__name__}"
-    )
-
-
 def render(data: Any, env: str, top: int = 5) -> str:
     items = data if isinstance(data, (list, tuple)) else [data]
     blocks = []
     for item in items:
-        lines = [f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in record(item, top)]
+        lines = []
+        for key, value in to_record(item, top).items():
+            rows = value if key == "top" else [value]
+            lines += [f"{key}: {json.dumps(row, ensure_ascii=False)}" for row in rows]
         lines.append(f"env: {json.dumps(env)}")
         blocks.append("\n".join(lines))
     return f"\n{SEPARATOR}\n".join(blocks)

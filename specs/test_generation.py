@@ -17,8 +17,7 @@ def test_the_generate_text_helper_gives_20_new_tokens(lm: LM, lm_snapshot) -> No
 
 def test_greedy_generation_is_the_chain_of_argmaxes(lm: LM) -> None:
     generation = lm.generate(SHAKESPEARE, max_new_tokens=50)
-    prefixes = [list(generation.prompt_ids) + list(generation.ids[:i]) for i in range(len(generation.ids))]
-    assert tuple(d.argmax_id for d in lm.next_token(prefixes)) == generation.ids
+    assert tuple(d.argmax_id for d in lm.steps(generation)) == generation.ids
 
 
 def test_a_shorter_greedy_run_is_a_prefix_of_a_longer_one(lm: LM) -> None:

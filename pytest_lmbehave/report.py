@@ -1,0 +1,87 @@
+"""``--lm-report PATH.json``: every observation a run made, keyed by test node id, with the environments.
+
+Workers attach each test's observations to its report, which xdist ships to the controller; the controller (or
+the only process) writes one file, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .records import to_record
+
+FORMAT = "pytest-lmbehave report"
+VERSION = 1
+REPORT_TOP = 10
+OBSERVED = pytest.StashKey[list[dict[str, Any]]]()
+ENVIRONMENTS = pytest.StashKey[dict[str, dict[str, str]]]()
+
+
+def recorder_for(item: pytest.Item, model: str, fingerprint: dict[str, str]) -> Any:
+    """A callback for ``LM`` that keeps the item's observations as records."""
+    records = item.stash.setdefault(OBSERVED, [])
+    item.stash.setdefault(ENVIRONMENTS, {})[model] = fingerprint
+
+    def record(observation: Any) -> None:
+        records.append({"model": model, **to_record(observation, REPORT_TOP)})
+
+    return record
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write beside the target, then rename over it: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staged = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(staged, path)
+    finally:
+        if os.path.exists(staged):
+            os.unlink(staged)
+
+
+class ReportPlugin:
+    """Collects observations from test reports (local or from workers) and writes the report at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.observations: dict[str, list[dict[str, Any]]] = {}
+        self.environments: dict[str, dict[str, str]] = {}
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        if call.when == "teardown":
+            report = outcome.get_result()
+            report.lmbehave_observations = item.stash.get(OBSERVED, [])
+            report.lmbehave_environments = item.stash.get(ENVIRONMENTS, {})
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        observed = getattr(report, "lmbehave_observations", None)
+        if observed:
+            self.observations[report.nodeid] = list(observed)
+        self.environments.update(getattr(report, "lmbehave_environments", None) or {})
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(session.config, "workerinput"):  # the controller writes the one report
+            return
+        document = {
+            "format": FORMAT,
+            "version": VERSION,
+            "environments": dict(sorted(self.environments.items())),
+            "observations": dict(sorted(self.observations.items())),
+        }
+        write_atomically(self.path, json.dumps(document, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        count = sum(len(v) for v in self.observations.values())
+        terminalreporter.write_line(
+            f"lmbehave: {count} observations from {len(self.observations)} tests written to {self.path}"
+        )

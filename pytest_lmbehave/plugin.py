@@ -15,7 +15,7 @@ from .assertions import explain
 from .errors import LMBehaveError, SettingsError
 from .lm import LM
 from .markers import MARKERS, model_for, sampling_for
-from .models import slug
+from .models import resolve, slug
 from .registry import Registry
 from .report import ReportPlugin, recorder_for
 from .settings import Settings, build_settings
@@ -106,6 +106,17 @@ def _uncaptured(config: pytest.Config) -> Iterator[None]:
     capman = config.pluginmanager.getplugin("capturemanager")
     with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
         yield
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # A model the user named explicitly must exist: say so once, before any test runs.
+    config = session.config
+    if _lookup(config)("lm_model", "lm_model", "LMBEHAVE_MODEL") is None:
+        return
+    try:
+        resolve(config.stash[SETTINGS].model)
+    except LMBehaveError as error:
+        raise pytest.UsageError(f"--lm-model: {error}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -204,8 +215,13 @@ def lm(request: pytest.FixtureRequest, lm_model_spec: str, lm_settings: Settings
     """The test's handle on the model (loaded once per process per model): greedy unless marked sampled."""
     __tracebackhide__ = True
     registry = request.config.stash[REGISTRY]
-    with _uncaptured(request.config):
-        engine = registry.engine(lm_model_spec)
+    try:
+        with _uncaptured(request.config):
+            engine = registry.engine(lm_model_spec)
+    except LMBehaveError as error:
+        if lm_model_spec == lm_settings.model:  # without the session's model no test can run: stop at once
+            request.session.shouldfail = f"pytest-lmbehave: the model {lm_model_spec!r} could not be loaded ({type(error).__name__}, shown above); stopped"
+        raise
     sampling, seed = sampling_for(request.node, lm_settings.seed)
     recorder = None
     if request.config.getoption("lm_report"):

@@ -46,10 +46,13 @@ def test_the_header_shows_model_numerics_versions_and_seed(run_with_tiny, tiny_m
 def test_model_choice_follows_option_then_ini_then_environment(
     pytester: pytest.Pytester, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name in ("from-env", "from-ini", "from-cli"):  # each must exist: an explicit model is checked at start
+        (pytester.path / name).symlink_to(tiny_model, target_is_directory=True)
     pytester.makepyfile("def test_model(lm_settings): print('MODEL', lm_settings.model)")
     monkeypatch.setenv("LMBEHAVE_MODEL", "from-env")
     pytester.makeini("[pytest]\nlm_model = from-ini\n")
-    assert "MODEL from-ini" in pytester.runpytest("-s").stdout.str()
+    first = pytester.runpytest("-s")
+    assert "MODEL from-ini" in first.stdout.str(), first.stderr.str()
     assert "MODEL from-cli" in pytester.runpytest("-s", "--lm-model=from-cli").stdout.str()
     pytester.makeini("[pytest]\n")
     assert "MODEL from-env" in pytester.runpytest("-s").stdout.str()
@@ -209,14 +212,33 @@ def test_bad_input_in_a_test_fails_it_with_the_message_and_the_test_line(run_wit
     assert "site-packages" not in result.stdout.str()
 
 
-def test_an_unknown_model_fails_with_what_to_pass_instead(pytester: pytest.Pytester) -> None:
+def test_an_unknown_model_is_a_usage_error_with_what_to_pass_instead(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_one(lm): pass\ndef test_two(lm): pass\n")
     result = pytester.runpytest("-p", "no:randomly", "--lm-model=./no/such/model")
-    result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(
-        ["ModelNotFoundError: unknown model './no/such/model': no such file or directory, and not a hub id*"]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--lm-model: unknown model './no/such/model': no such file or directory, and not a hub id*"]
     )
-    assert "Traceback" not in result.stdout.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_model_that_fails_to_load_stops_the_run_with_one_message(
+    pytester: pytest.Pytester, tmp_path: Path, workers: list[str]
+) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama"}')
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    pytester.makepyfile("\n".join(f"def test_{i}(lm): pass" for i in range(8)))
+    result = pytester.runpytest_subprocess("-p", "no:randomly", f"--lm-model={broken}", *workers)
+    outcomes = result.parseoutcomes()
+    assert 1 <= outcomes.get("errors", outcomes.get("error", 0)) <= 2  # the first test on each process, no cascade
+    assert "passed" not in outcomes
+    result.stdout.fnmatch_lines(
+        ["*pytest-lmbehave: the model '*broken-model' could not be loaded (ModelLoadError, shown above); stopped*"]
+    )
+    assert "INTERNALERROR" not in result.stdout.str()
 
 
 def test_a_hub_id_that_is_not_cached_names_the_id_the_cache_and_the_download_command(
@@ -226,8 +248,8 @@ def test_a_hub_id_that_is_not_cached_names_the_id_the_cache_and_the_download_com
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     pytester.makepyfile("def test_one(lm): pass\n")
     result = pytester.runpytest_subprocess("-p", "no:randomly", "--lm-model=HuggingFaceTB/SmolLM2-360M")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
         [
             f"*HuggingFaceTB/SmolLM2-360M is not in the local Hugging Face cache ({tmp_path / 'hub'}); pytest-lmbehave never downloads.*",
             "*On a connected machine run: hf download HuggingFaceTB/SmolLM2-360M*",
@@ -240,7 +262,7 @@ def test_a_file_that_is_not_a_gguf_is_rejected_by_its_first_bytes(pytester: pyte
     fake.write_bytes(b"PK\x03\x04 not a gguf")
     pytester.makepyfile("def test_one(lm): pass\n")
     result = pytester.runpytest(f"--lm-model={fake}")
-    result.stdout.fnmatch_lines(["*weights.gguf is not a GGUF file (it starts with b'PK\\x03\\x04', not b'GGUF')*"])
+    result.stderr.fnmatch_lines(["*weights.gguf is not a GGUF file (it starts with b'PK\\x03\\x04', not b'GGUF')*"])
 
 
 def test_the_lm_model_marker_loads_each_model_once_per_process(run_with_tiny, tiny_model: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,155 @@
+"""--lm-report and `lmbehave diff`: what a run observed, and what drifted between two runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_lmbehave.cli import main
+from pytest_lmbehave.drift import Thresholds, compare_records
+
+SOURCE = """
+from pytest_lmbehave import sampled
+
+def test_tokens(lm):
+    lm.tokenize("hello hello")
+
+def test_next_and_generate(lm):
+    lm.next_token("hello hello")
+    lm.generate(["hello", "Shakespeare was a"], max_new_tokens=5)
+
+def test_choice(lm):
+    lm.choose("Review: good game. Decision:", [" good", " bad"])
+
+@sampled(temperature=1.0)
+def test_sampled(lm):
+    lm.generate("hello", max_new_tokens=5)
+"""
+
+
+def report(run_with_tiny, path: Path, *args: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    result = run_with_tiny(SOURCE, f"--lm-report={path}", *args)
+    result.assert_outcomes(passed=4)
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def test_a_report_holds_every_observation_by_node_id_with_the_environment(run_with_tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    document = report(run_with_tiny, tmp_path / "run.json")
+    assert document["format"] == "pytest-lmbehave report" and document["version"] == 1
+    [environment] = document["environments"].values()
+    assert environment["dtype"] == "float32" and environment["threads"] == "1" and "torch" in environment
+    kinds = {test.split("::")[-1]: [o["kind"] for o in obs] for test, obs in document["observations"].items()}
+    assert kinds == {
+        "test_tokens": ["tokenization"],
+        "test_next_and_generate": ["next_token", "generation", "generation"],
+        "test_choice": ["choice"],
+        "test_sampled": ["generation"],
+    }
+    assert list(tmp_path.iterdir()) == [tmp_path / "run.json"]  # written atomically: no staging file left
+
+
+def test_workers_parts_merge_into_the_same_report_as_a_serial_run(run_with_tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    serial = report(run_with_tiny, tmp_path / "serial.json", "-p", "no:xdist")
+    parallel = report(run_with_tiny, tmp_path / "parallel.json", "-n", "2")
+    assert parallel["observations"].keys() == serial["observations"].keys()
+    for test, observations in serial["observations"].items():
+        assert [(o["kind"], o.get("ids"), o.get("argmax"), o.get("best")) for o in parallel["observations"][test]] == [
+            (o["kind"], o.get("ids"), o.get("argmax"), o.get("best")) for o in observations
+        ]
+
+
+def test_identical_reports_show_no_drift_and_exit_0(
+    run_with_tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    report(run_with_tiny, tmp_path / "a.json")
+    capsys.readouterr()
+    assert main(["diff", str(tmp_path / "a.json"), str(tmp_path / "a.json")]) == 0
+    out = capsys.readouterr().out
+    assert "0 changes" in out and "no changes" in out
+
+
+def test_real_drift_is_found_classified_worst_first_and_exits_1(
+    run_with_tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import build_tiny_model
+
+    report(run_with_tiny, tmp_path / "old.json")
+    other = build_tiny_model(tmp_path / "retrained", seed=7)
+    report(run_with_tiny, tmp_path / "new.json", f"--lm-model={other}")
+    # The two runs name their models differently; compare them as one model's before and after.
+    new = json.loads((tmp_path / "new.json").read_text())
+    old = json.loads((tmp_path / "old.json").read_text())
+    new["environments"] = {next(iter(old["environments"])): next(iter(new["environments"].values()))}
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    capsys.readouterr()  # drop the inner runs' output
+    code = main(
+        ["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json"), "--html", str(tmp_path / "drift.html")]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.splitlines()[2].startswith("severity  kind")
+    assert out.index("[major]") < out.index("[minor]") if "[minor]" in out else "[major]" in out
+    assert "first diverging token 0" in out and "top-1 flip" in out
+    assert "model_sha256" in out and "<- differs" in out
+    page = (tmp_path / "drift.html").read_text()
+    assert "<svg" in page and "<script" not in page and "http" not in page.replace("<!doctype html>", "")
+
+
+def test_a_flip_on_a_small_margin_is_a_near_tie_and_on_a_large_one_is_major() -> None:
+    old = {
+        "kind": "choice",
+        "prompt": "p",
+        "options": [" good", " bad"],
+        "best": " good",
+        "scores": [-1.0, -1.002],
+        "margin": 0.002,
+    }
+    new = dict(old, best=" bad", scores=[-1.002, -1.0], margin=0.002)
+    [flip] = compare_records("t", 0, old, new, Thresholds())
+    assert (flip.kind, flip.severity) == ("label", "near-tie")
+    far = dict(old, margin=1.5)
+    assert compare_records("t", 0, far, dict(new, margin=1.5), Thresholds())[0].severity == "major"
+    assert compare_records("t", 0, old, new, Thresholds(near_tie=0.001))[0].severity == "major"
+
+
+def test_probability_changes_report_the_largest_delta_and_the_kl_divergence() -> None:
+    old = {"kind": "next_token", "prompt": "p", "argmax": " a", "margin": 1.0, "top": [[" a", 1, 0.6], [" b", 2, 0.2]]}
+    new = dict(old, top=[[" a", 1, 0.5], [" b", 2, 0.3]])
+    [change] = compare_records("t", 0, old, new, Thresholds())
+    assert change.kind == "probabilities" and "' a' -0.1000" in change.summary and change.details["kl"] > 0.01
+    assert compare_records("t", 0, old, old, Thresholds()) == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such report; write one with `pytest specs/ --lm-report"),
+        ('{"format": "pytest-lmbehave report", "version": 1, "observ', "is not valid JSON"),
+        ('{"tests": []}', "is not a pytest-lmbehave report"),
+        ('{"format": "pytest-lmbehave report", "version": 99, "observations": {}}', "is a version 99 report"),
+    ],
+    ids=["missing", "truncated", "foreign", "future"],
+)
+def test_unusable_input_gives_a_clear_error_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    good = tmp_path / "good.json"
+    good.write_text('{"format": "pytest-lmbehave report", "version": 1, "environments": {}, "observations": {}}')
+    assert main(["diff", str(good), str(bad)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_same_command(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text('{"format": "pytest-lmbehave report", "version": 1, "environments": {}, "observations": {}}')
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_lmbehave", "diff", str(good), str(good)], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "0 observations compared" in done.stdout

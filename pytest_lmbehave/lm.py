@@ -14,6 +14,7 @@ from typing import Any, overload
 from .errors import InputError
 from .models import LoadedModel
 from .observations import Choice, Distribution, Generation, Tokenization
+from .store import ObservationStore
 
 Prompt = str | Sequence[int]
 
@@ -91,13 +92,53 @@ def _is_batch(prompt: Any) -> bool:
 class Engine:
     """Computes observations for one loaded model; results are memoised per process."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, store: ObservationStore | None = None) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
+        self.store = store
         self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         self._memo: dict[tuple[Any, ...], Any] = {}
-        self.stats = {"computed": 0, "reused": 0}
+        self.stats = {"computed": 0, "reused": 0, "from_disk": 0}
+
+    # -- work done once: per process in memory, across runs on disk (--lm-cache) ------------------------------
+    def _recall(self, key: tuple[Any, ...]) -> Any | None:
+        if key in self._memo:
+            self.stats["reused"] += 1
+            return self._memo[key]
+        if self.store is not None:
+            frozen = self.store.get(key)
+            if frozen is not None:
+                self.stats["from_disk"] += 1
+                self._memo[key] = self._revive(frozen)
+                return self._memo[key]
+        return None
+
+    def _keep(self, key: tuple[Any, ...], value: Any) -> Any:
+        self.stats["computed"] += 1
+        self._memo[key] = value
+        if self.store is not None:
+            self.store.put(key, self._freeze(value))
+        return value
+
+    def _freeze(self, value: Any) -> Any:
+        """A picklable copy: distributions lose their tokenizer callbacks, generations their engine."""
+        if isinstance(value, Distribution):
+            return ("distribution", value.prompt, value.logprobs)
+        if isinstance(value, Generation):
+            return replace(value, engine=None)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._freeze(v) for v in value)
+        return value
+
+    def _revive(self, value: Any) -> Any:
+        if isinstance(value, tuple) and value and value[0] == "distribution":
+            return Distribution(value[1], value[2], self.decode, self.piece_id)
+        if isinstance(value, Generation):
+            return replace(value, engine=self)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._revive(v) for v in value)
+        return value
 
     def forget(self) -> None:
         """Drop memoised results, so the next request is computed afresh (e.g. to compare batched and single runs)."""
@@ -160,14 +201,12 @@ class Engine:
         results = []
         for prompt in prompts:
             key = ("next", prompt if isinstance(prompt, str) else tuple(prompt))
-            if key in self._memo:
-                self.stats["reused"] += 1
-            else:
+            found = self._recall(key)
+            if found is None:
                 row = torch.log_softmax(self.logits(prompt)[0, -1], dim=-1)
                 text = prompt if isinstance(prompt, str) else self.decode(list(prompt))
-                self._memo[key] = Distribution(text, row, self.decode, self.piece_id)
-                self.stats["computed"] += 1
-            results.append(self._memo[key])
+                found = self._keep(key, Distribution(text, row, self.decode, self.piece_id))
+            results.append(found)
         return results
 
     def steps(self, generation: Generation) -> list[Distribution]:
@@ -202,26 +241,22 @@ class Engine:
         id_rows = [self._ids(p, max_new_tokens) for p in prompts]
         if sampling is not None:
             key = ("sample", tuple(tuple(r) for r in id_rows), max_new_tokens, sampling, seed)
-            if key not in self._memo:
-                self._memo[key] = self._run(prompts, id_rows, max_new_tokens, sampling, seed)
-                self.stats["computed"] += len(prompts)
-            else:
-                self.stats["reused"] += len(prompts)
-            return list(self._memo[key])
+            found = self._recall(key)
+            if found is None:
+                found = self._keep(key, self._run(prompts, id_rows, max_new_tokens, sampling, seed))
+            return list(found)
         results: list[Generation | None] = [self._greedy_memo(p, r, max_new_tokens) for p, r in zip(prompts, id_rows)]
         todo = [i for i, g in enumerate(results) if g is None]
         if todo:
             fresh = self._run([prompts[i] for i in todo], [id_rows[i] for i in todo], max_new_tokens, None, None)
             for i, generation in zip(todo, fresh):
-                self._memo[("greedy", tuple(id_rows[i]))] = (generation, max_new_tokens)
+                self._keep(("greedy", tuple(id_rows[i])), (generation, max_new_tokens))
                 results[i] = generation
-            self.stats["computed"] += len(todo)
-        self.stats["reused"] += len(prompts) - len(todo)
         return [g for g in results if g is not None]
 
     def _greedy_memo(self, prompt: Prompt, ids: list[int], n: int) -> Generation | None:
         """A greedy result is a prefix of any longer greedy run of the same prompt."""
-        cached = self._memo.get(("greedy", tuple(ids)))
+        cached = self._recall(("greedy", tuple(ids)))
         if cached is None:
             return None
         generation, asked = cached
@@ -311,22 +346,19 @@ class Engine:
             )
         key = ("choose", prompt, tuple(options))
         continuations = [self.encode(option) for option in options]
-        if key not in self._memo and all(len(c) == 1 for c in continuations):
+        found = self._recall(key)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        if all(len(c) == 1 for c in continuations):
             # One-token options: their scores are read off the prompt's next-token distribution.
             dist = self.next_tokens([self._ids(prompt)])[0]
-            self._memo[key] = Choice(prompt, tuple(options), tuple(dist.logprob(c[0]) for c in continuations))
-        if key not in self._memo:
-            context = self._ids(prompt)
-            scores = []
-            for option in options:
-                continuation = self.encode(option)
-                ids = context + continuation
-                with torch.no_grad():
-                    logits = self.model(torch.tensor([ids], device=self.model.device)).logits[0].float().cpu()
-                logprobs = torch.log_softmax(logits[len(context) - 1 : -1], dim=-1)
-                scores.append(float(sum(logprobs[i, t] for i, t in enumerate(continuation))))
-            self._memo[key] = Choice(prompt, tuple(options), tuple(scores))
-        return self._memo[key]  # type: ignore[no-any-return]
+            return self._keep(key, Choice(prompt, tuple(options), tuple(dist.logprob(c[0]) for c in continuations)))  # type: ignore[no-any-return]
+        context = self._ids(prompt)
+        scores = []
+        for continuation in continuations:
+            logprobs = torch.log_softmax(self.logits(context + continuation)[0, len(context) - 1 : -1], dim=-1)
+            scores.append(float(sum(logprobs[i, t] for i, t in enumerate(continuation))))
+        return self._keep(key, Choice(prompt, tuple(options), tuple(scores)))  # type: ignore[no-any-return]
 
 
 class LM:

@@ -52,6 +52,12 @@ FLAGS: list[tuple[str, str, str]] = [
         "lm_accept_near_ties",
         "let a snapshot pass when its only differences are near-tie flips",
     ),
+    (
+        "--lm-cache",
+        "lm_cache",
+        "keep observations on disk ($LMBEHAVE_CACHE/observations), keyed by the environment fingerprint, "
+        "so an unchanged re-run reads instead of computing",
+    ),
 ]
 
 

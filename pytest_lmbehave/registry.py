@@ -9,6 +9,7 @@ from . import models
 from .errors import LMBehaveError
 from .lm import Engine
 from .settings import Settings
+from .store import ObservationStore
 
 
 class Registry:
@@ -29,7 +30,10 @@ class Registry:
         except LMBehaveError as error:
             self._failures[spec] = error
             raise
-        self._engines[spec] = Engine(loaded)
+        store = None
+        if self.settings.observation_cache:
+            store = ObservationStore(self.settings.cache_dir / "observations", loaded.fingerprint)
+        self._engines[spec] = Engine(loaded, store)
         return self._engines[spec]
 
     @property

@@ -38,6 +38,7 @@ class Settings:
     tolerance: float = 1e-3
     near_tie: float = 0.05
     accept_near_ties: bool = False
+    observation_cache: bool = False
     cache_dir: Path = Path()
 
     def describe(self) -> str:
@@ -124,5 +125,6 @@ def build_settings(get: Callable[[str, str, str | None], Any]) -> Settings:
         accept_near_ties=_as_bool(
             "--lm-accept-near-ties", value("lm_accept_near_ties", "lm_accept_near_ties", None, "false")
         ),
+        observation_cache=_as_bool("--lm-cache", value("lm_cache", "lm_cache", None, "false")),
         cache_dir=default_cache_dir(),
     )

@@ -1,0 +1,58 @@
+"""``--lm-cache``: observations kept on disk, keyed by the full environment fingerprint and the request.
+
+Any change of model bytes, dtype, device, threads, attention, torch or transformers lands in another folder, so
+an upgrade never reads stale results; an unchanged re-run reads instead of computing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ObservationStore:
+    def __init__(self, root: Path, fingerprint: dict[str, str]) -> None:
+        identity = json.dumps({k: v for k, v in sorted(fingerprint.items()) if k != "model"}, sort_keys=True)
+        self.folder = root / _digest(identity)[:20]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "environment.json").write_text(identity)
+        self.hits = 0
+        self.writes = 0
+
+    def _path(self, key: tuple[Any, ...]) -> Path:
+        return self.folder / f"{_digest(repr(key))[:32]}.pkl"
+
+    def get(self, key: tuple[Any, ...]) -> Any | None:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as handle:
+                stored_key, value = pickle.load(handle)
+        except FileNotFoundError:
+            return None
+        except Exception:  # a damaged entry is a miss; the next put replaces it whole
+            return None
+        if stored_key != repr(key):
+            return None
+        self.hits += 1
+        return value
+
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
+        path = self._path(key)
+        handle, staged = tempfile.mkstemp(prefix=".entry-", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                pickle.dump((repr(key), value), out, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(staged, path)
+            self.writes += 1
+        finally:
+            if os.path.exists(staged):
+                os.unlink(staged)

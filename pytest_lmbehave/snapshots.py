@@ -259,11 +259,23 @@ def _write_atomically(cls: type[LMSnapshotExtension], collection: Any, name_orde
         Path(staged.location).unlink(missing_ok=True)
 
 
+def __getattr__(name: str) -> Any:
+    # The xdist controller re-imports each worker's extension by "module.qualname" to delete unused snapshots;
+    # per-model classes are made at run time, so rebuild one on demand (deleting needs no model settings).
+    if name.startswith(CLASS_PREFIX):
+        return type(name, (LMSnapshotExtension,), {"model_slug": name[len(CLASS_PREFIX) :], "__module__": __name__})
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+CLASS_PREFIX = "LMSnapshot_"
+
+
 def extension_for(
     slug: str, environment: str, tolerance: float, near_tie: float, accept_near_ties: bool, top: int = 5
 ) -> type[LMSnapshotExtension]:
     """A subclass bound to one model's set: the one attribute-setting subclass syrupy expects."""
     attributes = {
+        "__module__": __name__,
         "model_slug": slug,
         "environment": environment,
         "tolerance": tolerance,
@@ -271,4 +283,4 @@ def extension_for(
         "accept_near_ties": accept_near_ties,
         "top": top,
     }
-    return type(f"LMSnapshot_{slug.replace('-', '_').replace('.', '_')}", (LMSnapshotExtension,), attributes)
+    return type(f"{CLASS_PREFIX}{slug.replace('-', '_').replace('.', '_')}", (LMSnapshotExtension,), attributes)

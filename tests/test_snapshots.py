@@ -103,8 +103,9 @@ def test_a_failure_says_how_the_environment_differs_from_the_recording(run_with_
     result.stdout.fnmatch_lines(["*environment differs from the recording: dtype bfloat16 -> float32, threads 2 -> 1*"])
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_an_update_rewrites_only_the_running_models_set(
-    run_with_tiny, recorded: Path, pytester: pytest.Pytester
+    run_with_tiny, recorded: Path, pytester: pytest.Pytester, workers: list[str]
 ) -> None:  # type: ignore[no-untyped-def]
     other = pytester.path / "__lm_snapshots__" / "HuggingFaceTB--SmolLM2-360M" / recorded.name
     other.parent.mkdir(parents=True)
@@ -115,7 +116,8 @@ def test_an_update_rewrites_only_the_running_models_set(
     before = other.read_bytes()
     edit(recorded, r'^  argmax: ".*"$', '  argmax: " altered"')
     edit(recorded, r"^  margin: .*$", "  margin: 2.5")
-    result = run_with_tiny(SOURCE, "--snapshot-update", "-rs")
+    result = run_with_tiny(SOURCE, "--snapshot-update", "-rs", *workers)
+
     result.assert_outcomes(passed=2, skipped=2)
     result.stdout.fnmatch_lines(
         [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .errors import InputError, LMBehaveError, MarkerError, ModelLoadError, ModelNotFoundError, SettingsError
+from .exercises import ___
 from .lm import LM, Engine, Sampling
 from .observations import Candidate, Choice, Distribution, Generation, Tokenization
 
@@ -26,6 +27,7 @@ __all__ = [
     "Sampling",
     "SettingsError",
     "Tokenization",
+    "___",
     "greedy",
     "sampled",
 ]

@@ -144,6 +144,10 @@ class Engine:
         """Drop memoised results, so the next request is computed afresh (e.g. to compare batched and single runs)."""
         self._memo.clear()
 
+    def fresh(self) -> Engine:
+        """An engine on the same loaded model with nothing remembered: to show a result does not come from a memo."""
+        return Engine(self.loaded)
+
     # -- tokens -----------------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -256,6 +256,21 @@ def _convert(gguf: Path, target: Path) -> None:
     tokenizer.save_pretrained(target)
 
 
+def import_machinery(source: ModelSource) -> None:
+    """Import the transformers modules a load needs (transformers imports them lazily, ~3 s on first use)."""
+    import importlib
+
+    import transformers.core_model_loading  # noqa: F401
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast  # noqa: F401
+
+    config = source.path / "config.json" if source.kind in ("directory", "hub") else None
+    try:
+        model_type = json.loads(config.read_text())["model_type"] if config else "llama"
+        importlib.import_module(f"transformers.models.{model_type}.modeling_{model_type}")
+    except (OSError, ValueError, KeyError, ImportError):
+        pass  # only a warm-up: the load itself reports real problems
+
+
 def load(source: ModelSource, settings: Settings, announce: Any = None) -> LoadedModel:
     """Load model and tokenizer with the settings' fixed numerics (dtype, device, threads, attention)."""
     import torch
@@ -285,14 +300,17 @@ def load(source: ModelSource, settings: Settings, announce: Any = None) -> Loade
 
 def _load_folder(folder: Path, settings: Settings) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
     from transformers.utils import logging
 
     hf_logging: Any = logging
     hf_logging.disable_progress_bar()  # a cached load takes a second; a bar would only add noise
     try:
         with _quiet():
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+            # The fast class reads tokenizer.json directly: the same tokenizer in a fifth of AutoTokenizer's
+            # time and half its memory (measured: 0.27 s / 45 MB against 1.5 s / 98 MB).
+            tokenizer_class = PreTrainedTokenizerFast if (folder / "tokenizer.json").is_file() else AutoTokenizer
+            tokenizer = tokenizer_class.from_pretrained(folder)
             model: Any = AutoModelForCausalLM.from_pretrained(
                 folder, dtype=getattr(torch, settings.dtype), attn_implementation=settings.attention
             )

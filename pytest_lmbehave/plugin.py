@@ -13,6 +13,7 @@ import pytest
 
 from .assertions import explain
 from .errors import LMBehaveError, SettingsError
+from .exercises import Exercise, ExerciseProgress, exercise_for
 from .lm import LM
 from .markers import MARKERS, model_for, sampling_for
 from .models import resolve, slug
@@ -68,6 +69,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(option, dest=ini, default=None, help=text + suffix)
         parser.addini(ini, text)
     group.addoption(
+        "--lm-reveal", action="store_true", default=False, help="exercises: show the teacher's answer beside each blank"
+    )
+    group.addoption(
+        "--lm-answer-key",
+        action="store_true",
+        default=False,
+        help="exercises: fill every blank from answer_key.py beside the exercises (proves each one solvable)",
+    )
+    group.addoption(
         "--lm-report",
         dest="lm_report",
         default=None,
@@ -98,8 +108,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     config.stash[SETTINGS] = settings
     config.stash[REGISTRY] = Registry(settings, lambda message: _announce(config, message))
+    config.pluginmanager.register(ExerciseProgress(), "lmbehave-exercises")
     if config.getoption("lm_report"):
-        config.pluginmanager.register(ReportPlugin(Path(config.getoption("lm_report"))), "lmbehave-report")
+        registry = config.stash[REGISTRY]
+        report = ReportPlugin(Path(config.getoption("lm_report")), registry.load_seconds, registry.import_seconds)
+
+        config.pluginmanager.register(report, "lmbehave-report")
+        if config.pluginmanager.hasplugin("xdist"):
+            from .xdist import XdistReportHooks
+
+            config.pluginmanager.register(XdistReportHooks(report), "lmbehave-xdist")
 
 
 def _announce(config: pytest.Config, message: str) -> None:
@@ -259,3 +277,9 @@ def lm_snapshot(snapshot: Any, lm: LM, lm_model_spec: str, lm_settings: Settings
         lm_settings.top_shown,
     )
     return snapshot.use_extension(extension)
+
+
+@pytest.fixture
+def exercise(request: pytest.FixtureRequest) -> Exercise:
+    """A teaching exercise: ``exercise.check(actual, ___, hint=...)``; see ``pytest_lmbehave.exercises``."""
+    return exercise_for(request)

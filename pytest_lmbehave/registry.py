@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,8 @@ class Registry:
         self.announce = announce
         self._engines: dict[str, Engine] = {}
         self._failures: dict[str, LMBehaveError] = {}
+        self.load_seconds: dict[str, float] = {}  # how long each model took to be ready, in this process
+        self.import_seconds: dict[str, float] = {}  # transformers' lazy imports before that, timed apart
 
     def engine(self, spec: str) -> Engine:
         __tracebackhide__ = True
@@ -25,8 +28,12 @@ class Registry:
             return self._engines[spec]
         if spec in self._failures:
             raise type(self._failures[spec])(str(self._failures[spec]))
+        started = time.perf_counter()
         try:
-            loaded = models.load(models.resolve(spec), self.settings, self.announce)
+            source = models.resolve(spec)
+            models.import_machinery(source)
+            imported = time.perf_counter()
+            loaded = models.load(source, self.settings, self.announce)
         except LMBehaveError as error:
             self._failures[spec] = error
             raise
@@ -34,6 +41,8 @@ class Registry:
         if self.settings.observation_cache:
             store = ObservationStore(self.settings.cache_dir / "observations", loaded.fingerprint)
         self._engines[spec] = Engine(loaded, store)
+        self.import_seconds[spec] = round(imported - started, 3)
+        self.load_seconds[spec] = round(time.perf_counter() - imported, 3)
         return self._engines[spec]
 
     @property

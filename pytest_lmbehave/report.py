@@ -47,13 +47,27 @@ def write_atomically(path: Path, text: str) -> None:
             os.unlink(staged)
 
 
+def _proportional_set_size_mb() -> float | None:
+    """Memory with shared pages split among the processes sharing them (the mapped weights, under xdist)."""
+    try:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 class ReportPlugin:
     """Collects observations from test reports (local or from workers) and writes the report at the end."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, load_seconds: dict[str, float], import_seconds: dict[str, float]) -> None:
+        self.import_seconds = import_seconds
         self.path = path
         self.observations: dict[str, list[dict[str, Any]]] = {}
         self.environments: dict[str, dict[str, str]] = {}
+        self.processes: list[dict[str, Any]] = []
+        self.load_seconds = load_seconds  # the registry's, filled as models load
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -69,15 +83,33 @@ class ReportPlugin:
             self.observations[report.nodeid] = list(observed)
         self.environments.update(getattr(report, "lmbehave_environments", None) or {})
 
+    def process_figures(self, name: str) -> dict[str, Any]:
+        import resource
+
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {
+            "process": name,
+            "imports_s": dict(self.import_seconds),
+            "model_ready_s": dict(self.load_seconds),
+            "peak_rss_mb": round(peak_kib / 1024, 1),
+            "pss_mb": _proportional_set_size_mb(),
+        }
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(session.config, "workerinput"):  # the controller writes the one report
+        workerinput = getattr(session.config, "workerinput", None)
+        if workerinput is not None:  # a worker hands its figures over; the controller writes the one report
+            session.config.workeroutput["lmbehave_process"] = self.process_figures(workerinput["workerid"])  # type: ignore[attr-defined]
             return
+        if self.load_seconds:  # models were loaded here: a run without workers
+            self.processes.append(self.process_figures("main"))
         document = {
             "format": FORMAT,
             "version": VERSION,
             "environments": dict(sorted(self.environments.items())),
+            "processes": sorted(self.processes, key=lambda p: str(p["process"])),
             "observations": dict(sorted(self.observations.items())),
         }
+
         write_atomically(self.path, json.dumps(document, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

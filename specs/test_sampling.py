@@ -14,9 +14,10 @@ from pytest_lmbehave import LM, sampled
 @sampled()
 def test_a_seeded_sample_reproduces(lm: LM) -> None:
     first = lm.generate(SHAKESPEARE, max_new_tokens=20)
-    lm.engine.forget()
-    again = lm.with_sampling(seed=lm.seed).generate(SHAKESPEARE, max_new_tokens=20)
+    again = LM(lm.engine.fresh(), lm.sampling, lm.seed).generate(SHAKESPEARE, max_new_tokens=20)  # computed anew
     assert first.ids == again.ids
+    other = LM(lm.engine.fresh(), lm.sampling, lm.seed + 1).generate(SHAKESPEARE, max_new_tokens=20)
+    assert other.ids != first.ids  # and the seed matters
 
 
 @sampled(top_p=0.9)

@@ -153,3 +153,40 @@ def test_python_dash_m_runs_the_same_command(tmp_path: Path) -> None:
         [sys.executable, "-m", "pytest_lmbehave", "diff", str(good), str(good)], capture_output=True, text=True
     )
     assert done.returncode == 0 and "0 observations compared" in done.stdout
+
+
+def test_a_sampled_path_that_moves_is_minor_and_questions_about_changed_text_are_not_compared() -> None:
+    from pytest_lmbehave.drift import compare_reports
+
+    def generation(ids: list[int], sampling: str = "greedy") -> dict:  # type: ignore[type-arg]
+        return {
+            "kind": "generation",
+            "prompt": "p",
+            "sampling": sampling,
+            "text": "".join(map(str, ids)),
+            "ids": ids,
+            "margins": [2.0] * len(ids),
+        }
+
+    def asked(prompt: str) -> dict:  # type: ignore[type-arg]
+        return {"kind": "next_token", "prompt": prompt, "argmax": " a", "margin": 1.0, "top": [[" a", 1, 0.5]]}
+
+    old = {
+        "observations": {
+            "t::greedy": [generation([1, 2]), asked("p12")],
+            "t::sampled": [generation([1, 2], "sampled(temperature=1.0)")],
+        }
+    }
+    new = {
+        "observations": {
+            "t::greedy": [generation([1, 3]), asked("p13")],
+            "t::sampled": [generation([1, 3], "sampled(temperature=1.0)")],
+        }
+    }
+    changes, compared = compare_reports(old, new, Thresholds())
+    assert compared == 2
+    assert sorted((c.test, c.kind, c.severity) for c in changes) == [
+        ("t::greedy", "follow-on", "minor"),
+        ("t::greedy", "generation", "major"),
+        ("t::sampled", "generation", "minor"),
+    ]

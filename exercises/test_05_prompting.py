@@ -1,0 +1,39 @@
+"""5. Zero-shot and few-shot prompting, and telling a real decision from a near-tie."""
+
+import sys
+from pathlib import Path
+
+from pytest_lmbehave import ___
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "specs"))
+from document import REVIEWS, few_shot_prompt
+
+LABELS = [" good", " bad"]
+
+
+def test_zero_shot_is_not_a_label(lm, exercise):
+    """Zero-shot: does the model answer "The sentiment of this comment is" with " positive" or " negative"? (True or False)"""
+    prompt = "Someone said: " + REVIEWS[5] + "\nThe sentiment of this comment is"
+    answered = lm.generate(prompt, max_new_tokens=1).text in (" positive", " negative")
+    exercise.check(
+        answered, ___, hint="without examples the model continues the text however it likes; try lm.generate(prompt, 5)"
+    )
+
+
+def test_few_shot_label(lm, exercise):
+    """Few-shot: which label does the model choose for the first review? (" good" or " bad")"""
+    choice = lm.choose(few_shot_prompt(REVIEWS[0]), LABELS)
+    exercise.check(
+        choice.best,
+        ___,
+        hint=lambda a: f"the labels after 'Decision:' in the prompt; this one wins by {choice.margin:.2f} nats",
+    )
+
+
+def test_near_tie(lm, exercise):
+    """Which review (index 0-5) has the closest few-shot decision, the one most likely to flip after an upgrade?"""
+    margins = [lm.choose(few_shot_prompt(r), LABELS).margin for r in REVIEWS]
+    closest = min(range(len(margins)), key=margins.__getitem__)
+    exercise.check(
+        closest, ___, hint="compare the .margin of each lm.choose(...): the log-probability gap between the two labels"
+    )

@@ -1,0 +1,141 @@
+"""Teaching exercises: a blank (``___``) the student fills in, hints that teach, and a progress line.
+
+``exercise.check(actual, ___, hint=...)`` says "not answered yet" with a hint computed from the model (never the
+answer); a filled-in wrong answer is told apart from a blank. A teacher's key beside the exercises
+(``answer_key.py``, a dict ``ANSWERS`` by test name) fills every blank under ``--lm-answer-key`` (so `make test`
+proves each exercise solvable on the real model) and is shown under ``--lm-reveal``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import LMBehaveError
+
+KEY_FILE = "answer_key.py"
+
+
+class _Blank:
+    """The sentinel a student replaces with an answer."""
+
+    def __repr__(self) -> str:
+        return "___"
+
+
+___ = _Blank()
+
+
+class NotAnswered(LMBehaveError):
+    """An exercise whose blank is still there."""
+
+
+class WrongAnswer(AssertionError):
+    """An exercise answered, but not as the model behaves."""
+
+
+def same(actual: Any, answer: Any) -> bool:
+    if isinstance(actual, float) or isinstance(answer, float):
+        try:
+            return math.isclose(float(actual), float(answer), rel_tol=1e-3, abs_tol=1e-4)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(actual, (list, tuple)) and isinstance(answer, (list, tuple)):
+        return len(actual) == len(answer) and all(same(a, b) for a, b in zip(actual, answer))
+    return bool(actual == answer)
+
+
+def load_key(folder: Path) -> dict[str, Any]:
+    path = folder / KEY_FILE
+    if not path.is_file():
+        return {}
+    spec = importlib.util.spec_from_file_location(f"lmbehave_answer_key_{abs(hash(folder))}", path)
+    if spec is None or spec.loader is None:
+        return {}
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(getattr(module, "ANSWERS", {}))
+
+
+class Exercise:
+    def __init__(self, name: str, question: str, key: dict[str, Any], use_key: bool, reveal: bool) -> None:
+        self.name = name
+        self.question = question
+        self.key = key
+        self.use_key = use_key
+        self.reveal = reveal
+
+    def check(self, actual: Any, answer: Any, *, hint: str | Callable[[Any], str]) -> None:
+        """Compare the model's ``actual`` value with the student's ``answer`` (``___`` while unanswered)."""
+        __tracebackhide__ = True
+        if isinstance(answer, _Blank) and self.use_key:
+            if self.name not in self.key:
+                raise NotAnswered(f"{self.name} has no entry in {KEY_FILE}; add the answer there")
+            answer = self.key[self.name]
+        text = hint(actual) if callable(hint) else hint
+        if isinstance(answer, _Blank):
+            message = f"not answered yet: {self.question}\n  hint: {text}\n  replace ___ with your answer"
+            if self.reveal and self.name in self.key:
+                message += f"\n  answer (--lm-reveal): {self.key[self.name]!r}"
+            raise NotAnswered(message)
+        if not same(actual, answer):
+            raise WrongAnswer(
+                f"not quite: you answered {answer!r}, but the model does otherwise.\n  question: {self.question}\n  hint: {text}"
+            )
+
+
+class ExerciseProgress:
+    """Counts solved exercises (from reports, so it works under xdist) and names the next one, in document order."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, tuple[str, int, str]] = {}
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        if "exercise" in getattr(item, "fixturenames", ()):
+            outcome.get_result().lmbehave_exercise = True
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not getattr(report, "lmbehave_exercise", False):
+            return
+        failed = report.failed or (report.when == "call" and not report.passed)
+        previous = self.outcomes.get(report.nodeid, ("passed", 0, ""))[0]
+        state = "failed" if failed or previous == "failed" else "passed"
+        if report.when == "call" or failed:
+            self.outcomes[report.nodeid] = (state, report.location[1] or 0, report.location[0])
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # After pytest's own closing line, so it is the last thing a student reads.
+        terminalreporter = config.pluginmanager.getplugin("terminalreporter")
+        if not self.outcomes or terminalreporter is None or hasattr(config, "workerinput"):
+            return
+
+        ordered = sorted(self.outcomes.items(), key=lambda kv: (kv[1][2], kv[1][1]))
+        solved = sum(1 for _, (state, _, _) in ordered if state == "passed")
+        pending = [nodeid for nodeid, (state, _, _) in ordered if state != "passed"]
+        line = f"exercises: {solved}/{len(ordered)} solved"
+        line += f" — next: {pending[0]}" if pending else " — all done"
+        terminalreporter.write_sep("=", line, bold=True)
+
+
+def exercise_for(request: pytest.FixtureRequest) -> Exercise:
+    item = request.node
+    function = getattr(item, "function", None)
+    doc = getattr(function, "__doc__", None) or item.name
+    question = " ".join(line.strip() for line in doc.strip().splitlines())
+
+    key = load_key(Path(str(item.path)).parent)
+    config = request.config
+    return Exercise(
+        item.originalname if hasattr(item, "originalname") else item.name,
+        question,
+        key,
+        bool(config.getoption("lm_answer_key")),
+        bool(config.getoption("lm_reveal")),
+    )

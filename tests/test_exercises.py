@@ -1,0 +1,87 @@
+"""Teaching exercises: blanks, hints, wrong answers, progress, reveal and the teacher's key."""
+
+from __future__ import annotations
+
+import pytest
+
+EXERCISES = '''
+from pytest_lmbehave import ___
+
+def test_count(lm, exercise):
+    """How many tokens is "hello hello"?"""
+    exercise.check(len(lm.tokenize("hello hello").ids), {count}, hint=lambda a: f"between 1 and {a + 3}")
+
+def test_first_piece(lm, exercise):
+    """What is the first piece of "hello"?"""
+    exercise.check(lm.tokenize("hello").pieces[0], ___, hint="decode the first id")
+
+def test_vocabulary(lm, exercise):
+    """How many tokens does the model know?"""
+    exercise.check(len(lm.tokenizer), ___, hint="len(lm.tokenizer)")
+'''
+
+
+@pytest.fixture
+def exercises(run_with_tiny, pytester: pytest.Pytester, tiny_model):  # type: ignore[no-untyped-def]
+    from pytest_lmbehave.lm import LM
+    from pytest_lmbehave.models import load, resolve
+    from pytest_lmbehave.settings import Settings
+
+    tokens = LM(
+        __import__("pytest_lmbehave.lm").lm.Engine(
+            load(resolve(str(tiny_model)), Settings(cache_dir=pytester.path / "c"))
+        )
+    ).tokenize("hello hello")
+    truth = {"count": len(tokens.ids)}
+    pytester.makepyfile(
+        answer_key=f"ANSWERS = {{'test_count': {truth['count']}, 'test_first_piece': 'MISSING', 'test_vocabulary': 300}}\n"
+    )
+
+    def run(count: str, *args: str) -> pytest.RunResult:
+        return run_with_tiny(EXERCISES.replace("{count}", count), *args)
+
+    return run, truth
+
+
+def test_a_blank_says_not_answered_yet_with_a_hint_and_never_the_answer(exercises) -> None:  # type: ignore[no-untyped-def]
+    run, truth = exercises
+    result = run("___")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            'NotAnswered: not answered yet: How many tokens is "hello hello"?',
+            f"  hint: between 1 and {truth['count'] + 3}",
+            "  replace ___ with your answer",
+        ]
+    )
+    assert "answer (--lm-reveal)" not in result.stdout.str()
+
+
+def test_a_wrong_answer_is_told_apart_from_a_blank(exercises) -> None:  # type: ignore[no-untyped-def]
+    run, truth = exercises
+    result = run(str(truth["count"] + 1))
+    result.stdout.fnmatch_lines([f"*not quite: you answered {truth['count'] + 1}, but the model does otherwise.*"])
+    assert 'not answered yet: How many tokens is "hello hello"' not in result.stdout.str()
+
+
+def test_progress_counts_solved_exercises_and_names_the_next_in_order(exercises) -> None:  # type: ignore[no-untyped-def]
+    run, truth = exercises
+    for workers in ([], ["-n", "2"]):
+        result = run(str(truth["count"]), *workers)
+        result.assert_outcomes(passed=1, failed=2)
+        last = result.stdout.lines[-1]
+        assert "exercises: 1/3 solved — next: test_a_blank" not in last  # (module name differs per test)
+        assert "exercises: 1/3 solved — next: " in last and last.rstrip("= ").endswith("::test_first_piece")
+
+
+def test_reveal_shows_the_teachers_answer_beside_each_blank(exercises) -> None:  # type: ignore[no-untyped-def]
+    run, _ = exercises
+    result = run("___", "--lm-reveal")
+    result.stdout.fnmatch_lines(["  answer (--lm-reveal): 'MISSING'"])
+
+
+def test_the_answer_key_fills_every_blank_and_a_wrong_key_fails(exercises) -> None:  # type: ignore[no-untyped-def]
+    run, _ = exercises
+    result = run("___", "--lm-answer-key")
+    result.assert_outcomes(passed=2, failed=1)  # the key's 'MISSING' piece is wrong on purpose
+    result.stdout.fnmatch_lines(["*not quite: you answered 'MISSING'*"])

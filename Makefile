@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lmbehave-installed
 PYTEST_ARGS ?=
 
-.PHONY: specs test lint bench clean
+.PHONY: specs test lint bench exercises clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,9 +26,16 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest tests/ specs/ $(PYTEST_ARGS)
+	# The teacher's key must solve every exercise on the real model, so no exercise rots into an unsolvable one.
+	$(PY) -m pytest exercises/ --lm-answer-key $(PYTEST_ARGS)
+
+exercises: $(STAMP)
+	$(PY) -m pytest exercises/
 
 bench: $(STAMP)
 	$(PY) bench/bench_load.py
+	$(PY) bench/bench_specs.py
+
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

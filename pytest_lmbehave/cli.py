@@ -1,4 +1,4 @@
-"""The `lmbehave` command: `lmbehave diff OLD.json NEW.json` (and `python -m pytest_lmbehave diff`)."""
+"""The `lmbehave` command: `diff OLD.json NEW.json` and `explore PROMPT` (also `python -m pytest_lmbehave ...`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from .drift import (
     load_report,
     summary_table,
 )
+from .explore import add_arguments as add_explore_arguments
+from .explore import run as run_explore
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNUSABLE = 0, 1, 2
 
@@ -85,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--limit", type=int, default=40, help="how many changes to list (default 40)")
     diff.add_argument("--html", metavar="PATH", help="also write one self-contained HTML page with charts")
     diff.set_defaults(run=_diff)
+    explore = commands.add_parser("explore", help="show a prompt's tokens, top next tokens and continuations")
+    add_explore_arguments(explore)
+    explore.set_defaults(run=run_explore)
     return parser
 
 

@@ -298,3 +298,21 @@ def test_raw_model_and_tokenizer_fixtures_are_the_ones_behind_lm(run_with_tiny) 
         """
     )
     result.assert_outcomes(passed=1)
+
+
+def test_a_crashed_worker_fails_its_test_with_one_message_and_the_report_survives(
+    run_with_tiny, pytester: pytest.Pytester
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    result = run_with_tiny(
+        "import os\n\ndef test_fine(lm):\n    lm.tokenize('hello')\n\ndef test_crash(lm):\n    os._exit(3)\n\ndef test_after(lm):\n    lm.tokenize('hello')\n",
+        "-n",
+        "2",
+        "--lm-report=run.json",
+    )
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running '*::test_crash'*"])
+    assert "INTERNALERROR" not in result.stdout.str()
+    observed = json.loads((pytester.path / "run.json").read_text())["observations"]
+    assert sorted(test.split("::")[-1] for test in observed) == ["test_after", "test_fine"]

@@ -149,8 +149,9 @@ class Engine:
         return Engine(self.loaded)
 
     # -- tokens -----------------------------------------------------------------------------------------------
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    def encode(self, text: str, special: bool = True) -> list[int]:
+        """Ids as the tokenizer gives them (with a BOS where the model's tokenizer adds one); pieces go without."""
+        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
     def decode(self, ids: Sequence[int] | int) -> str:
         if isinstance(ids, int):
@@ -159,7 +160,7 @@ class Engine:
 
     def piece_id(self, piece: str) -> int:
         __tracebackhide__ = True
-        ids = self.encode(piece)
+        ids = self.encode(piece, special=False)
         if len(ids) != 1 or self.decode(ids[0]) != piece:
             pieces = [self.decode(i) for i in ids]
             raise InputError(
@@ -349,7 +350,8 @@ class Engine:
                 f"options={options!r} must be a list of at least two non-empty strings, e.g. [' good', ' bad']"
             )
         key = ("choose", prompt, tuple(options))
-        continuations = [self.encode(option) for option in options]
+        continuations = [self.encode(option, special=False) for option in options]
+
         found = self._recall(key)
         if found is not None:
             return found  # type: ignore[no-any-return]

@@ -20,7 +20,7 @@ CORPUS = [
 ]
 
 
-def build_tiny_model(folder: Path, *, seed: int = 0, context: int = 64) -> Path:
+def build_tiny_model(folder: Path, *, seed: int = 0, context: int = 64, bos: bool = False) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -37,6 +37,13 @@ def build_tiny_model(folder: Path, *, seed: int = 0, context: int = 64) -> Path:
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         ),
     )
+    if bos:  # like tokenizers that open every text with a special token
+        from tokenizers import processors
+
+        eos = raw.token_to_id("<|endoftext|>")
+        raw.post_processor = processors.TemplateProcessing(
+            single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", eos)]
+        )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     config = LlamaConfig(
         vocab_size=raw.get_vocab_size(),

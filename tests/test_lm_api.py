@@ -111,3 +111,26 @@ def test_bad_input_raises_an_error_that_names_the_problem(lm: LM, call, message:
     with pytest.raises(InputError) as caught:
         call(lm)
     assert message in str(caught.value)
+
+
+def test_prompts_keep_the_bos_their_tokenizer_adds_but_pieces_and_options_do_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pytest_lmbehave.lm import Engine
+    from pytest_lmbehave.models import load, resolve
+    from pytest_lmbehave.settings import Settings
+    from tests.conftest import build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "bos-tiny", bos=True)
+    lm = LM(Engine(load(resolve(str(folder)), Settings(cache_dir=tmp_path / "cache"))))
+    bos = lm.tokenizer.eos_token_id
+    assert lm.tokenize("hello").ids[0] == bos
+    assert lm.generate("hello", max_new_tokens=2).prompt_ids[0] == bos
+    [was] = lm.tokenizer(" was", add_special_tokens=False)["input_ids"]
+    assert lm.next_token("hello").logprob(" was") == float(lm.next_token("hello").logprobs[was])  # no BOS in a piece
+
+    choice = lm.choose("hello", [" hello", " world"])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(lm.logits("hello")[0, -1], dim=-1)
+    one_token = [o for o in choice.options if len(lm.tokenizer(o, add_special_tokens=False)["input_ids"]) == 1]
+    for option in one_token:
+        token = lm.tokenizer(option, add_special_tokens=False)["input_ids"][0]
+        assert choice.score(option) == pytest.approx(float(logprobs[token]), abs=1e-4)

@@ -71,6 +71,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama")
 
 
+@pytest.fixture(autouse=True)
+def _inner_runs_are_top_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    # When this suite itself runs under xdist, inner pytester runs would inherit the worker's variables and
+    # believe they are xdist workers too (syrupy then locks snapshot files as a worker would).
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def run_with_tiny(pytester: pytest.Pytester, tiny_model: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Run pytest in-process over the given test source, with the tiny model and an isolated cache."""

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .observations import Choice, Distribution, Generation, Tokenization
+from .records import first_difference
 
 
 def _bar(prob: float, width: int = 20) -> str:
@@ -50,7 +51,7 @@ def explain_generation(gen: Generation, expected: str, k: int = 5) -> list[str]:
     lines = [f"generation after {gen.prompt!r} ({gen.sampling}{'' if gen.seed is None else f', seed {gen.seed}'}):"]
     lines.append(f"  expected: {expected!r}")
     lines.append(f"  actual:   {gen.text!r}")
-    index = next((i for i, (a, b) in enumerate(zip(expected, gen.text)) if a != b), min(len(expected), len(gen.text)))
+    index = first_difference(expected, gen.text)
     consumed = 0
     for step, piece in enumerate(gen.pieces):
         if consumed + len(piece) > index:

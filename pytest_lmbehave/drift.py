@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LMBehaveError
+from .records import first_difference, is_near_tie
 from .report import FORMAT, VERSION
 
 SEVERITIES = ("major", "near-tie", "minor")  # worst first
@@ -78,7 +79,7 @@ def kl_divergence(old_rows: list[list[Any]], new_rows: list[list[Any]]) -> float
 def _flip_severity(margins: list[float | None], thresholds: Thresholds) -> tuple[str, float | None]:
     known = [m for m in margins if m is not None]
     margin = min(known) if known else None
-    return ("near-tie" if margin is not None and margin < thresholds.near_tie else "major"), margin
+    return ("near-tie" if is_near_tie(margin, thresholds.near_tie) else "major"), margin
 
 
 def compare_records(
@@ -136,18 +137,13 @@ def compare_records(
                 )
             )
     if kind == "generation" and old["ids"] != new["ids"]:
-        step = next(
-            (i for i, (a, b) in enumerate(zip(old["ids"], new["ids"])) if a != b), min(len(old["ids"]), len(new["ids"]))
-        )
+        step = first_difference(old["ids"], new["ids"])
         margins = [m[step] if step < len(m) else None for m in (old.get("margins", []), new.get("margins", []))]
         severity, margin = _flip_severity(margins, thresholds)
         if old.get("sampling", "greedy") != "greedy":
             # The same seed drew another token: the probabilities moved across a random threshold, no argmax flipped.
             severity = "minor"
-        char = next(
-            (i for i, (a, b) in enumerate(zip(old["text"], new["text"])) if a != b),
-            min(len(old["text"]), len(new["text"])),
-        )
+        char = first_difference(old["text"], new["text"])
         changes.append(
             Change(
                 test,

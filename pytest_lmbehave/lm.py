@@ -350,11 +350,11 @@ class Engine:
                 f"options={options!r} must be a list of at least two non-empty strings, e.g. [' good', ' bad']"
             )
         key = ("choose", prompt, tuple(options))
-        continuations = [self.encode(option, special=False) for option in options]
-
         found = self._recall(key)
         if found is not None:
             return found  # type: ignore[no-any-return]
+        continuations = [self.encode(option, special=False) for option in options]
+
         if all(len(c) == 1 for c in continuations):
             # One-token options: their scores are read off the prompt's next-token distribution.
             dist = self.next_tokens([self._ids(prompt)])[0]

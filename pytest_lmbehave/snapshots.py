@@ -17,7 +17,7 @@ from syrupy.data import SnapshotCollection
 from syrupy.extensions.amber import AmberSnapshotExtension
 from syrupy.utils import snapshot_file_lock_enabled
 
-from .records import to_record
+from .records import first_difference, is_near_tie, to_record
 
 if TYPE_CHECKING:
     from syrupy.location import PyTestLocation
@@ -89,7 +89,7 @@ def compare(received: dict[str, Any], recorded: dict[str, Any], tolerance: float
             diffs.append(_generation_difference(received, recorded, near_tie))
         elif kind == "next_token" and key == "argmax":
             margin = recorded.get("margin", received.get("margin"))
-            tie = margin is not None and margin < near_tie
+            tie = is_near_tie(margin, near_tie)
             diffs.append(
                 Difference(
                     f"top-1 after {recorded.get('prompt', '')!r}: {want!r} -> {got!r} ({_margin_words(margin, near_tie)})",
@@ -98,7 +98,7 @@ def compare(received: dict[str, Any], recorded: dict[str, Any], tolerance: float
             )
         elif kind == "choice" and key == "best":
             margin = recorded.get("margin", received.get("margin"))
-            tie = margin is not None and margin < near_tie
+            tie = is_near_tie(margin, near_tie)
             diffs.append(Difference(f"choice: {want!r} -> {got!r} ({_margin_words(margin, near_tie)})", tie))
         else:
             diffs.append(Difference(f"{key}: {want!r} -> {got!r}"))
@@ -112,7 +112,7 @@ def compare(received: dict[str, Any], recorded: dict[str, Any], tolerance: float
 def _margin_words(margin: float | None, near_tie: float) -> str:
     if margin is None:
         return "no margin recorded"
-    if margin < near_tie:
+    if is_near_tie(margin, near_tie):
         return f"NEAR-TIE: recorded margin {margin:.4f} nats < {near_tie}, likely numerical noise rather than a change of behaviour"
     return f"recorded margin {margin:.4f} nats: a real change of behaviour"
 
@@ -120,19 +120,19 @@ def _margin_words(margin: float | None, near_tie: float) -> str:
 def _generation_difference(received: dict[str, Any], recorded: dict[str, Any], near_tie: float) -> Difference:
     want_ids, got_ids = recorded.get("ids"), received.get("ids") or []
     if want_ids is not None:
-        step = next((i for i, (a, b) in enumerate(zip(want_ids, got_ids)) if a != b), min(len(want_ids), len(got_ids)))
+        step = first_difference(want_ids, got_ids)
         margins = [m[step] for m in (recorded.get("margins"), received.get("margins")) if m and step < len(m)]
         margin = min(margins) if margins else None
         where = f"first diverging token {step}: recorded {want_ids[step : step + 1]} vs now {got_ids[step : step + 1]}"
     else:  # transcribed text only: locate by characters
         want, got = recorded.get("text", ""), received.get("text", "")
-        step = next((i for i, (a, b) in enumerate(zip(want, got)) if a != b), min(len(want), len(got)))
+        step = first_difference(want, got)
         margin, where = None, f"texts part at character {step}"
     text = (
         f"generation after {recorded.get('prompt', received.get('prompt', ''))!r}: {where} ({_margin_words(margin, near_tie)})\n"
         f"      recorded: {recorded.get('text')!r}\n      now:      {received.get('text')!r}"
     )
-    return Difference(text, margin is not None and margin < near_tie)
+    return Difference(text, is_near_tie(margin, near_tie))
 
 
 def _top_differences(got_rows: list[list[Any]], want_rows: list[list[Any]], tolerance: float) -> list[Difference]:

@@ -36,6 +36,13 @@ def edit(path: Path, pattern: str, replacement: str, count: int = 1) -> None:
     path.write_text(changed)
 
 
+def flip_top_token(path: Path, margin: float | None = None) -> None:
+    """Record " altered" as the next token's argmax, optionally with the margin the recording claims for it."""
+    edit(path, r'^  argmax: ".*"$', '  argmax: " altered"')
+    if margin is not None:
+        edit(path, r"^  margin: .*$", f"  margin: {margin}")
+
+
 def test_a_recorded_set_is_readable_and_passes_on_the_same_model(run_with_tiny, recorded: Path) -> None:  # type: ignore[no-untyped-def]
     text = recorded.read_text()
     assert (
@@ -48,8 +55,7 @@ def test_a_recorded_set_is_readable_and_passes_on_the_same_model(run_with_tiny, 
 
 
 def test_a_hand_altered_top_token_fails_with_a_message_naming_the_token(run_with_tiny, recorded: Path) -> None:  # type: ignore[no-untyped-def]
-    edit(recorded, r'^  argmax: ".*"$', '  argmax: " altered"')
-    edit(recorded, r"^  margin: .*$", "  margin: 2.5")
+    flip_top_token(recorded, margin=2.5)
     result = run_with_tiny(SOURCE)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
@@ -86,8 +92,7 @@ def test_a_probability_moving_within_the_tolerance_passes_and_beyond_it_fails(ru
 
 
 def test_a_flip_on_a_near_tie_is_reported_as_a_near_tie_and_can_be_accepted(run_with_tiny, recorded: Path) -> None:  # type: ignore[no-untyped-def]
-    edit(recorded, r'^  argmax: ".*"$', '  argmax: " altered"')
-    edit(recorded, r"^  margin: .*$", "  margin: 0.002")
+    flip_top_token(recorded, margin=0.002)
     result = run_with_tiny(SOURCE)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
@@ -97,7 +102,7 @@ def test_a_flip_on_a_near_tie_is_reported_as_a_near_tie_and_can_be_accepted(run_
 
 
 def test_a_failure_says_how_the_environment_differs_from_the_recording(run_with_tiny, recorded: Path) -> None:  # type: ignore[no-untyped-def]
-    edit(recorded, r'^  argmax: ".*"$', '  argmax: " altered"')
+    flip_top_token(recorded)
     edit(recorded, r"dtype=float32 device=cpu threads=1", "dtype=bfloat16 device=cpu threads=2", count=0)
     result = run_with_tiny(SOURCE)
     result.stdout.fnmatch_lines(["*environment differs from the recording: dtype bfloat16 -> float32, threads 2 -> 1*"])
@@ -114,8 +119,7 @@ def test_an_update_rewrites_only_the_running_models_set(
         + b'# name: test_gone[HuggingFaceTB--SmolLM2-360M]\n  kind: "generation"\n# ---\n'
     )
     before = other.read_bytes()
-    edit(recorded, r'^  argmax: ".*"$', '  argmax: " altered"')
-    edit(recorded, r"^  margin: .*$", "  margin: 2.5")
+    flip_top_token(recorded, margin=2.5)
     result = run_with_tiny(SOURCE, "--snapshot-update", "-rs", *workers)
 
     result.assert_outcomes(passed=2, skipped=2)

@@ -7,14 +7,16 @@ gets: the engine plus the test's decoding settings (greedy, or sampled with a se
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, overload
 
-from .errors import InputError
+from . import plan
+from .decoding import Policy, RowPicker
+from .errors import InputError, LMBehaveError
 from .models import LoadedModel
 from .observations import Choice, Distribution, Generation, Tokenization
-from .store import ObservationStore
+from .store import ObservationStore, SharedBatches
 
 Prompt = str | Sequence[int]
 
@@ -59,6 +61,11 @@ def derive_seed(base: int, key: str) -> int:
     return (base + zlib.crc32(key.encode("utf-8"))) % (2**32)
 
 
+def row_seed(seed: int, row: int) -> int:
+    """Row 0 of a sampled call takes the call's seed, so a batch's first row equals the same prompt asked alone."""
+    return seed if row == 0 else derive_seed(seed, f"row-{row}")
+
+
 def _check_prompt(prompt: Any) -> None:
     __tracebackhide__ = True
     if isinstance(prompt, str):
@@ -92,14 +99,20 @@ def _is_batch(prompt: Any) -> bool:
 class Engine:
     """Computes observations for one loaded model; results are memoised per process."""
 
-    def __init__(self, loaded: LoadedModel, store: ObservationStore | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedModel, store: ObservationStore | None = None, shared: SharedBatches | None = None
+    ) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.store = store
+        self.shared = shared  # under xdist: batches computed by one worker, read by the others
         self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         self._memo: dict[tuple[Any, ...], Any] = {}
-        self.stats = {"computed": 0, "reused": 0, "from_disk": 0}
+        self._groups: list[plan.Group] = []
+        self._planned: dict[tuple[Any, ...], tuple[int, int]] = {}  # request key -> (group, steps it runs)
+        self._settled: set[int] = set()
+        self.stats = {"computed": 0, "reused": 0, "from_disk": 0, "shared": 0}
 
     # -- work done once: per process in memory, across runs on disk (--lm-cache) ------------------------------
     def _recall(self, key: tuple[Any, ...]) -> Any | None:
@@ -139,6 +152,86 @@ class Engine:
         if isinstance(value, (list, tuple)):
             return type(value)(self._revive(v) for v in value)
         return value
+
+    # -- the request plan: fixed batches, computed when first needed (or up front, shared among workers) ---------
+    def use_plan(self, asks: Iterable[plan.Ask]) -> None:
+        """Batch these requests (the plan's, for the tests this run collected) into fixed groups."""
+        rows = []
+        for ask in asks:
+            try:
+                ids = tuple(self._ids(ask.prompt, ask.n if ask.kind == "gen" else 0))
+            except LMBehaveError:
+                continue  # a request the model cannot take is left to its test to report
+            rows.append(plan.Row(ask.kind, ids, ask.n, ask.knobs, ask.seed))
+        self._groups = plan.groups(rows)
+        self._planned = {}
+        self._settled = set()
+        for index, group in enumerate(self._groups):
+            for row in group.rows:
+                self._planned[self._row_key(group, row)] = (index, group.steps)
+
+    def prefetch(self) -> None:
+        """Compute the plan's batches now, largest first, leaving any that another worker is computing: workers
+        that start together share the batches out between them, whatever each one's start-up took."""
+        for index in sorted(range(len(self._groups)), key=lambda i: (-self._groups[i].cost, i)):
+            self._settle(index, wait=False)
+
+    def _from_plan(self, key: tuple[Any, ...], n: int) -> bool:
+        found = self._planned.get(key)
+        if found is None or found[1] < n or found[0] in self._settled:
+            return False
+        self._settle(found[0], wait=True)
+        return True
+
+    def _settle(self, index: int, wait: bool) -> None:
+        group = self._groups[index]
+        if all(self._recall(self._row_key(group, row)) is not None for row in group.rows):
+            self._settled.add(index)  # every row is remembered already (e.g. read from --lm-cache)
+            return
+        if self.shared is None:
+            self._keep_group(group, self._compute_group(group))
+            self._settled.add(index)
+            return
+        import hashlib
+
+        from filelock import Timeout
+
+        name = hashlib.sha256(repr(group).encode("utf-8")).hexdigest()[:32]
+        lock = self.shared.lock(name)
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            return  # another worker is computing it; a test that needs it will wait then
+        try:
+            frozen = self.shared.get(name)
+            if frozen is not None:
+                self.stats["shared"] += len(group.rows)
+                self._keep_group(group, self._revive(frozen), computed=False)
+            else:
+                values = self._compute_group(group)
+                self.shared.put(name, self._freeze(values))
+                self._keep_group(group, values)
+        finally:
+            lock.release()
+        self._settled.add(index)
+
+    def _compute_group(self, group: plan.Group) -> list[Any]:
+        if group.kind == "next":
+            return self._distributions([row.ids for row in group.rows])
+        policies = [Policy(None if r.knobs is None else Sampling(*r.knobs), r.seed) for r in group.rows]
+        return [(g, group.steps) for g in self._decode([list(r.ids) for r in group.rows], group.steps, policies)]
+
+    @staticmethod
+    def _row_key(group: plan.Group, row: plan.Row) -> tuple[Any, ...]:
+        return ("next", row.ids) if group.kind == "next" else ("gen", row.ids, row.knobs, row.seed)
+
+    def _keep_group(self, group: plan.Group, values: list[Any], computed: bool = True) -> None:
+        for row, value in zip(group.rows, values):
+            key = self._row_key(group, row)
+            if computed:
+                self._keep(key, value)
+            else:
+                self._memo[key] = value
 
     def forget(self) -> None:
         """Drop memoised results, so the next request is computed afresh (e.g. to compare batched and single runs)."""
@@ -198,21 +291,65 @@ class Engine:
             out = self.model(torch.tensor([ids], device=self.model.device))
         return out.logits.float().cpu()
 
-    def next_tokens(self, prompts: list[Prompt]) -> list[Distribution]:
+    def next_tokens(self, prompts: Sequence[Prompt]) -> list[Distribution]:
         # One forward pass per prompt, never a padded batch: a prompt's numbers then do not depend on which
         # prompts it was asked with, so results are the same in any test order and on any xdist worker.
-        import torch
-
         results = []
         for prompt in prompts:
-            key = ("next", prompt if isinstance(prompt, str) else tuple(prompt))
+            ids = tuple(self._ids(prompt))
+            key = ("next", ids)
             found = self._recall(key)
+            if found is None and self._from_plan(key, 1):
+                found = self._recall(key)
             if found is None:
-                row = torch.log_softmax(self.logits(prompt)[0, -1], dim=-1)
-                text = prompt if isinstance(prompt, str) else self.decode(list(prompt))
-                found = self._keep(key, Distribution(text, row, self.decode, self.piece_id))
-            results.append(found)
+                found = self._keep(key, self._distribution(ids))
+            text = prompt if isinstance(prompt, str) else self.decode(list(prompt))
+            results.append(found if found.prompt == text else replace(found, prompt=text))
         return results
+
+    def _distribution(self, ids: Sequence[int]) -> Distribution:
+        import torch
+
+        with torch.no_grad():
+            out = self.model(torch.tensor([list(ids)], device=self.model.device), logits_to_keep=1)
+        row = torch.log_softmax(out.logits[0, -1].float().cpu(), dim=-1)
+        return Distribution(self.decode(list(ids)), row, self.decode, self.piece_id)
+
+    def _distributions(self, rows: list[tuple[int, ...]]) -> list[Distribution]:
+        """Next-token distributions of prompts that share a long beginning: the shared part goes through the model
+        once, then all the different endings in one batch on its cache (right-padded, so positions stay true)."""
+        import inspect
+
+        import torch
+
+        shared = plan.common_prefix(rows)
+        if len(rows) < 2 or shared < plan.PREFIX:
+            return [self._distribution(r) for r in rows]
+        device = self.model.device
+        cache_name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        endings = [list(r[shared:]) for r in rows]
+        width = max(len(e) for e in endings)
+        pad = int(self.tokenizer.pad_token_id)
+        last = sorted({len(e) - 1 for e in endings})  # the only positions whose logits are needed
+        with torch.no_grad():
+            out = self.model(torch.tensor([list(rows[0][:shared])], device=device), use_cache=True)
+            cache = getattr(out, "cache", None) or out.past_key_values
+            cache.batch_repeat_interleave(len(rows))
+            out = self.model(
+                torch.tensor([e + [pad] * (width - len(e)) for e in endings], device=device),
+                attention_mask=torch.tensor([[1] * (shared + len(e)) + [0] * (width - len(e)) for e in endings]).to(
+                    device
+                ),
+                use_cache=True,
+                logits_to_keep=torch.tensor(last, device=device),  # positions kept, the same for every row
+                **{cache_name: cache},
+            )
+        logits = out.logits.float().cpu()
+        result = []
+        for i, (row, ending) in enumerate(zip(rows, endings)):
+            values = torch.log_softmax(logits[i, last.index(len(ending) - 1)], dim=-1)
+            result.append(Distribution(self.decode(list(row)), values, self.decode, self.piece_id))
+        return result
 
     def steps(self, generation: Generation) -> list[Distribution]:
         """The model's next-token distribution before each new token of a generation, from one forward pass."""
@@ -240,34 +377,60 @@ class Engine:
     def generate(
         self, prompts: list[Prompt], max_new_tokens: int, sampling: Sampling | None, seed: int | None
     ) -> list[Generation]:
+        """Greedy, or sampled with one seed per row (row 0 takes ``seed``); a row's tokens never depend on the others."""
         __tracebackhide__ = True
         if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
             raise InputError(f"max_new_tokens={max_new_tokens!r} must be a whole number >= 1")
         id_rows = [self._ids(p, max_new_tokens) for p in prompts]
-        if sampling is not None:
-            key = ("sample", tuple(tuple(r) for r in id_rows), max_new_tokens, sampling, seed)
-            found = self._recall(key)
-            if found is None:
-                found = self._keep(key, self._run(prompts, id_rows, max_new_tokens, sampling, seed))
-            return list(found)
-        results: list[Generation | None] = [self._greedy_memo(p, r, max_new_tokens) for p, r in zip(prompts, id_rows)]
+        texts = [p if isinstance(p, str) else self.decode(list(p)) for p in prompts]
+        if sampling is None and max_new_tokens == 1:  # one greedy token is the argmax of the next-token question
+            dists = self.next_tokens(id_rows)
+            return [self._one_token(t, r, d) for t, r, d in zip(texts, id_rows, dists)]
+        knobs = None if sampling is None else (sampling.temperature, sampling.top_p, sampling.top_k)
+        seeds = [None if sampling is None else row_seed(seed or 0, i) for i in range(len(prompts))]
+        keys = [("gen", tuple(r), knobs, s) for r, s in zip(id_rows, seeds)]
+        results = [self._generation(key, max_new_tokens) for key in keys]
         todo = [i for i, g in enumerate(results) if g is None]
         if todo:
-            fresh = self._run([prompts[i] for i in todo], [id_rows[i] for i in todo], max_new_tokens, None, None)
+            policies = [Policy(sampling, seeds[i]) for i in todo]
+            fresh = self._decode([id_rows[i] for i in todo], max_new_tokens, policies)
             for i, generation in zip(todo, fresh):
-                self._keep(("greedy", tuple(id_rows[i])), (generation, max_new_tokens))
+                self._keep(keys[i], (generation, max_new_tokens))
                 results[i] = generation
-        return [g for g in results if g is not None]
+        return [replace(g, prompt=t) if g.prompt != t else g for g, t in zip(results, texts) if g is not None]
 
-    def _greedy_memo(self, prompt: Prompt, ids: list[int], n: int) -> Generation | None:
-        """A greedy result is a prefix of any longer greedy run of the same prompt."""
-        cached = self._recall(("greedy", tuple(ids)))
+    def _generation(self, key: tuple[Any, ...], n: int) -> Generation | None:
+        found = self._recall_generation(key, n)
+        if found is None and self._from_plan(key, n):
+            found = self._recall_generation(key, n)
+        return found
+
+    def _recall_generation(self, key: tuple[Any, ...], n: int) -> Generation | None:
+        """A run of n tokens is a prefix of any longer run of the same row (greedy, or sampled with its seed)."""
+        cached = self._recall(key)
         if cached is None:
             return None
         generation, asked = cached
         if n > asked and len(generation.ids) == asked:  # the cached run stopped at its limit, not at EOS
             return None
         return self._truncate(generation, n)
+
+    def _one_token(self, text: str, ids: list[int], dist: Distribution) -> Generation:
+        token = dist.argmax_id
+        return Generation(
+            prompt=text,
+            text=self.decode(token),
+            ids=(token,),
+            full_text=self.decode([*ids, token]),
+            prompt_ids=tuple(ids),
+            pieces=(self.decode(token),),
+            logprobs=(float(dist.logprobs[token]),),
+            margins=(dist.margin,),
+            argmax_ids=(token,),
+            sampling="greedy",
+            seed=None,
+            engine=self,
+        )
 
     def _truncate(self, generation: Generation, n: int) -> Generation:
         if n >= len(generation.ids):
@@ -284,56 +447,49 @@ class Engine:
             argmax_ids=generation.argmax_ids[:n],
         )
 
-    def _run(
-        self, prompts: list[Prompt], id_rows: list[list[int]], n: int, sampling: Sampling | None, seed: int | None
-    ) -> list[Generation]:
+    def _decode(self, id_rows: list[list[int]], n: int, policies: list[Policy]) -> list[Generation]:
+        """One batch through transformers' generate, each row's tokens picked by its own policy."""
         import torch
+        from transformers.generation.logits_process import LogitsProcessorList
 
         batch = self._pad(id_rows)
+        picker = RowPicker(policies)
         eos = self.tokenizer.eos_token_id
-        options: dict[str, Any] = {
-            "max_new_tokens": n,
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "return_dict_in_generate": True,
-            "output_logits": True,
-        }
-        if sampling is None:
-            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            options.update(
-                do_sample=True,
-                temperature=sampling.temperature if sampling.temperature is not None else 1.0,
-                top_p=sampling.top_p if sampling.top_p is not None else 1.0,
-                top_k=sampling.top_k if sampling.top_k is not None else 0,
+        with torch.no_grad():
+            sequences = self.model.generate(
+                **batch,
+                max_new_tokens=n,
+                pad_token_id=self.tokenizer.pad_token_id,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                logits_processor=LogitsProcessorList([picker]),
             )
-        devices = [self.model.device] if self.model.device.type == "cuda" else []
-        with torch.no_grad(), torch.random.fork_rng(devices=devices):
-            if seed is not None:
-                torch.manual_seed(seed)
-            out = self.model.generate(**batch, **options)
         width = batch["input_ids"].shape[1]
-        steps = torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1).cpu()  # [B, steps, V]
+        logprobs = torch.stack(picker.logprobs, dim=1)
+        margins = torch.stack(picker.margins, dim=1)
+        argmaxes = torch.stack(picker.argmaxes, dim=1)
         results = []
-        for row, prompt in enumerate(prompts):
-            new = out.sequences[row, width:].tolist()
+        for row, policy in enumerate(policies):
+            new = sequences[row, width:].tolist()
             if eos in new:  # a batch pads finished rows; an unbatched run stops at EOS
                 new = new[: new.index(eos) + 1]
-            logprobs = steps[row, : len(new)]
-            top2 = torch.topk(logprobs, 2, dim=-1).values
+            count = len(new)
             prompt_ids = tuple(id_rows[row])
             results.append(
                 Generation(
-                    prompt=prompt if isinstance(prompt, str) else self.decode(list(prompt)),
+                    prompt=self.decode(list(prompt_ids)),
                     text=self.decode(new),
                     ids=tuple(new),
                     full_text=self.decode(list(prompt_ids) + new),
                     prompt_ids=prompt_ids,
                     pieces=tuple(self.decode(i) for i in new),
-                    logprobs=tuple(float(logprobs[i, t]) for i, t in enumerate(new)),
-                    margins=tuple(float(a - b) for a, b in top2.tolist()),
-                    argmax_ids=tuple(int(i) for i in logprobs.argmax(dim=-1).tolist()),
-                    sampling="greedy" if sampling is None else sampling.describe(),
-                    seed=seed,
+                    logprobs=tuple(float(v) for v in logprobs[row, :count].tolist()),
+                    margins=tuple(float(v) for v in margins[row, :count].tolist()),
+                    argmax_ids=tuple(int(i) for i in argmaxes[row, :count].tolist()),
+                    sampling="greedy" if policy.sampling is None else policy.sampling.describe(),
+                    seed=policy.seed,
                     engine=self,
                 )
             )
@@ -376,12 +532,25 @@ class LM:
         sampling: Sampling | None = None,
         seed: int | None = None,
         recorder: Callable[[Any], None] | None = None,
+        asks: list[plan.Ask] | None = None,
     ) -> None:
         self.engine = engine
         self.sampling = sampling
         self.seed = seed if sampling is None or sampling.seed is None else sampling.seed
         self.recorder = recorder  # told of every observation (for --lm-report)
+        self.asks = asks  # every request made, for the plan (--lm-plan-update)
         self._calls = 0
+
+    def _asked(self, kind: str, prompt: Prompt, n: int = 1, seed: int | None = None) -> None:
+        if self.asks is None:
+            return
+        knobs = None
+        if kind == "gen" and self.sampling is not None:
+            knobs = (self.sampling.temperature, self.sampling.top_p, self.sampling.top_k)
+        if kind == "gen" and knobs is None and n == 1:
+            kind = "next"
+        text = prompt if isinstance(prompt, str) else tuple(prompt)
+        self.asks.append(plan.Ask(kind, text, n if kind == "gen" else 1, knobs, seed if kind == "gen" else None))
 
     def _seen(self, observation: Any) -> Any:
         if self.recorder is not None:
@@ -412,10 +581,10 @@ class LM:
         """A handle that samples with these settings; its seed is ``seed`` or derived from this handle's seed."""
         __tracebackhide__ = True
         base = seed if seed is not None else derive_seed(self.seed or 0, f"{temperature}/{top_p}/{top_k}")
-        return LM(self.engine, Sampling(temperature, top_p, top_k, seed), base, self.recorder)
+        return LM(self.engine, Sampling(temperature, top_p, top_k, seed), base, self.recorder, self.asks)
 
     def greedy(self) -> LM:
-        return LM(self.engine, None, self.seed, self.recorder)
+        return LM(self.engine, None, self.seed, self.recorder, self.asks)
 
     def tokenize(self, text: str) -> Tokenization:
         __tracebackhide__ = True
@@ -436,9 +605,14 @@ class LM:
     def next_token(self, prompt: Any) -> Any:
         __tracebackhide__ = True
         if _is_batch(prompt):
-            return self._seen(self.engine.next_tokens(_check_batch(prompt)))
+            results = self._seen(self.engine.next_tokens(_check_batch(prompt)))
+            for one in prompt:
+                self._asked("next", one)
+            return results
         _check_prompt(prompt)
-        return self._seen(self.engine.next_tokens([prompt])[0])
+        result = self._seen(self.engine.next_tokens([prompt])[0])
+        self._asked("next", prompt)
+        return result
 
     @overload
     def generate(self, prompt: str, max_new_tokens: int = 20) -> Generation: ...
@@ -456,11 +630,16 @@ class LM:
             seed = derive_seed(self.seed or 0, f"call-{self._calls}")
             self._calls += 1
         results = self.engine.generate(prompts, max_new_tokens, self.sampling, seed)
+        for one, result in zip(prompts, results):
+            self._asked("gen", one, max_new_tokens, result.seed)
         return self._seen(results if batch else results[0])
 
     def choose(self, prompt: str, options: Sequence[str]) -> Choice:
         __tracebackhide__ = True
-        return self._seen(self.engine.choose(prompt, options))  # type: ignore[no-any-return]
+        choice = self._seen(self.engine.choose(prompt, options))
+        if all(len(self.engine.encode(option, special=False)) == 1 for option in options):
+            self._asked("next", prompt)  # one-token options are read off the prompt's next-token distribution
+        return choice  # type: ignore[no-any-return]
 
     def steps(self, generation: Generation) -> list[Distribution]:
         """The next-token distribution before each new token of ``generation`` (one forward pass)."""

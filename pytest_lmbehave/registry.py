@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from . import models
+from . import models, plan
 from .errors import LMBehaveError
 from .lm import Engine
 from .settings import Settings
-from .store import ObservationStore
+from .store import ObservationStore, SharedBatches
 
 
 class Registry:
-    def __init__(self, settings: Settings, announce: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        announce: Callable[[str], None] | None = None,
+        shared: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.announce = announce
+        self.shared = shared  # under xdist: the run's folder of batches shared among workers
+        self.plan: list[plan.Ask] = []
         self._engines: dict[str, Engine] = {}
         self._failures: dict[str, LMBehaveError] = {}
         self.load_seconds: dict[str, float] = {}  # how long each model took to be ready, in this process
@@ -40,10 +48,20 @@ class Registry:
         store = None
         if self.settings.observation_cache:
             store = ObservationStore(self.settings.cache_dir / "observations", loaded.fingerprint)
-        self._engines[spec] = Engine(loaded, store)
+        shared = None if self.shared is None else SharedBatches(self.shared, loaded.fingerprint)
+        engine = self._engines[spec] = Engine(loaded, store, shared)
         self.import_seconds[spec] = round(imported - started, 3)
         self.load_seconds[spec] = round(time.perf_counter() - imported, 3)
-        return self._engines[spec]
+        engine.use_plan(self.plan)
+        if shared is not None:
+            engine.prefetch()  # under xdist: this worker's share of the plan, before its first test runs
+        return engine
+
+    def use_plan(self, asks: list[plan.Ask]) -> None:
+        """The plan's requests for this run's tests; engines loaded from now on batch them."""
+        self.plan = list(asks)
+        for engine in self._engines.values():
+            engine.use_plan(self.plan)
 
     @property
     def engines(self) -> dict[str, Engine]:

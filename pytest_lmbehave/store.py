@@ -56,3 +56,25 @@ class ObservationStore:
         finally:
             if os.path.exists(staged):
                 os.unlink(staged)
+
+
+class SharedBatches:
+    """Batches computed by one xdist worker and read by the others, for the length of one run.
+
+    The controller makes the folder and removes it at the end. A batch is computed under its lock, so a worker
+    that needs a batch another is computing waits for it instead of computing it a second time.
+    """
+
+    def __init__(self, folder: Path, fingerprint: dict[str, str]) -> None:
+        self.entries = ObservationStore(folder, fingerprint)
+
+    def lock(self, name: str) -> Any:
+        from filelock import FileLock
+
+        return FileLock(str(self.entries.folder / f"{name}.lock"))
+
+    def get(self, name: str) -> Any | None:
+        return self.entries.get(("batch", name))
+
+    def put(self, name: str, value: Any) -> None:
+        self.entries.put(("batch", name), value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from .report import ReportPlugin
@@ -17,3 +20,19 @@ class XdistReportHooks:
         figures = getattr(node, "workeroutput", {}).get("lmbehave_process")
         if figures:
             self.report.processes.append(figures)
+
+
+class XdistShareHooks:
+    """Gives the workers one folder, for this run only, where a batch one worker computed is read by the others."""
+
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+
+    def pytest_configure_node(self, node: Any) -> None:
+        if self.folder is None:
+            self.folder = Path(tempfile.mkdtemp(prefix="lmbehave-share-"))
+        node.workerinput["lmbehave_share"] = str(self.folder)
+
+    def pytest_unconfigure(self) -> None:
+        if self.folder is not None:  # our own scratch folder: results live on in reports and snapshots
+            shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,179 @@
+"""The request plan: what each test asked the model last time, so a run can batch it up front.
+
+``--lm-plan-update`` (and ``--snapshot-update``) write, per test node id, the generations and next-token
+distributions it asked for: prompts, lengths, sampling settings and seeds, never results. A later run reads the
+plan, keeps the requests of the tests it collected and sorts them into fixed batches (``groups``); the first test
+that needs any request of a batch computes the whole batch. A batch's rows are always the same whatever the test
+order or the number of workers, so every mode computes the same numbers. A stale plan only costs time: a request
+it lacks is computed when asked, and one no test makes any more is computed for nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT = "pytest-lmbehave plan"
+VERSION = 1
+GROUP_ROWS = 24  # rows per generation batch: on a CPU one step of 16 rows costs about 2.3 steps of one
+NEXT_ROWS = 3  # short prompts per next-token batch (each is its own forward pass; the batch is the unit of sharing)
+PREFIX = 32  # next-token prompts that share their first PREFIX tokens share one forward pass of their common part
+
+Knobs = tuple[float | None, float | None, int | None]  # temperature, top_p, top_k; None for greedy
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request as a test made it: a generation (``gen``) or a next-token distribution (``next``)."""
+
+    kind: str
+    prompt: str | tuple[int, ...]
+    n: int = 1
+    knobs: Knobs | None = None
+    seed: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "kind": self.kind,
+            "prompt": self.prompt if isinstance(self.prompt, str) else list(self.prompt),
+        }
+        if self.kind == "gen":
+            entry.update(n=self.n, knobs=None if self.knobs is None else list(self.knobs), seed=self.seed)
+        return entry
+
+    @classmethod
+    def from_json(cls, entry: Any) -> Ask:
+        kind, prompt = entry["kind"], entry["prompt"]
+        if kind not in ("gen", "next") or not isinstance(prompt, (str, list)):
+            raise ValueError(f"not a request: {entry!r:.80}")
+        knobs = entry.get("knobs")
+        return cls(
+            kind,
+            prompt if isinstance(prompt, str) else tuple(int(i) for i in prompt),
+            int(entry.get("n", 1)),
+            None if knobs is None else (knobs[0], knobs[1], knobs[2]),
+            None if entry.get("seed") is None else int(entry["seed"]),
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    """A request resolved to token ids: what one batch row computes."""
+
+    kind: str
+    ids: tuple[int, ...]
+    n: int
+    knobs: Knobs | None
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class Group:
+    kind: str
+    rows: tuple[Row, ...]
+
+    @property
+    def steps(self) -> int:
+        return max(r.n for r in self.rows)
+
+    @property
+    def cost(self) -> float:
+        """Seconds, roughly (fitted to one CPU core's timings): workers take the costliest batches first."""
+        rows = len(self.rows)
+        if self.kind == "next":
+            shared = common_prefix([r.ids for r in self.rows]) if rows > 1 else 0
+            shared = shared if shared >= PREFIX else 0
+            return 0.08 * rows + (shared + sum(len(r.ids) - shared for r in self.rows)) / 350
+        return self.steps * (0.06 + 0.012 * rows) + rows * max(len(r.ids) for r in self.rows) / 500
+
+
+def read(path: Path) -> tuple[dict[str, list[Ask]], int | None, str | None]:
+    """The plan's tests, the base seed it was recorded under, and a problem to report (None when all is well)."""
+    if not path.is_file():
+        return {}, None, None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if document.get("format") != FORMAT or document.get("version") != VERSION:
+            raise ValueError(f"format {document.get('format')!r} version {document.get('version')!r}")
+        tests = {str(node): [Ask.from_json(e) for e in asks] for node, asks in document["tests"].items()}
+        return tests, document.get("base_seed"), None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+        return (
+            {},
+            None,
+            f"{path} is not a readable plan ({type(error).__name__}: {error}); it is ignored, and --lm-plan-update rewrites it",
+        )
+
+
+def render(tests: dict[str, list[Ask]], base_seed: int) -> str:
+    """The plan as JSON with one request a line, so a change of specs shows as a readable diff."""
+    lines = [
+        "{",
+        f' "format": {json.dumps(FORMAT)},',
+        f' "version": {VERSION},',
+        f' "base_seed": {base_seed},',
+        ' "tests": {',
+    ]
+    entries = [(node, unique(asks)) for node, asks in sorted(tests.items()) if asks]
+    for i, (node, asks) in enumerate(entries):
+        rows = ",\n".join("   " + json.dumps(a.to_json(), ensure_ascii=False) for a in asks)
+        lines.append(
+            f"  {json.dumps(node, ensure_ascii=False)}: [\n{rows}\n  ]" + ("," if i < len(entries) - 1 else "")
+        )
+    lines += [" }", "}", ""]
+    return "\n".join(lines)
+
+
+def merge(old: dict[str, list[Ask]], ran: dict[str, list[Ask]], collected: set[str]) -> dict[str, list[Ask]]:
+    """Tests that ran replace their entries; tests gone from a collected module are dropped; the rest are kept."""
+    modules = {node.split("::")[0] for node in collected}
+    kept = {node: asks for node, asks in old.items() if node in collected or node.split("::")[0] not in modules}
+    kept.update(ran)
+    return kept
+
+
+def unique(asks: Iterable[Ask]) -> list[Ask]:
+    seen: dict[Ask, None] = {}
+    for ask in asks:
+        seen.setdefault(ask, None)
+    return list(seen)
+
+
+def groups(rows: Iterable[Row]) -> list[Group]:
+    """Fixed batches from a set of rows: the same rows always make the same groups, in the same order."""
+    longest: dict[tuple[Any, ...], Row] = {}
+    nexts: set[Row] = set()
+    for row in rows:
+        if row.kind == "next" or (row.n == 1 and row.knobs is None):  # one greedy token is a next-token question
+            nexts.add(Row("next", row.ids, 1, None, None))
+            continue
+        key = (row.ids, row.knobs, row.seed)
+        if key not in longest or longest[key].n < row.n:  # a shorter run of the same row is its prefix
+            longest[key] = row
+    result: list[Group] = []
+    batch: list[Row] = []
+    for row in sorted(longest.values(), key=lambda r: (-r.n, len(r.ids), r.ids, repr(r.knobs), r.seed or 0)):
+        if batch and (len(batch) == GROUP_ROWS or 2 * row.n < batch[0].n):  # no row runs > twice its length
+            result.append(Group("gen", tuple(batch)))
+            batch = []
+        batch.append(row)
+    if batch:
+        result.append(Group("gen", tuple(batch)))
+    buckets: dict[tuple[int, ...], list[Row]] = {}
+    for row in sorted(nexts, key=lambda r: r.ids):
+        buckets.setdefault(row.ids[:PREFIX] if len(row.ids) > PREFIX else (), []).append(row)
+    for start, members in sorted(buckets.items()):
+        size = GROUP_ROWS if start else NEXT_ROWS
+        result.extend(Group("next", tuple(members[i : i + size])) for i in range(0, len(members), size))
+    return result
+
+
+def common_prefix(rows: list[tuple[int, ...]]) -> int:
+    """How many leading tokens all rows share, leaving each row at least its last token."""
+    shared = min(len(r) for r in rows) - 1
+    for row in rows[1:]:
+        shared = next((i for i, (a, b) in enumerate(zip(rows[0][:shared], row)) if a != b), shared)
+    return max(shared, 0)

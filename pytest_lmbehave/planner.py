@@ -1,0 +1,77 @@
+"""The pytest side of the request plan (``plan.py``): read it after collection, record it on an update.
+
+Each test's requests are kept on the item; on ``--lm-plan-update`` (or ``--snapshot-update``) they travel on the
+test's report (so xdist brings them to the controller) and the controller, or the only process, merges them into
+the plan file atomically at the end of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import plan
+from .report import write_atomically
+
+ASKS = pytest.StashKey[list[plan.Ask]]()
+
+
+def asks_for(item: pytest.Item) -> list[plan.Ask]:
+    """The list an item's ``LM`` handles append their requests to."""
+    return item.stash.setdefault(ASKS, [])
+
+
+class PlanPlugin:
+    def __init__(
+        self,
+        path: Path,
+        base_seed: int,
+        update: bool,
+        announce: Callable[[str], None],
+        use: Callable[[list[plan.Ask]], None],
+    ) -> None:
+        self.use = use  # hands the requests to the registry before any model loads
+        self.path = path
+        self.base_seed = base_seed
+        self.update = update
+        self.announce = announce
+        self.collected: set[str] = set()  # node ids collected, before any deselection
+        self.ran: dict[str, list[plan.Ask]] = {}
+        self.asks: list[plan.Ask] = []  # the plan's requests for the tests this run will run
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.collected.update(item.nodeid for item in items)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        tests, base_seed, problem = plan.read(self.path)
+        if problem is not None:
+            self.announce(f"pytest-lmbehave: {problem}")
+        chosen = {item.nodeid for item in session.items}
+        asks = [ask for node, entries in tests.items() if node in chosen for ask in entries]
+        if base_seed != self.base_seed:  # sampled seeds derive from the base seed: those requests will not come
+            asks = [ask for ask in asks if ask.knobs is None]
+        self.asks = plan.unique(asks)
+        self.use(self.asks)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        if self.update and call.when == "teardown":
+            outcome.get_result().lmbehave_asks = [a.to_json() for a in item.stash.get(ASKS, [])]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        asks = getattr(report, "lmbehave_asks", None)
+        if asks is not None:
+            self.ran[report.nodeid] = [plan.Ask.from_json(a) for a in asks]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.update or hasattr(session.config, "workerinput") or not self.ran:
+            return
+        old, _, _ = plan.read(self.path)
+        merged = plan.merge(old, self.ran, self.collected)
+        write_atomically(self.path, plan.render(merged, self.base_seed))
+        self.announce(f"pytest-lmbehave: request plan for {len(self.ran)} tests written to {self.path}")

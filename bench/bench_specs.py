@@ -1,4 +1,5 @@
-"""Issue-4 benchmark: the document as a plain script (a) against `pytest specs/` serially (b) and with -n 2 (c).
+"""Issue-4 benchmark: the document as a plain script (a) against `pytest specs/` serially (b) and with -n 2 (c);
+also -n 2 without the request plan (e) and with a warm observation cache (d).
 
 One run, the embedded model, a warm conversion cache. Prints wall times, the ratios (b)/(a) and (c)/(a), the
 observations each checked, model-ready time and peak memory per process. Asserts nothing.
@@ -59,6 +60,7 @@ def main() -> None:
         folder = Path(scratch)
         b = pytest_run("serial", folder, "-p", "no:xdist")
         c = pytest_run("n2", folder, "-n", "2")
+        e = pytest_run("n2-no-plan", folder, "-n", "2", "--lm-plan=none")
         observations = folder / "observations"
         env = {**os.environ, "LMBEHAVE_CACHE": str(folder / "cache")}
         (folder / "cache").mkdir()
@@ -89,6 +91,15 @@ def main() -> None:
             c["pss_mb"],
         ),
         (
+            "(e) as (c), --lm-plan=none",
+            e["wall_s"],
+            e["observations"],
+            e["ready_s"],
+            e["imports_s"],
+            e["peak_rss_mb"],
+            e["pss_mb"],
+        ),
+        (
             "(d) as (c), warm --lm-cache",
             d["wall_s"],
             d["observations"],
@@ -104,7 +115,8 @@ def main() -> None:
     for name, wall, seen, ready, imports, rss, pss in rows:
         print(f"{name:<34}{wall:>8.1f}{seen:>14}{ready:>9}{imports:>11}{rss:>13}{pss:>8}")
     print(
-        f"(b)/(a) = {b['wall_s'] / wall_a:.2f}   (c)/(a) = {c['wall_s'] / wall_a:.2f}   (d)/(a) = {d['wall_s'] / wall_a:.2f}"
+        f"(b)/(a) = {b['wall_s'] / wall_a:.2f}   (c)/(a) = {c['wall_s'] / wall_a:.2f}   "
+        f"(e)/(a) = {e['wall_s'] / wall_a:.2f}   (d)/(a) = {d['wall_s'] / wall_a:.2f}"
     )
     print(
         "targets: (c)/(a) <= 0.3 with at least as many observations; model ready < 2 s per worker; peak RSS < 900 MB per worker"

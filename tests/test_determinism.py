@@ -1,4 +1,5 @@
-"""The real specs give the same observations with -p no:xdist, -n 0, -n 2, reversed and shuffled order."""
+"""The real specs give the same observations with -p no:xdist, -n 0, -n 2, reversed and shuffled order, and
+with no request plan at all (every request computed when asked, one at a time)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,9 @@ MODES = {
     "n2": ["-n", "2", "-p", "no:randomly"],
     "reversed": ["-p", "no:xdist", "-p", "no:randomly"],
     "shuffled-n2": ["-n", "2", "-p", "randomly", "-p", "no:cacheprovider", "--randomly-seed=12345"],
+    "no-plan": ["-p", "no:xdist", "-p", "no:randomly", "--lm-plan=none"],
 }
+PLAN = "--lm-plan=specs/lmbehave-plan.json"  # the repository's plan, copied with the specs
 
 
 def test_every_observation_is_the_same_in_every_mode_and_order(spec_copy: Path) -> None:
@@ -64,7 +67,7 @@ def test_every_observation_is_the_same_in_every_mode_and_order(spec_copy: Path) 
         env = {**os.environ, "LMBEHAVE_TEST_REVERSE": "1" if mode == "reversed" else ""}
         path = spec_copy / f"{mode}.json"
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "specs", f"--lm-report={path}", "-q", *args],
+            [sys.executable, "-m", "pytest", "specs", f"--lm-report={path}", "-q", PLAN, *args],
             cwd=spec_copy,
             env=env,
             capture_output=True,

@@ -17,6 +17,9 @@ def test_every_option_shows_in_pytest_help(pytester: pytest.Pytester) -> None:
         "--lm-attention",
         "--lm-seed",
         "--lm-top",
+        "--lm-plan",
+        "--lm-plan-update",
+        "--lm-cache",
     ):
         result.stdout.fnmatch_lines([f"*{option}*"])
     result.stdout.fnmatch_lines(["*lm_model (string)*"])

@@ -1,0 +1,223 @@
+"""The request plan: fixed batches from recorded requests, rows independent of their batch, shared among workers."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from pytest_lmbehave import LM, Sampling, plan
+from pytest_lmbehave.decoding import Policy
+from pytest_lmbehave.lm import Engine
+from pytest_lmbehave.store import SharedBatches
+
+GREEDY = None
+WARM = (1.3, None, None)
+
+
+def rows_of(*specs: tuple[tuple[int, ...], int, object, int | None]) -> list[plan.Row]:
+    return [plan.Row("gen", ids, n, knobs, seed) for ids, n, knobs, seed in specs]  # type: ignore[arg-type]
+
+
+def test_the_same_requests_make_the_same_groups_in_any_order() -> None:
+    rows = rows_of(*[((1, 2, i), 20, WARM if i % 2 else GREEDY, i) for i in range(30)], ((5,), 50, GREEDY, None))
+    rows += [plan.Row("next", (7, i), 1, None, None) for i in range(7)]
+    expected = plan.groups(rows)
+    for seed in range(5):
+        shuffled = list(rows)
+        random.Random(seed).shuffle(shuffled)
+        assert plan.groups(shuffled) == expected
+    assert [len(g.rows) for g in expected if g.kind == "gen"] == [1, plan.GROUP_ROWS, 30 - plan.GROUP_ROWS]
+
+
+def test_a_shorter_run_rides_on_the_longest_and_one_greedy_token_is_a_next_token_question() -> None:
+    groups = plan.groups(rows_of(((1, 2), 20, GREEDY, None), ((1, 2), 50, GREEDY, None), ((3, 4), 1, GREEDY, None)))
+    assert [(g.kind, [(r.ids, r.n) for r in g.rows]) for g in groups] == [
+        ("gen", [((1, 2), 50)]),
+        ("next", [((3, 4), 1)]),
+    ]
+    # A sampled row is a different request from the greedy one, and its seed is part of it.
+    sampled = plan.groups(rows_of(((1, 2), 20, GREEDY, None), ((1, 2), 20, WARM, 1), ((1, 2), 20, WARM, 2)))
+    assert sum(len(g.rows) for g in sampled) == 3
+
+
+def test_no_row_runs_more_than_twice_its_length() -> None:
+    groups = plan.groups(rows_of(((1,), 50, GREEDY, None), ((2,), 25, GREEDY, None), ((3,), 24, GREEDY, None)))
+    assert [[r.n for r in g.rows] for g in groups] == [[50, 25], [24]]
+
+
+def test_next_token_prompts_with_a_long_common_beginning_share_a_group() -> None:
+    beginning = tuple(range(100, 100 + plan.PREFIX))
+    rows = [plan.Row("next", (*beginning, i), 1, None, None) for i in range(5)]
+    rows += [plan.Row("next", (i,), 1, None, None) for i in range(5)]
+    groups = plan.groups(rows)
+    shared = [g for g in groups if len(g.rows[0].ids) > plan.PREFIX]
+    assert len(shared) == 1 and len(shared[0].rows) == 5
+    assert plan.common_prefix([r.ids for r in shared[0].rows]) == plan.PREFIX
+    assert [len(g.rows) for g in groups if g not in shared] == [plan.NEXT_ROWS, 5 - plan.NEXT_ROWS]
+    assert plan.common_prefix([(1, 2, 3), (1, 2, 3)]) == 2  # every row keeps its last token to predict from
+
+
+def test_a_plan_reads_back_what_was_written_and_merging_keeps_what_did_not_run(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    first = {
+        "a.py::test_one": [plan.Ask("gen", "hello", 5, WARM, 7), plan.Ask("next", (1, 2, 3))],
+        "a.py::test_gone": [plan.Ask("next", "x")],
+        "b.py::test_other": [plan.Ask("gen", "hi", 3, None, None)],
+    }
+    path.write_text(plan.render(first, 0))
+    tests, base_seed, problem = plan.read(path)
+    assert (tests, base_seed, problem) == (first, 0, None)
+    assert len(path.read_text().splitlines()) == 5 + 4 * 2 + 4  # one request a line, for readable diffs
+    merged = plan.merge(tests, {"a.py::test_one": [plan.Ask("next", "new")]}, collected={"a.py::test_one"})
+    assert merged == {"a.py::test_one": [plan.Ask("next", "new")], "b.py::test_other": first["b.py::test_other"]}
+
+
+@pytest.mark.parametrize(
+    "text", ["{not json", json.dumps({"format": "something else", "version": 1}), json.dumps({"format": plan.FORMAT})]
+)
+def test_a_damaged_plan_is_named_and_ignored(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(text)
+    tests, _, problem = plan.read(path)
+    assert tests == {} and problem is not None
+    assert str(path) in problem and "--lm-plan-update rewrites it" in problem
+
+
+def test_a_rows_tokens_do_not_depend_on_the_rows_batched_beside_it(tiny_engine: Engine) -> None:
+    prompt = tiny_engine.encode("Shakespeare was a")
+    others = [tiny_engine.encode("hello hello world, the model"), tiny_engine.encode("Review:")]
+    policies = [Policy(Sampling(temperature=1.5), 11), Policy(None, None)]
+    alone = [tiny_engine._decode([prompt], 12, [p])[0] for p in policies]
+    company = [Policy(Sampling(top_p=0.8), 3), Policy(Sampling(temperature=0.7, top_k=5), 4)]
+    together = tiny_engine._decode(
+        [others[0], prompt, others[1], prompt], 12, [company[0], policies[0], company[1], policies[1]]
+    )
+    for single, batched in zip(alone, [together[1], together[3]]):
+        assert batched.ids == single.ids
+        assert batched.logprobs == pytest.approx(single.logprobs, abs=1e-4)
+        assert batched.argmax_ids == single.argmax_ids
+
+
+def test_a_sampled_row_with_the_seed_of_a_single_call_repeats_it(tiny_engine: Engine) -> None:
+    lm = LM(tiny_engine.fresh(), Sampling(temperature=1.5), seed=5)
+    single = lm.generate("hello", 8)
+    batch = LM(tiny_engine.fresh(), Sampling(temperature=1.5), seed=5).generate(["hello", "hello"], 8)
+    assert batch[0].ids == single.ids and batch[0].seed == single.seed != batch[1].seed
+
+
+def asks_and_answers(lm: LM) -> list[object]:
+    warm = lm.with_sampling(temperature=1.3, seed=9)
+    return [
+        lm.generate(["hello", "Shakespeare was a"], 6),
+        lm.generate("Shakespeare was a", 3),
+        lm.generate("Review: good game. Decision:", 1),
+        lm.next_token("hello hello"),
+        lm.choose("Review: good game. Decision:", [" good", " bad"]),
+        warm.generate(["hello", "hello world"], 5),
+    ]
+
+
+def same(a: object, b: object) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if hasattr(a, "logprobs") and hasattr(a, "ids"):  # generations: ids exactly, numbers within float noise
+        return a.ids == b.ids and a.logprobs == pytest.approx(b.logprobs, abs=1e-4)  # type: ignore[attr-defined]
+    if hasattr(a, "scores"):
+        return a.scores == pytest.approx(b.scores, abs=1e-4)  # type: ignore[attr-defined]
+    return bool(torch.allclose(a.logprobs, b.logprobs, atol=1e-4))  # type: ignore[attr-defined]
+
+
+def test_a_planned_run_answers_as_an_unplanned_one_and_computes_each_batch_once(tiny_engine: Engine) -> None:
+    recorded: list[plan.Ask] = []
+    unplanned = asks_and_answers(LM(tiny_engine.fresh(), seed=0, asks=recorded))
+    planned_engine = tiny_engine.fresh()
+    planned_engine.use_plan(plan.unique(recorded))
+    planned = asks_and_answers(LM(planned_engine, seed=0))
+    assert same(planned, unplanned)
+    # Everything was answered from the plan's batches: nothing was computed one request at a time.
+    # (The one extra is the choice: its scores are read off a planned next-token distribution.)
+    assert planned_engine.stats["computed"] == sum(len(g.rows) for g in planned_engine._groups) + 1
+    assert len(planned_engine._settled) == len(planned_engine._groups) >= 2
+
+
+def test_a_batch_one_worker_computed_is_read_by_the_other(tiny_engine: Engine, tmp_path: Path) -> None:
+    recorded: list[plan.Ask] = []
+    asks_and_answers(LM(tiny_engine.fresh(), seed=0, asks=recorded))
+    workers = [Engine(tiny_engine.loaded, None, SharedBatches(tmp_path, tiny_engine.loaded.fingerprint)) for _ in "ab"]
+    for engine in workers:
+        engine.use_plan(plan.unique(recorded))
+        engine.prefetch()
+    first, second = workers
+    assert first.stats["computed"] > 0 and first.stats["shared"] == 0
+    assert second.stats["computed"] == 0 and second.stats["shared"] == first.stats["computed"]
+    assert same(asks_and_answers(LM(second, seed=0)), asks_and_answers(LM(first, seed=0)))
+    assert second.stats["computed"] == 1  # only the choice, read off a next-token batch the first worker wrote
+
+
+def test_prompts_sharing_a_beginning_get_the_distributions_they_get_alone(tiny_engine: Engine) -> None:
+    beginning = tiny_engine.encode("Shakespeare was a great writer, but he was also a great actor.")
+    assert plan.PREFIX < len(beginning) < tiny_engine.context - 10
+    rows = [tuple(beginning + tiny_engine.encode(end, special=False)) for end in (" hello", " Review: good", " the")]
+    together = tiny_engine._distributions(rows)
+    for row, distribution in zip(rows, together):
+        alone = tiny_engine._distribution(row)
+        assert torch.allclose(distribution.logprobs, alone.logprobs, atol=1e-4)
+        assert distribution.argmax_id == alone.argmax_id
+
+
+SOURCE = """
+from pytest_lmbehave import sampled
+
+def test_generations(lm):
+    lm.generate(["hello", "Shakespeare was a"], max_new_tokens=6)
+    lm.generate("Review: good game. Decision:", max_new_tokens=1)
+
+def test_next_and_choice(lm):
+    lm.next_token("hello hello")
+    lm.choose("Review: good game. Decision:", [" good", " bad"])
+
+@sampled(temperature=1.3)
+def test_sampled(lm):
+    lm.generate(["hello", "hello world"], max_new_tokens=5)
+"""
+
+
+def observations(run_with_tiny, path: Path, *args: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    run_with_tiny(SOURCE, f"--lm-report={path}", *args).assert_outcomes(passed=3)
+    found = json.loads(path.read_text())["observations"]
+    return {
+        test: [(o["kind"], o.get("ids"), o.get("argmax"), o.get("best")) for o in obs] for test, obs in found.items()
+    }
+
+
+def test_plan_update_records_every_tests_requests_and_planned_runs_observe_the_same(  # type: ignore[no-untyped-def]
+    run_with_tiny, pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    without = observations(run_with_tiny, tmp_path / "none.json", "-p", "no:xdist", "--lm-plan=none")
+    assert not (pytester.path / "lmbehave-plan.json").exists()
+    result = run_with_tiny(SOURCE, "-p", "no:xdist", "--lm-plan-update")
+    result.stderr.fnmatch_lines(["*request plan for 3 tests written to *lmbehave-plan.json"])
+    tests, base_seed, problem = plan.read(pytester.path / "lmbehave-plan.json")
+    assert problem is None and base_seed == 0
+    assert {node.split("::")[1]: [a.kind for a in asks] for node, asks in tests.items()} == {
+        "test_generations": ["gen", "gen", "next"],
+        "test_next_and_choice": ["next", "next"],
+        "test_sampled": ["gen", "gen"],
+    }
+    assert observations(run_with_tiny, tmp_path / "serial.json", "-p", "no:xdist") == without
+    assert observations(run_with_tiny, tmp_path / "n2.json", "-n", "2") == without
+    assert not [p for p in pytester.path.iterdir() if p.name.startswith(".lmbehave-plan")]  # no staging file left
+
+
+def test_a_damaged_plan_file_is_named_and_the_run_goes_on(run_with_tiny, pytester: pytest.Pytester) -> None:  # type: ignore[no-untyped-def]
+    (pytester.path / "lmbehave-plan.json").write_text("{half a plan")
+    result = run_with_tiny(SOURCE, "-p", "no:xdist")
+    result.assert_outcomes(passed=3)
+    result.stderr.fnmatch_lines(
+        ["*lmbehave-plan.json is not a readable plan (*); it is ignored, and --lm-plan-update rewrites it"]
+    )
+    assert (pytester.path / "lmbehave-plan.json").read_text() == "{half a plan"  # never rewritten unasked

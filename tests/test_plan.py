@@ -210,6 +210,11 @@ def test_plan_update_records_every_tests_requests_and_planned_runs_observe_the_s
     }
     assert observations(run_with_tiny, tmp_path / "serial.json", "-p", "no:xdist") == without
     assert observations(run_with_tiny, tmp_path / "n2.json", "-n", "2") == without
+    # Under xdist the requests travel on the workers' reports; the controller writes the same plan.
+    serial_plan = (pytester.path / "lmbehave-plan.json").read_text()
+    (pytester.path / "lmbehave-plan.json").unlink()
+    run_with_tiny(SOURCE, "-n", "2", "--lm-plan-update").assert_outcomes(passed=3)
+    assert (pytester.path / "lmbehave-plan.json").read_text() == serial_plan
     assert not [p for p in pytester.path.iterdir() if p.name.startswith(".lmbehave-plan")]  # no staging file left
 
 

@@ -297,6 +297,10 @@ def lm(request: pytest.FixtureRequest, lm_model_spec: str, lm_settings: Settings
         if lm_model_spec == lm_settings.model:  # without the session's model no test can run: stop at once
             request.session.shouldfail = f"pytest-lmbehave: the model {lm_model_spec!r} could not be loaded ({type(error).__name__}, shown above); stopped"
         raise
+    if engine.shared is not None:
+        # Under xdist each worker takes one more of the plan's batches before each test: a worker kept busy by
+        # its tests takes fewer, so the batches are shared out by how busy each worker is.
+        engine.prefetch(1)
     sampling, seed = sampling_for(request.node, lm_settings.seed)
     recorder = None
     if request.config.getoption("lm_report"):

@@ -54,7 +54,7 @@ class Registry:
         self.load_seconds[spec] = round(time.perf_counter() - imported, 3)
         engine.use_plan(self.plan)
         if shared is not None:
-            engine.prefetch()  # under xdist: this worker's share of the plan, before its first test runs
+            engine.prefetch(1)  # under xdist: one batch now, and one more before each test (see plugin.lm)
         return engine
 
     def use_plan(self, asks: list[plan.Ask]) -> None:

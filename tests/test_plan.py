@@ -226,3 +226,21 @@ def test_a_damaged_plan_file_is_named_and_the_run_goes_on(run_with_tiny, pyteste
         ["*lmbehave-plan.json is not a readable plan (*); it is ignored, and --lm-plan-update rewrites it"]
     )
     assert (pytester.path / "lmbehave-plan.json").read_text() == "{half a plan"  # never rewritten unasked
+
+
+def test_prompts_of_very_different_lengths_are_read_a_length_group_at_a_time_with_the_same_results(
+    tiny_engine: Engine,
+) -> None:
+    short, middle = tiny_engine.encode("hello"), tiny_engine.encode("hello hello world, the")
+    long = tiny_engine.encode("Shakespeare was a great writer, but he was also")
+    # Two length groups (from the shortest: up to twice its length + 16), the first padded.
+    assert len(short) < len(middle) <= 2 * len(short) + 16 < len(long)
+    rows = [short, long, middle]
+    policies = [Policy(None, None), Policy(Sampling(temperature=1.5), 2), Policy(None, None)]
+    assert set(tiny_engine._prefilled(rows)) == {tiny_engine._cache_argument()}
+    assert tiny_engine._prefilled([short, middle]) == {}  # one length group: one pass over the batch
+    together = tiny_engine._decode(rows, 10, policies)
+    for row, policy, batched in zip(rows, policies, together):
+        alone = tiny_engine._decode([row], 10, [policy])[0]
+        assert batched.ids == alone.ids
+        assert batched.logprobs == pytest.approx(alone.logprobs, abs=1e-4)

@@ -494,6 +494,8 @@ class Engine:
                 **padded, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1
             )
             cache = getattr(out, "cache", None) or out.past_key_values
+            if any(type(layer).__name__ != "DynamicLayer" for layer in cache.layers):
+                return {}  # sliding-window or other special layers: read the padded batch in one pass instead
             for position, row in enumerate(bucket):
                 parts[row] = [
                     tuple(

@@ -47,6 +47,11 @@ class Sampling:
                 f"seed={self.seed!r} must be a whole number >= 0, or None to derive it from --lm-seed and the test id"
             )
 
+    @property
+    def knobs(self) -> plan.Knobs:
+        """The settings that decide the draws (the seed is kept per row): temperature, top_p, top_k."""
+        return (self.temperature, self.top_p, self.top_k)
+
     def describe(self) -> str:
         knobs = [
             f"{k}={v}"
@@ -64,6 +69,17 @@ def derive_seed(base: int, key: str) -> int:
 def row_seed(seed: int, row: int) -> int:
     """Row 0 of a sampled call takes the call's seed, so a batch's first row equals the same prompt asked alone."""
     return seed if row == 0 else derive_seed(seed, f"row-{row}")
+
+
+def _cache_argument_of(model: Any) -> str:
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(out: Any) -> Any:
+    """The KV cache a forward pass returned, under either name transformers has given it."""
+    return getattr(out, "cache", None) or out.past_key_values
 
 
 def _check_prompt(prompt: Any) -> None:
@@ -108,6 +124,7 @@ class Engine:
         self.store = store
         self.shared = shared  # under xdist: batches computed by one worker, read by the others
         self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        self._cache_name = _cache_argument_of(self.model)
         self._memo: dict[tuple[Any, ...], Any] = {}
         self._groups: list[plan.Group] = []
         self._planned: dict[tuple[Any, ...], tuple[int, int]] = {}  # request key -> (group, steps it runs)
@@ -168,7 +185,7 @@ class Engine:
         self._settled = set()
         for index, group in enumerate(self._groups):
             for row in group.rows:
-                self._planned[self._row_key(group, row)] = (index, group.steps)
+                self._planned[row.key] = (index, group.steps)
 
     def prefetch(self, batches: int | None = None) -> int:
         """Compute up to ``batches`` of the plan's batches now (all when None), costliest first, skipping any that
@@ -192,7 +209,7 @@ class Engine:
     def _settle(self, index: int, wait: bool) -> str:
         """Make a batch's results known here: 'remembered', 'computed', 'read' (another worker's) or 'busy'."""
         group = self._groups[index]
-        if all(self._recall(self._row_key(group, row)) is not None for row in group.rows):
+        if all(self._recall(row.key) is not None for row in group.rows):
             self._settled.add(index)  # every row is remembered already (e.g. read from --lm-cache)
             return "remembered"
         if self.shared is None:
@@ -231,17 +248,12 @@ class Engine:
         policies = [Policy(None if r.knobs is None else Sampling(*r.knobs), r.seed) for r in group.rows]
         return [(g, group.steps) for g in self._decode([list(r.ids) for r in group.rows], group.steps, policies)]
 
-    @staticmethod
-    def _row_key(group: plan.Group, row: plan.Row) -> tuple[Any, ...]:
-        return ("next", row.ids) if group.kind == "next" else ("gen", row.ids, row.knobs, row.seed)
-
     def _keep_group(self, group: plan.Group, values: list[Any], computed: bool = True) -> None:
         for row, value in zip(group.rows, values):
-            key = self._row_key(group, row)
             if computed:
-                self._keep(key, value)
+                self._keep(row.key, value)
             else:
-                self._memo[key] = value
+                self._memo[row.key] = value
 
     def forget(self) -> None:
         """Drop memoised results, so the next request is computed afresh (e.g. to compare batched and single runs)."""
@@ -307,7 +319,7 @@ class Engine:
         results = []
         for prompt in prompts:
             ids = tuple(self._ids(prompt))
-            key = ("next", ids)
+            key = plan.key("next", ids)
             found = self._recall(key)
             if found is None and self._from_plan(key, 1):
                 found = self._recall(key)
@@ -335,14 +347,13 @@ class Engine:
         if len(rows) < 2 or shared < plan.PREFIX:
             return [self._distribution(r) for r in rows]
         device = self.model.device
-        cache_name = self._cache_argument()
         endings = [list(r[shared:]) for r in rows]
         width = max(len(e) for e in endings)
         pad = int(self.tokenizer.pad_token_id)
         last = sorted({len(e) - 1 for e in endings})  # the only positions whose logits are needed
         with torch.no_grad():
             out = self.model(torch.tensor([list(rows[0][:shared])], device=device), use_cache=True)
-            cache = getattr(out, "cache", None) or out.past_key_values
+            cache = _cache_of(out)
             cache.batch_repeat_interleave(len(rows))
             out = self.model(
                 torch.tensor([e + [pad] * (width - len(e)) for e in endings], device=device),
@@ -351,7 +362,7 @@ class Engine:
                 ),
                 use_cache=True,
                 logits_to_keep=torch.tensor(last, device=device),  # positions kept, the same for every row
-                **{cache_name: cache},
+                **{self._cache_name: cache},
             )
         logits = out.logits.float().cpu()
         result = []
@@ -395,9 +406,9 @@ class Engine:
         if sampling is None and max_new_tokens == 1:  # one greedy token is the argmax of the next-token question
             dists = self.next_tokens(id_rows)
             return [self._one_token(t, r, d) for t, r, d in zip(texts, id_rows, dists)]
-        knobs = None if sampling is None else (sampling.temperature, sampling.top_p, sampling.top_k)
+        knobs = None if sampling is None else sampling.knobs
         seeds = [None if sampling is None else row_seed(seed or 0, i) for i in range(len(prompts))]
-        keys = [("gen", tuple(r), knobs, s) for r, s in zip(id_rows, seeds)]
+        keys = [plan.key("gen", tuple(r), knobs, s) for r, s in zip(id_rows, seeds)]
         results = [self._generation(key, max_new_tokens) for key in keys]
         todo = [i for i, g in enumerate(results) if g is None]
         if todo:
@@ -457,9 +468,8 @@ class Engine:
         )
 
     def _cache_argument(self) -> str:
-        import inspect
-
-        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        """The keyword the model takes its KV cache by ('cache' in transformers 5, 'past_key_values' before)."""
+        return self._cache_name
 
     def _prefilled(self, id_rows: list[list[int]]) -> dict[str, Any]:
         """A batch's prompts of very different lengths, read into the KV cache a length group at a time.
@@ -493,7 +503,7 @@ class Engine:
             out = self.model(
                 **padded, position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1
             )
-            cache = getattr(out, "cache", None) or out.past_key_values
+            cache = _cache_of(out)
             if any(type(layer).__name__ != "DynamicLayer" for layer in cache.layers):
                 return {}  # sliding-window or other special layers: read the padded batch in one pass instead
             for position, row in enumerate(bucket):
@@ -509,7 +519,7 @@ class Engine:
             keys = torch.cat([parts[row][index][0] for row in range(len(id_rows))]).to(device)
             values = torch.cat([parts[row][index][1] for row in range(len(id_rows))]).to(device)
             stitched.update(keys, values, index)
-        return {self._cache_argument(): stitched}
+        return {self._cache_name: stitched}
 
     def _decode(self, id_rows: list[list[int]], n: int, policies: list[Policy]) -> list[Generation]:
         """One batch through transformers' generate, each row's tokens picked by its own policy."""
@@ -609,9 +619,7 @@ class LM:
     def _asked(self, kind: str, prompt: Prompt, n: int = 1, seed: int | None = None) -> None:
         if self.asks is None:
             return
-        knobs = None
-        if kind == "gen" and self.sampling is not None:
-            knobs = (self.sampling.temperature, self.sampling.top_p, self.sampling.top_k)
+        knobs = self.sampling.knobs if kind == "gen" and self.sampling is not None else None
         if kind == "gen" and knobs is None and n == 1:
             kind = "next"
         text = prompt if isinstance(prompt, str) else tuple(prompt)

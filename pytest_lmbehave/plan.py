@@ -59,6 +59,12 @@ class Ask:
         )
 
 
+def key(kind: str, ids: tuple[int, ...], knobs: Knobs | None = None, seed: int | None = None) -> tuple[Any, ...]:
+    """How the engine remembers a result: a next-token question by its ids; a generation also by its sampling
+    settings and seed (not its length: a shorter run is a prefix of a longer one)."""
+    return ("next", ids) if kind == "next" else ("gen", ids, knobs, seed)
+
+
 @dataclass(frozen=True)
 class Row:
     """A request resolved to token ids: what one batch row computes."""
@@ -68,6 +74,10 @@ class Row:
     n: int
     knobs: Knobs | None
     seed: int | None
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return key(self.kind, self.ids, self.knobs, self.seed)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ class PlanPlugin:
         self.announce = announce
         self.collected: set[str] = set()  # node ids collected, before any deselection
         self.ran: dict[str, list[plan.Ask]] = {}
-        self.asks: list[plan.Ask] = []  # the plan's requests for the tests this run will run
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -54,8 +53,7 @@ class PlanPlugin:
         asks = [ask for node, entries in tests.items() if node in chosen for ask in entries]
         if base_seed != self.base_seed:  # sampled seeds derive from the base seed: those requests will not come
             asks = [ask for ask in asks if ask.knobs is None]
-        self.asks = plan.unique(asks)
-        self.use(self.asks)
+        self.use(plan.unique(asks))  # the plan's requests for the tests this run will run
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:

@@ -53,8 +53,6 @@ class Registry:
         self.import_seconds[spec] = round(imported - started, 3)
         self.load_seconds[spec] = round(time.perf_counter() - imported, 3)
         engine.use_plan(self.plan)
-        if shared is not None:
-            engine.prefetch(1)  # under xdist: one batch now, and one more before each test (see plugin.lm)
         return engine
 
     def use_plan(self, asks: list[plan.Ask]) -> None:

@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lmbehave-installed
 PYTEST_ARGS ?=
 
-.PHONY: specs test lint bench exercises clean
+.PHONY: specs test lint portability bench exercises clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,20 @@ test: lint
 	$(PY) -m pytest tests/ specs/ $(PYTEST_ARGS)
 	# The teacher's key must solve every exercise on the real model, so no exercise rots into an unsolvable one.
 	$(PY) -m pytest exercises/ --lm-answer-key $(PYTEST_ARGS)
+	$(MAKE) portability
+
+# Other CPUs' numerics, simulated on this one: every spec passes with no near-tie flip (--lm-strict), and the
+# largest change of any recorded number between the runs -- the measured noise floor -- is printed and must stay
+# at 2e-4 or below: one rounding step of a 4-decimal record plus noise, 5 times below --lm-tolerance (0.001).
+PORTABLE := build/portability
+SIMULATED := "ATEN_CPU_CAPABILITY=default" "MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41" "MKL_CBWR=COMPATIBLE"
+portability: $(STAMP)
+	rm -rf $(PORTABLE) && mkdir -p $(PORTABLE)
+	$(PY) -m pytest specs/ -n 2 -q -p no:randomly --lm-strict --lm-report $(PORTABLE)/native.json
+	i=0; for vars in $(SIMULATED); do i=$$((i + 1)); echo "== simulated hardware: $$vars"; \
+	  env $$vars $(PY) -m pytest specs/ -n 2 -q -p no:randomly --lm-strict --lm-report $(PORTABLE)/simulated-$$i.json \
+	  && $(VENV)/bin/lmbehave diff $(PORTABLE)/native.json $(PORTABLE)/simulated-$$i.json --max-change 2e-4 --limit 10 \
+	  || exit 1; done
 
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/

@@ -16,7 +16,7 @@ ANSWERS = {
     "test_continuing_the_sequence": " writer",
     "test_greedy_generation": " master of subtlety.",
     "test_temperature": 14.0,
-    "test_top_p": 415,
+    "test_top_p": 16,
     "test_zero_shot_is_not_a_label": False,
     "test_few_shot_label": " good",
     "test_near_tie": 1,

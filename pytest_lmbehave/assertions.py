@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .observations import Choice, Distribution, Generation, Tokenization
-from .records import first_difference
+from .verdict import first_difference
 
 
 def _bar(prob: float, width: int = 20) -> str:

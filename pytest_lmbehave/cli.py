@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import defaults
 from .drift import (
     SEVERITIES,
     ReportError,
     Thresholds,
     compare_reports,
     environments_side_by_side,
+    largest_move,
     load_report,
     summary_table,
 )
@@ -30,14 +32,16 @@ def _diff(args: argparse.Namespace) -> int:
     thresholds = Thresholds(near_tie=args.near_tie, prob=args.prob, kl=args.kl, score=args.score)
     changes, compared = compare_reports(old, new, thresholds)
     table = summary_table(changes)
+    moved, where = largest_move(old, new)
     environments = environments_side_by_side(old, new)
     print(f"lmbehave diff: {compared} observations compared, {len(changes)} changes ({args.old} -> {args.new})\n")
     print(f"{'severity':<10}{'kind':<16}{'count':>6}")
     for severity, kind, count in table or [("-", "no changes", 0)]:
         print(f"{severity:<10}{kind:<16}{count:>6}")
-    print(f"\n{'environment':<28}{'old':<46}{'new':<46}")
+    print(f"\n{'environment':<36}{'old':<46}{'new':<46}")
     for what, a, b in environments:
-        print(f"{what:<28}{a:<46}{b:<46}{'<- differs' if a != b else ''}")
+        print(f"{what:<36}{a:<46}{b:<46}{'<- differs' if a != b else ''}")
+    print(f"\nlargest change of any recorded number: {moved:.2g}" + (f" ({where})" if where else ""))
     if changes:
         print("\nchanges, worst first:")
         for change in changes[: args.limit]:
@@ -51,6 +55,9 @@ def _diff(args: argparse.Namespace) -> int:
         write_atomically(Path(args.html), render_html(args.old, args.new, changes, table, environments, compared))
         print(f"\nwrote {args.html}")
     failing = SEVERITIES[: SEVERITIES.index(args.fail_on) + 1]
+    if args.max_change is not None and moved > args.max_change:
+        print(f"\nlmbehave diff: a recorded number moved by {moved:.2g}, more than --max-change {args.max_change}")
+        return EXIT_DRIFT
     return EXIT_DRIFT if any(c.severity in failing for c in changes) else EXIT_OK
 
 
@@ -63,20 +70,33 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument(
         "--near-tie",
         type=float,
-        default=0.05,
-        help="a flip whose margin is below this many nats is a near-tie (default 0.05)",
+        default=defaults.NEAR_TIE,
+        help=f"a flip is a near-tie when both its margins are below this many nats (default {defaults.NEAR_TIE})",
     )
     diff.add_argument(
-        "--prob", type=float, default=0.01, help="largest probability change still counted as none (default 0.01)"
+        "--prob",
+        type=float,
+        default=defaults.DRIFT_PROB,
+        help=f"largest probability change still counted as none (default {defaults.DRIFT_PROB})",
     )
     diff.add_argument(
-        "--kl", type=float, default=0.01, help="largest KL divergence (nats) still counted as none (default 0.01)"
+        "--kl",
+        type=float,
+        default=defaults.DRIFT_KL,
+        help=f"largest KL divergence (nats) still counted as none (default {defaults.DRIFT_KL})",
     )
     diff.add_argument(
         "--score",
         type=float,
-        default=0.05,
-        help="largest choice-score change (nats) still counted as none (default 0.05)",
+        default=defaults.DRIFT_SCORE,
+        help=f"largest change of a score or margin (nats) still counted as none (default {defaults.DRIFT_SCORE})",
+    )
+    diff.add_argument(
+        "--max-change",
+        type=float,
+        default=None,
+        metavar="X",
+        help="also exit 1 when any recorded number moved by more than X (e.g. to hold a noise floor)",
     )
     diff.add_argument(
         "--fail-on",

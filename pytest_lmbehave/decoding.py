@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .lm import Sampling
 
+# Raised whenever a change here can change which token a row picks (the draw, the warpers, their order): part of
+# the environment fingerprint, so recorded snapshots and --lm-cache entries name the algorithm that made them.
+ALGORITHM_VERSION = "1"
+
 
 @dataclass(frozen=True)
 class Policy:

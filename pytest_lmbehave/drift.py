@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import defaults, verdict
 from .errors import LMBehaveError
-from .records import first_difference, is_near_tie
 from .report import FORMAT, VERSION
+from .verdict import Difference, Tolerances
 
 SEVERITIES = ("major", "near-tie", "minor")  # worst first
 
@@ -21,10 +21,14 @@ class ReportError(LMBehaveError):
 
 @dataclass(frozen=True)
 class Thresholds:
-    near_tie: float = 0.05  # nats: a flip whose margin is below this is a near-tie
-    prob: float = 0.01  # largest probability change that still counts as no change
-    kl: float = 0.01  # nats of KL divergence that still count as no change
-    score: float = 0.05  # nats of log-likelihood change that still count as no change
+    near_tie: float = defaults.NEAR_TIE  # nats: a flip is a near-tie when both margins are below this
+    prob: float = defaults.DRIFT_PROB  # largest probability change that still counts as no change
+    kl: float = defaults.DRIFT_KL  # nats of KL divergence that still count as no change
+    score: float = defaults.DRIFT_SCORE  # nats of log-likelihood (scores, margins) that still count as no change
+
+    @property
+    def tolerances(self) -> Tolerances:
+        return Tolerances(prob=self.prob, score=self.score, margin=self.score, near_tie=self.near_tie, kl=self.kl)
 
 
 @dataclass
@@ -60,110 +64,50 @@ def load_report(path: Path) -> dict[str, Any]:
     return document
 
 
-def _distribution(rows: list[list[Any]]) -> dict[int, float]:
-    return {int(token): float(prob) for _, token, prob in rows}
+# What each kind of difference weighs in a drift report; a near-tie flip is "near-tie" whatever its kind.
+_MINOR = {verdict.PROBABILITY, verdict.DISTRIBUTION, verdict.SCORE, verdict.MARGIN, verdict.SAMPLED}
+_KIND_NAMES = {
+    verdict.PROBABILITY: "probabilities",
+    verdict.DISTRIBUTION: "probabilities",
+    verdict.ENTRANT: "probabilities",
+    verdict.LEFT: "probabilities",
+    verdict.SCORE: "scores",
+    verdict.SAMPLED: "generation",
+    verdict.QUESTION: "missing",
+}
 
 
-def kl_divergence(old_rows: list[list[Any]], new_rows: list[list[Any]]) -> float:
-    """KL(old || new) over the union of both top lists, the rest of the mass pooled in one bucket."""
-    old, new = _distribution(old_rows), _distribution(new_rows)
-    tokens = set(old) | set(new)
-    floor_old = min(old.values(), default=0.0)
-    floor_new = min(new.values(), default=0.0)
-    p: dict[Any, float] = {t: old.get(t, floor_old) for t in tokens}
-    q: dict[Any, float] = {t: new.get(t, floor_new) for t in tokens}
-    p["rest"], q["rest"] = max(1e-12, 1 - sum(p.values())), max(1e-12, 1 - sum(q.values()))
-    return float(sum(pv * math.log(pv / max(q[t], 1e-12)) for t, pv in p.items() if pv > 0))
-
-
-def _flip_severity(margins: list[float | None], thresholds: Thresholds) -> tuple[str, float | None]:
-    known = [m for m in margins if m is not None]
-    margin = min(known) if known else None
-    return ("near-tie" if is_near_tie(margin, thresholds.near_tie) else "major"), margin
+def severity(difference: Difference) -> str:
+    if difference.near_tie:
+        return "near-tie"
+    return "minor" if difference.kind in _MINOR else "major"
 
 
 def compare_records(
     test: str, index: int, old: dict[str, Any], new: dict[str, Any], thresholds: Thresholds
 ) -> list[Change]:
-    kind = old.get("kind")
-    changes: list[Change] = []
-    if kind != new.get("kind") or old.get("prompt", old.get("text")) != new.get("prompt", new.get("text")):
-        return [
-            Change(
-                test,
-                index,
-                "missing",
-                "major",
-                f"observation {index} is a different one ({kind} vs {new.get('kind')}): the test asked something else",
-            )
-        ]
-    if kind == "tokenization" and old["ids"] != new["ids"]:
-        changes.append(
-            Change(
-                test,
-                index,
-                "tokenization",
-                "major",
-                f"{old['text']!r}: {old['pieces']} -> {new['pieces']}",
-                {"old": old["pieces"], "new": new["pieces"]},
-            )
-        )
-    if kind == "next_token":
-        if old["argmax"] != new["argmax"]:
-            severity, margin = _flip_severity([old.get("margin"), new.get("margin")], thresholds)
-            changes.append(
-                Change(
-                    test,
-                    index,
-                    "top-1 flip",
-                    severity,
-                    f"after {old['prompt'][-50:]!r}: {old['argmax']!r} -> {new['argmax']!r} (margin {margin} nats)",
-                )
-            )
-        old_p, new_p = _distribution(old["top"]), _distribution(new["top"])
-        deltas = {t: new_p.get(t, 0.0) - old_p.get(t, 0.0) for t in set(old_p) & set(new_p)}
-        biggest = max(deltas.items(), key=lambda kv: abs(kv[1]), default=(None, 0.0))
-        kl = kl_divergence(old["top"], new["top"])
-        if abs(biggest[1]) > thresholds.prob or kl > thresholds.kl:
-            piece = next((r[0] for r in old["top"] if r[1] == biggest[0]), "?")
-            changes.append(
-                Change(
-                    test,
-                    index,
-                    "probabilities",
-                    "minor",
-                    f"after {old['prompt'][-50:]!r}: largest change {piece!r} {biggest[1]:+.4f}, KL {kl:.4f} nats",
-                    {"kl": kl, "old_top": old["top"], "new_top": new["top"]},
-                )
-            )
-    if kind == "generation" and old["ids"] != new["ids"]:
-        step = first_difference(old["ids"], new["ids"])
-        margins = [m[step] if step < len(m) else None for m in (old.get("margins", []), new.get("margins", []))]
-        severity, margin = _flip_severity(margins, thresholds)
-        if old.get("sampling", "greedy") != "greedy":
-            # The same seed drew another token: the probabilities moved across a random threshold, no argmax flipped.
-            severity = "minor"
-        char = first_difference(old["text"], new["text"])
-        changes.append(
-            Change(
-                test,
-                index,
-                "generation",
-                severity,
-                f"after {old['prompt'][-40:]!r}: first diverging token {step} (margin {margin} nats): old {old['text'][char:][:60]!r} / new {new['text'][char:][:60]!r}",
-                {"step": step, "old": old["text"], "new": new["text"]},
-            )
-        )
-    if kind == "choice":
-        if old["best"] != new["best"]:
-            severity, margin = _flip_severity([old.get("margin"), new.get("margin")], thresholds)
-            changes.append(
-                Change(test, index, "label", severity, f"{old['best']!r} -> {new['best']!r} (margin {margin} nats)")
-            )
-        moved = max((abs(a - b) for a, b in zip(old["scores"], new["scores"])), default=0.0)
-        if moved > thresholds.score:
-            changes.append(Change(test, index, "scores", "minor", f"option scores moved by up to {moved:.4f} nats"))
+    """The snapshot extension's comparison (`verdict.compare`), each difference given a severity."""
+    found = verdict.compare(old, new, thresholds.tolerances)
+    changes = []
+    for difference in found:
+        if difference.kind in (verdict.PROBABILITY, verdict.DISTRIBUTION) and difference is not _largest(found):
+            continue  # one probabilities line per observation: the largest move, with the KL divergence
+        summary = difference.text.split("\n")[0]
+        details: dict[str, Any] = {"difference": difference}
+        if old.get("kind") == "next_token" and difference.kind in (verdict.PROBABILITY, verdict.DISTRIBUTION):
+            kl = verdict.kl_divergence(old.get("top", []), new.get("top", []))
+            summary = f"{summary}; KL {kl:.4f} nats"
+            details.update(kl=kl, old_top=old.get("top", []), new_top=new.get("top", []))
+        if difference.kind in (verdict.GENERATION, verdict.SAMPLED):
+            details.update(step=difference.step, old=old.get("text"), new=new.get("text"))
+        kind = _KIND_NAMES.get(difference.kind, difference.kind)
+        changes.append(Change(test, index, kind, severity(difference), summary, details))
     return changes
+
+
+def _largest(found: list[Difference]) -> Difference | None:
+    numeric = [d for d in found if d.kind in (verdict.PROBABILITY, verdict.DISTRIBUTION)]
+    return max(numeric, key=lambda d: (d.kind == verdict.PROBABILITY, d.size or 0.0), default=None)
 
 
 def _asked_about(record: dict[str, Any]) -> Any:
@@ -205,6 +149,20 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], thresholds: Thresh
 
     changes.sort(key=lambda c: (SEVERITIES.index(c.severity), c.kind, c.test, c.index))
     return changes, compared
+
+
+def largest_move(old: dict[str, Any], new: dict[str, Any]) -> tuple[float, str]:
+    """The largest change of any recorded number between two reports, over observations that asked the same
+    question and (for generations) produced the same tokens: the noise floor between two runs."""
+    found: tuple[float, str] = (0.0, "")
+    for test, records in old["observations"].items():
+        for index, (a, b) in enumerate(zip(records, new["observations"].get(test, []))):
+            if _asked_about(a) != _asked_about(b) or a.get("ids") != b.get("ids"):
+                continue
+            size, where = verdict.largest_move(a, b)
+            if size > found[0]:
+                found = (size, f"{test} #{index} {where}")
+    return found
 
 
 def summary_table(changes: list[Change]) -> list[tuple[str, str, int]]:

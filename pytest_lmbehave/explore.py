@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+from . import defaults
 from .assertions import candidate_rows
 from .errors import LMBehaveError
 from .lm import LM, Sampling
@@ -24,7 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
     parser.add_argument("--threads", help="torch threads (default 1)")
-    parser.add_argument("--top", type=int, default=10, help="how many next-token candidates to show (default 10)")
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=defaults.EXPLORE_TOP,
+        help=f"how many next-token candidates to show (default {defaults.EXPLORE_TOP})",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=20, help="length of each continuation (default 20)")
     parser.add_argument("--sample", action="store_true", help="also show sampled continuations")
     parser.add_argument("--temperature", type=float, help="sampling temperature (implies --sample)")

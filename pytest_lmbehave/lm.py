@@ -17,6 +17,7 @@ from .errors import InputError, LMBehaveError
 from .models import LoadedModel
 from .observations import Choice, Distribution, Generation, Tokenization
 from .store import ObservationStore, SharedBatches
+from .verdict import StepCheck
 
 Prompt = str | Sequence[int]
 
@@ -382,6 +383,24 @@ class Engine:
             Distribution(self.decode(ids[: start + 1 + i]), row, self.decode, self.piece_id)
             for i, row in enumerate(rows)
         ]
+
+    def teacher_force(self, prompt: Prompt, ids: Sequence[int]) -> list[StepCheck]:
+        """Score a recorded continuation under this model, one forward pass over prompt + continuation: at each
+        step the recorded token's log-probability and rank, and today's top candidate. Empty when the ids are not
+        this model's (a tampered or foreign record)."""
+        import torch
+
+        context, ids = self._ids(prompt), list(ids)
+        vocabulary = int(self.model.config.vocab_size)
+        if not ids or any(not 0 <= i < vocabulary for i in ids):
+            return []
+        rows = torch.log_softmax(self.logits(context + ids[:-1])[0, len(context) - 1 :], dim=-1)
+        checks = []
+        for row, token in zip(rows, ids):
+            best = int(row.argmax())
+            value = row[token]
+            checks.append(StepCheck(token, best, float(value), int((row > value).sum()) + 1, float(row[best] - value)))
+        return checks
 
     def _pad(self, rows: list[list[int]]) -> dict[str, Any]:
         import torch

@@ -326,6 +326,8 @@ def _load_folder(folder: Path, settings: Settings) -> tuple[Any, Any]:
 
 def fingerprint(loaded: LoadedModel, settings: Settings) -> dict[str, str]:
     """Everything that can change what a model computes: printed in the header, stored with snapshots."""
+    from . import environment
+
     return {
         "model": loaded.source.spec,
         "model_name": loaded.source.name,
@@ -335,4 +337,7 @@ def fingerprint(loaded: LoadedModel, settings: Settings) -> dict[str, str]:
         "threads": str(settings.threads),
         "attention": settings.attention,
         **_versions(),
+        **environment.software(),
+        **environment.hardware(settings.device),
+        **environment.numerics_variables(),
     }

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from . import defaults, environment, snapshots
 from .assertions import explain
 from .errors import LMBehaveError, SettingsError
 from .exercises import Exercise, ExerciseProgress, exercise_for
@@ -21,7 +22,7 @@ from .planner import PlanPlugin, asks_for
 from .registry import Registry
 from .report import ReportPlugin, recorder_for
 from .settings import Settings, build_settings
-from .snapshots import SETS_DIRNAME, LMSnapshotExtension, environment_line, extension_for
+from .snapshots import SETS_DIRNAME, LMSnapshotExtension, extension_for
 
 SETTINGS = pytest.StashKey[Settings]()
 REGISTRY = pytest.StashKey[Registry]()
@@ -39,13 +40,24 @@ OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("--lm-threads", "lm_threads", None, "torch threads per process, pinned before loading (default 1)"),
     ("--lm-attention", "lm_attention", None, "attention implementation: sdpa (default) or eager"),
     ("--lm-seed", "lm_seed", None, "base seed of sampled tests; each test adds a hash of its node id (default 0)"),
-    ("--lm-top", "lm_top", None, "how many candidates a failure shows and a snapshot records (default 5)"),
-    ("--lm-tolerance", "lm_tolerance", None, "how far a snapshot's probabilities and scores may move (default 0.001)"),
+    (
+        "--lm-top",
+        "lm_top",
+        None,
+        f"how many candidates a failure shows and a snapshot records (default {defaults.TOP})",
+    ),
+    (
+        "--lm-tolerance",
+        "lm_tolerance",
+        None,
+        f"how far a snapshot's probabilities, scores and margins may move (default {defaults.TOLERANCE})",
+    ),
     (
         "--lm-near-tie",
         "lm_near_tie",
         None,
-        "a flip whose recorded margin is below this many nats is a near-tie (default 0.05)",
+        "a flip is a near-tie (numerical noise: it warns, and passes) when its recorded and its new margin are "
+        f"both below this many nats (default {defaults.NEAR_TIE})",
     ),
     (
         "--lm-plan",
@@ -57,9 +69,15 @@ OPTIONS: list[tuple[str, str, str | None, str]] = [
 ]
 FLAGS: list[tuple[str, str, str]] = [
     (
+        "--lm-strict",
+        "lm_strict",
+        "near-tie flips fail too (by default a snapshot whose only differences are near-tie flips passes, and the "
+        "terminal summary lists them)",
+    ),
+    (
         "--lm-accept-near-ties",
         "lm_accept_near_ties",
-        "let a snapshot pass when its only differences are near-tie flips",
+        "deprecated: near-tie flips pass by default now; --lm-strict makes them fail",
     ),
     (
         "--lm-cache",
@@ -127,6 +145,13 @@ def pytest_configure(config: pytest.Config) -> None:
     registry = Registry(settings, lambda message: _announce(config, message), shared)
     config.stash[REGISTRY] = registry
     config.pluginmanager.register(ExerciseProgress(), "lmbehave-exercises")
+    config.pluginmanager.register(NearTieSummary(), "lmbehave-near-ties")
+    if _lookup(config)("lm_accept_near_ties", "lm_accept_near_ties", None):
+        _announce(
+            config,
+            "pytest-lmbehave: --lm-accept-near-ties is deprecated and does nothing: a snapshot whose only differences "
+            "are near-tie flips passes by default (listed at the end); pass --lm-strict to make them fail",
+        )
     path = plan_path(config)
     if path is not None:
         update = bool(
@@ -147,6 +172,30 @@ def pytest_configure(config: pytest.Config) -> None:
             from .xdist import XdistReportHooks
 
             config.pluginmanager.register(XdistReportHooks(report), "lmbehave-xdist")
+
+
+NEAR_TIE_PROPERTY = "lmbehave_near_tie"
+
+
+class NearTieSummary:
+    """Lists the near-tie flips that let snapshots pass, from every worker's reports, at the end of the run."""
+
+    def __init__(self) -> None:
+        self.notes: list[tuple[str, str]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.notes += [
+            (report.nodeid, str(value)) for name, value in report.user_properties if name == NEAR_TIE_PROPERTY
+        ]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.notes:
+            return
+        terminalreporter.write_sep(
+            "-", f"{len(self.notes)} near-tie flip(s) (not failures; --lm-strict makes them fail)"
+        )
+        for nodeid, note in self.notes:
+            terminalreporter.write_line(f"{nodeid}: {note}")
 
 
 def plan_path(config: pytest.Config) -> Path | None:
@@ -195,15 +244,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    # Versions from package metadata: importing torch here would hold back the start of xdist's workers by seconds.
-    from importlib.metadata import version
-
+    # Versions from package metadata, the CPU from the OS: importing torch here would hold back xdist's workers.
     settings = config.stash[SETTINGS]
+    versions = " ".join(f"{k}={v}" for k, v in environment.software().items())
+    variables = " ".join(f"{k}={v}" for k, v in environment.numerics_variables().items())
     return [
         f"lmbehave: model {config.stash[REGISTRY].describe(settings.model)}",
         f"lmbehave: dtype={settings.dtype} device={settings.device} threads={settings.threads} "
-        f"attention={settings.attention} torch={version('torch')} transformers={version('transformers')} "
-        f"base seed={settings.seed} (--lm-seed)",
+        f"attention={settings.attention} base seed={settings.seed} (--lm-seed)",
+        f"lmbehave: {versions}",
+        f"lmbehave: cpu={environment.cpu_without_torch()} {variables}",
     ]
 
 
@@ -260,6 +310,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     outcome = yield
     report = outcome.get_result()
+    if snapshots.NEAR_TIE_NOTES:
+        report.user_properties += [(NEAR_TIE_PROPERTY, note) for note in snapshots.NEAR_TIE_NOTES]
+        snapshots.NEAR_TIE_NOTES.clear()
     if call.excinfo is not None and isinstance(call.excinfo.value, LMBehaveError) and report.failed:
         # Our errors name the problem and the fix; a traceback into torch would only bury that.
         error = call.excinfo.value
@@ -323,13 +376,15 @@ def tokenizer(lm: LM) -> Any:
 @pytest.fixture
 def lm_snapshot(snapshot: Any, lm: LM, lm_model_spec: str, lm_settings: Settings) -> Any:
     """syrupy's ``snapshot``, storing LM observations in this model's own set (``__lm_snapshots__/<model>/``)."""
+    engine = lm.engine
     extension: type[LMSnapshotExtension] = extension_for(
         slug(lm_model_spec),
-        environment_line(lm.fingerprint),
+        environment.line(lm.fingerprint),
         lm_settings.tolerance,
         lm_settings.near_tie,
-        lm_settings.accept_near_ties,
+        lm_settings.strict,
         lm_settings.top_shown,
+        teacher=lambda prompt, ids: engine.teacher_force(prompt, ids),
     )
     return snapshot.use_extension(extension)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from .observations import Choice, Distribution, Generation, Tokenization
@@ -52,13 +51,3 @@ def to_record(observation: Any, top: int = 5) -> dict[str, Any]:
         "lm_snapshot takes observations from the lm fixture (tokenize, next_token, generate, choose) or a list of them, "
         f"not {type(observation).__name__}"
     )
-
-
-def first_difference(a: Sequence[Any], b: Sequence[Any]) -> int:
-    """The index where two sequences (ids, or characters) first differ; the shorter length if one extends the other."""
-    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-
-
-def is_near_tie(margin: float | None, threshold: float) -> bool:
-    """Whether a flip happened where the top two candidates were within ``threshold`` nats (numerical noise)."""
-    return margin is not None and margin < threshold

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import defaults
 from .errors import SettingsError
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -34,18 +35,12 @@ class Settings:
     threads: int = 1
     attention: str = "sdpa"
     seed: int = DEFAULT_SEED
-    top_shown: int = 5
-    tolerance: float = 1e-3
-    near_tie: float = 0.05
-    accept_near_ties: bool = False
+    top_shown: int = defaults.TOP
+    tolerance: float = defaults.TOLERANCE
+    near_tie: float = defaults.NEAR_TIE
+    strict: bool = False
     observation_cache: bool = False
     cache_dir: Path = Path()
-
-    def describe(self) -> str:
-        return (
-            f"model={self.model} dtype={self.dtype} device={self.device} threads={self.threads} "
-            f"attention={self.attention} seed={self.seed}"
-        )
 
 
 def _as_int(name: str, value: str, minimum: int) -> int:
@@ -119,12 +114,10 @@ def build_settings(get: Callable[[str, str, str | None], Any]) -> Settings:
         threads=_as_int("--lm-threads", value("lm_threads", "lm_threads", None, "1"), 1),
         attention=_one_of("--lm-attention", value("lm_attention", "lm_attention", None, "sdpa"), ATTENTION),
         seed=_as_int("--lm-seed", value("lm_seed", "lm_seed", None, str(DEFAULT_SEED)), 0),
-        top_shown=_as_int("--lm-top", value("lm_top", "lm_top", None, "5"), 1),
-        tolerance=_as_float("--lm-tolerance", value("lm_tolerance", "lm_tolerance", None, "0.001")),
-        near_tie=_as_float("--lm-near-tie", value("lm_near_tie", "lm_near_tie", None, "0.05")),
-        accept_near_ties=_as_bool(
-            "--lm-accept-near-ties", value("lm_accept_near_ties", "lm_accept_near_ties", None, "false")
-        ),
+        top_shown=_as_int("--lm-top", value("lm_top", "lm_top", None, str(defaults.TOP)), 1),
+        tolerance=_as_float("--lm-tolerance", value("lm_tolerance", "lm_tolerance", None, str(defaults.TOLERANCE))),
+        near_tie=_as_float("--lm-near-tie", value("lm_near_tie", "lm_near_tie", None, str(defaults.NEAR_TIE))),
+        strict=_as_bool("--lm-strict", value("lm_strict", "lm_strict", None, "false")),
         observation_cache=_as_bool("--lm-cache", value("lm_cache", "lm_cache", None, "false")),
         cache_dir=default_cache_dir(),
     )

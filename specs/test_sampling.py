@@ -26,7 +26,9 @@ def test_every_token_sampled_with_top_p_lies_inside_the_nucleus_at_its_step(lm: 
     generation = lm.generate(SHAKESPEARE, max_new_tokens=50)
     for step, (dist, token) in enumerate(zip(lm.steps(generation), generation.ids)):
         # The nucleus: the most likely tokens until their mass reaches 0.9 (the token that crosses it included).
-        mass_before = float(dist.logprobs.exp()[dist.logprobs > dist.logprobs[token]].sum())
+        # 1e-4 of slack: the sampler's own float32 cumulative sum over a few hundred tokens, and a CPU's rounding
+        # of the probabilities (~1e-5, measured across AVX-512, AVX2 and SSE kernels), stay well inside it.
+        mass_before = float(dist.logprobs.double().exp()[dist.logprobs > dist.logprobs[token]].sum())
         assert mass_before < 0.9 + 1e-4, f"step {step}: token {lm.decode(token)!r} lies outside the 0.9 nucleus"
 
 

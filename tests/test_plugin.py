@@ -41,7 +41,9 @@ def test_the_header_shows_model_numerics_versions_and_seed(run_with_tiny, tiny_m
     result.stdout.fnmatch_lines(
         [
             f"lmbehave: model {tiny_model} = tiny-llama (directory, sha256 *)",
-            "lmbehave: dtype=float32 device=cpu threads=1 attention=sdpa torch=* transformers=* base seed=41 (--lm-seed)",
+            "lmbehave: dtype=float32 device=cpu threads=1 attention=sdpa base seed=41 (--lm-seed)",
+            "lmbehave: torch=* transformers=* tokenizers=* gguf=* lmbehave=* decoding=*",
+            "lmbehave: cpu=* aten_cpu_capability=* mkl_enable_instructions=* mkl_cbwr=* onednn_max_cpu_isa=*",
         ]
     )
 

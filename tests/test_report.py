@@ -120,7 +120,8 @@ def test_probability_changes_report_the_largest_delta_and_the_kl_divergence() ->
     old = {"kind": "next_token", "prompt": "p", "argmax": " a", "margin": 1.0, "top": [[" a", 1, 0.6], [" b", 2, 0.2]]}
     new = dict(old, top=[[" a", 1, 0.5], [" b", 2, 0.3]])
     [change] = compare_records("t", 0, old, new, Thresholds())
-    assert change.kind == "probabilities" and "' a' -0.1000" in change.summary and change.details["kl"] > 0.01
+    assert change.kind == "probabilities" and "probability of ' a' (1): 0.6 -> 0.5" in change.summary
+    assert change.details["kl"] > 0.01 and f"KL {change.details['kl']:.4f} nats" in change.summary
     assert compare_records("t", 0, old, old, Thresholds()) == []
 
 

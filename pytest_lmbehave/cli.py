@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import defaults
+from .arguments import non_negative, positive
 from .drift import (
     SEVERITIES,
     ReportError,
@@ -15,15 +16,23 @@ from .drift import (
     environments_side_by_side,
     largest_move,
     load_report,
+    pair_tests,
     summary_table,
 )
 from .explore import add_arguments as add_explore_arguments
 from .explore import run as run_explore
+from .files import path_problem
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNUSABLE = 0, 1, 2
 
 
 def _diff(args: argparse.Namespace) -> int:
+    if args.html and path_problem(Path(args.html)) is not None:
+        print(
+            f"lmbehave diff: --html {args.html}: {path_problem(Path(args.html))}; pass a file path such as drift.html",
+            file=sys.stderr,
+        )
+        return EXIT_UNUSABLE
     try:
         old, new = load_report(Path(args.old)), load_report(Path(args.new))
     except ReportError as error:
@@ -35,6 +44,12 @@ def _diff(args: argparse.Namespace) -> int:
     moved, where = largest_move(old, new)
     environments = environments_side_by_side(old, new)
     print(f"lmbehave diff: {compared} observations compared, {len(changes)} changes ({args.old} -> {args.new})\n")
+    across = [(a, b) for a, b in pair_tests(old, new) if a and b and a != b]
+    if across:
+        print(f"{len(across)} test(s) paired across models by node id without the model parameter, e.g.")
+        for a, b in across[:3]:
+            print(f"  {a}  <->  {b}")
+        print()
     print(f"{'severity':<10}{'kind':<16}{'count':>6}")
     for severity, kind, count in table or [("-", "no changes", 0)]:
         print(f"{severity:<10}{kind:<16}{count:>6}")
@@ -49,8 +64,8 @@ def _diff(args: argparse.Namespace) -> int:
         if len(changes) > args.limit:
             print(f"  ... {len(changes) - args.limit} more (raise --limit)")
     if args.html:
+        from .files import write_atomically
         from .html import render_html
-        from .report import write_atomically
 
         write_atomically(Path(args.html), render_html(args.old, args.new, changes, table, environments, compared))
         print(f"\nwrote {args.html}")
@@ -69,31 +84,31 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("new", help="report of the run to judge")
     diff.add_argument(
         "--near-tie",
-        type=float,
+        type=non_negative,
         default=defaults.NEAR_TIE,
         help=f"a flip is a near-tie when both its margins are below this many nats (default {defaults.NEAR_TIE})",
     )
     diff.add_argument(
         "--prob",
-        type=float,
+        type=non_negative,
         default=defaults.DRIFT_PROB,
         help=f"largest probability change still counted as none (default {defaults.DRIFT_PROB})",
     )
     diff.add_argument(
         "--kl",
-        type=float,
+        type=non_negative,
         default=defaults.DRIFT_KL,
         help=f"largest KL divergence (nats) still counted as none (default {defaults.DRIFT_KL})",
     )
     diff.add_argument(
         "--score",
-        type=float,
+        type=non_negative,
         default=defaults.DRIFT_SCORE,
         help=f"largest change of a score or margin (nats) still counted as none (default {defaults.DRIFT_SCORE})",
     )
     diff.add_argument(
         "--max-change",
-        type=float,
+        type=non_negative,
         default=None,
         metavar="X",
         help="also exit 1 when any recorded number moved by more than X (e.g. to hold a noise floor)",
@@ -104,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="minor",
         help="exit 1 when a change this severe or worse exists (default minor: any)",
     )
-    diff.add_argument("--limit", type=int, default=40, help="how many changes to list (default 40)")
+    diff.add_argument("--limit", type=positive, default=40, help="how many changes to list (default 40)")
     diff.add_argument("--html", metavar="PATH", help="also write one self-contained HTML page with charts")
     diff.set_defaults(run=_diff)
     explore = commands.add_parser("explore", help="show a prompt's tokens, top next tokens and continuations")

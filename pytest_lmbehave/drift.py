@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import defaults, verdict
 from .errors import LMBehaveError
+from .models import slug
 from .report import FORMAT, VERSION
 from .verdict import Difference, Tolerances
 
@@ -114,17 +116,49 @@ def _asked_about(record: dict[str, Any]) -> Any:
     return record.get("kind"), record.get("prompt", record.get("text"))
 
 
+def _without_model(test: str, slugs: set[str]) -> str:
+    """A node id with the model parameter taken out: ``t[embedded]`` and ``t[owner--name]`` become ``t``."""
+    name, bracket, params = test.partition("[")
+    if not bracket:
+        return test
+    params = params[:-1] if params.endswith("]") else params
+    for model in sorted(slugs, key=len, reverse=True):
+        params = re.sub(rf"(^|-){re.escape(model)}(?=-|$)", "", params).strip("-")
+    return f"{name}[{params}]" if params else name
+
+
+def pair_tests(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+    """Tests of the two reports, paired by node id; ids found in one report only are paired when they differ
+    only by the model parameter (a snapshot test run for another model). Unpaired ones come with None."""
+    old_obs, new_obs = old["observations"], new["observations"]
+    pairs: list[tuple[str | None, str | None]] = [(t, t) for t in sorted(set(old_obs) & set(new_obs))]
+    slugs = {
+        slug(str(r.get("model")))
+        for report in (old_obs, new_obs)
+        for records in report.values()
+        for r in records
+        if r.get("model")
+    }
+    only_old = {_without_model(t, slugs): t for t in sorted(set(old_obs) - set(new_obs))}
+    only_new = {_without_model(t, slugs): t for t in sorted(set(new_obs) - set(old_obs))}
+    for key in sorted(set(only_old) | set(only_new)):
+        pairs.append((only_old.get(key), only_new.get(key)))
+    return pairs
+
+
 def compare_reports(old: dict[str, Any], new: dict[str, Any], thresholds: Thresholds) -> tuple[list[Change], int]:
     """All changes, worst first, and the number of observations compared."""
     changes: list[Change] = []
     compared = 0
     old_obs, new_obs = old["observations"], new["observations"]
-    for test in sorted(set(old_obs) | set(new_obs)):
-        if test not in new_obs or test not in old_obs:
-            where = "new" if test not in new_obs else "old"
+    for before, after in pair_tests(old, new):
+        if before is None or after is None:
+            where = "old" if before is None else "new"
+            test = str(before or after)
             changes.append(Change(test, 0, "missing", "minor", f"only in one report (missing from the {where} one)"))
             continue
-        a, b = old_obs[test], new_obs[test]
+        test = before if before == after else f"{before} -> {after}"
+        a, b = old_obs[before], new_obs[after]
         if len(a) != len(b):
             changes.append(Change(test, 0, "missing", "major", f"{len(a)} observations before, {len(b)} now"))
         diverged, follow_on = False, 0
@@ -155,8 +189,11 @@ def largest_move(old: dict[str, Any], new: dict[str, Any]) -> tuple[float, str]:
     """The largest change of any recorded number between two reports, over observations that asked the same
     question and (for generations) produced the same tokens: the noise floor between two runs."""
     found: tuple[float, str] = (0.0, "")
-    for test, records in old["observations"].items():
-        for index, (a, b) in enumerate(zip(records, new["observations"].get(test, []))):
+    for before, after in pair_tests(old, new):
+        if before is None or after is None:
+            continue
+        test = before if before == after else f"{before} -> {after}"
+        for index, (a, b) in enumerate(zip(old["observations"][before], new["observations"][after])):
             if _asked_about(a) != _asked_about(b) or a.get("ids") != b.get("ids"):
                 continue
             size, where = verdict.largest_move(a, b)

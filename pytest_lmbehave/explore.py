@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from . import defaults
+from .arguments import positive
 from .assertions import candidate_rows
 from .errors import LMBehaveError
 from .lm import LM, Sampling
@@ -27,16 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", help="torch threads (default 1)")
     parser.add_argument(
         "--top",
-        type=int,
+        type=positive,
         default=defaults.EXPLORE_TOP,
         help=f"how many next-token candidates to show (default {defaults.EXPLORE_TOP})",
     )
-    parser.add_argument("--max-new-tokens", type=int, default=20, help="length of each continuation (default 20)")
+    parser.add_argument("--max-new-tokens", type=positive, default=20, help="length of each continuation (default 20)")
     parser.add_argument("--sample", action="store_true", help="also show sampled continuations")
     parser.add_argument("--temperature", type=float, help="sampling temperature (implies --sample)")
     parser.add_argument("--top-p", type=float, help="nucleus sampling threshold (implies --sample)")
     parser.add_argument("--top-k", type=int, help="top-k sampling (implies --sample)")
-    parser.add_argument("--samples", type=int, default=3, help="how many sampled continuations (default 3)")
+    parser.add_argument("--samples", type=positive, default=3, help="how many sampled continuations (default 3)")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the first sample; each next one adds 1 (default 0)"
     )

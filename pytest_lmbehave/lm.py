@@ -117,14 +117,21 @@ class Engine:
     """Computes observations for one loaded model; results are memoised per process."""
 
     def __init__(
-        self, loaded: LoadedModel, store: ObservationStore | None = None, shared: SharedBatches | None = None
+        self,
+        loaded: LoadedModel,
+        store: ObservationStore | None = None,
+        shared: SharedBatches | None = None,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.loaded = loaded
+        self.announce = announce
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.store = store
         self.shared = shared  # under xdist: batches computed by one worker, read by the others
         self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        self.vocabulary = int(self.model.config.vocab_size)
+        self._read_disk = True  # forget() turns reading --lm-cache off: what is asked next is computed afresh
         self._cache_name = _cache_argument_of(self.model)
         self._memo: dict[tuple[Any, ...], Any] = {}
         self._groups: list[plan.Group] = []
@@ -137,7 +144,7 @@ class Engine:
         if key in self._memo:
             self.stats["reused"] += 1
             return self._memo[key]
-        if self.store is not None:
+        if self.store is not None and self._read_disk:
             frozen = self.store.get(key)
             if frozen is not None:
                 self.stats["from_disk"] += 1
@@ -174,13 +181,19 @@ class Engine:
     # -- the request plan: fixed batches, computed when first needed (or up front, shared among workers) ---------
     def use_plan(self, asks: Iterable[plan.Ask]) -> None:
         """Batch these requests (the plan's, for the tests this run collected) into fixed groups."""
-        rows = []
+        rows, dropped = [], []
         for ask in asks:
             try:
                 ids = tuple(self._ids(ask.prompt, ask.n if ask.kind == "gen" else 0))
-            except LMBehaveError:
+            except LMBehaveError as error:
+                dropped.append(f"{ask.prompt!r:.40}: {str(error).splitlines()[0]}")
                 continue  # a request the model cannot take is left to its test to report
             rows.append(plan.Row(ask.kind, ids, ask.n, ask.knobs, ask.seed))
+        if dropped and self.announce is not None:
+            self.announce(
+                f"pytest-lmbehave: {len(dropped)} request(s) of the plan dropped, the model cannot take them "
+                f"(first: {dropped[0]}); rewrite the plan with --lm-plan-update"
+            )
         self._groups = plan.groups(rows)
         self._planned = {}
         self._settled = set()
@@ -257,8 +270,10 @@ class Engine:
                 self._memo[row.key] = value
 
     def forget(self) -> None:
-        """Drop memoised results, so the next request is computed afresh (e.g. to compare batched and single runs)."""
+        """Drop memoised results and stop reading --lm-cache, so what is asked next is computed afresh (e.g. to
+        compare batched and single runs); results are still written to the cache."""
         self._memo.clear()
+        self._read_disk = False
 
     def fresh(self) -> Engine:
         """An engine on the same loaded model with nothing remembered: to show a result does not come from a memo."""
@@ -270,9 +285,21 @@ class Engine:
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
     def decode(self, ids: Sequence[int] | int) -> str:
+        __tracebackhide__ = True
         if isinstance(ids, int):
             ids = [ids]
+        self.check_ids(ids)
         return str(self.tokenizer.decode(list(ids)))
+
+    def check_ids(self, ids: Sequence[int]) -> None:
+        """Token ids must name entries of this model's vocabulary; a wrong one is an InputError, never a wrong answer."""
+        __tracebackhide__ = True
+        bad = [i for i in ids if not (isinstance(i, int) and not isinstance(i, bool) and 0 <= i < self.vocabulary)]
+        if bad:
+            raise InputError(
+                f"token id {bad[0]!r} is outside the vocabulary: ids run from 0 to {self.vocabulary - 1} for this "
+                "model; take ids from lm.tokenize(text).ids"
+            )
 
     def piece_id(self, piece: str) -> int:
         __tracebackhide__ = True
@@ -296,6 +323,9 @@ class Engine:
     def _ids(self, prompt: Prompt, extra: int = 0) -> list[int]:
         __tracebackhide__ = True
         ids = self.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        if not ids:
+            raise InputError("the prompt has no tokens; pass at least one character of text or one token id")
+        self.check_ids(ids)
         if self.context and len(ids) + extra > self.context:
             raise InputError(
                 f"the prompt has {len(ids)} tokens"
@@ -327,7 +357,8 @@ class Engine:
             if found is None:
                 found = self._keep(key, self._distribution(ids))
             text = prompt if isinstance(prompt, str) else self.decode(list(prompt))
-            results.append(found if found.prompt == text else replace(found, prompt=text))
+            # A copy: a test that writes into the numbers it was handed must not change what later tests read.
+            results.append(replace(found, prompt=text, logprobs=found.logprobs.clone()))
         return results
 
     def _distribution(self, ids: Sequence[int]) -> Distribution:
@@ -590,7 +621,7 @@ class Engine:
         return results
 
     # -- scoring ----------------------------------------------------------------------------------------------
-    def choose(self, prompt: str, options: Sequence[str]) -> Choice:
+    def choose(self, prompt: Prompt, options: Sequence[str]) -> Choice:
         __tracebackhide__ = True
         import torch
 
@@ -599,7 +630,12 @@ class Engine:
             raise InputError(
                 f"options={options!r} must be a list of at least two non-empty strings, e.g. [' good', ' bad']"
             )
-        key = ("choose", prompt, tuple(options))
+        repeated = sorted({o for o in options if list(options).count(o) > 1})
+        if repeated:
+            raise InputError(f"options={options!r} name {repeated[0]!r} more than once; give each option once")
+        context = self._ids(prompt)
+        text = prompt if isinstance(prompt, str) else self.decode(context)
+        key = ("choose", prompt if isinstance(prompt, str) else tuple(context), tuple(options))
         found = self._recall(key)
         if found is not None:
             return found  # type: ignore[no-any-return]
@@ -607,14 +643,13 @@ class Engine:
 
         if all(len(c) == 1 for c in continuations):
             # One-token options: their scores are read off the prompt's next-token distribution.
-            dist = self.next_tokens([self._ids(prompt)])[0]
-            return self._keep(key, Choice(prompt, tuple(options), tuple(dist.logprob(c[0]) for c in continuations)))  # type: ignore[no-any-return]
-        context = self._ids(prompt)
+            dist = self.next_tokens([context])[0]
+            return self._keep(key, Choice(text, tuple(options), tuple(dist.logprob(c[0]) for c in continuations)))  # type: ignore[no-any-return]
         scores = []
         for continuation in continuations:
             logprobs = torch.log_softmax(self.logits(context + continuation)[0, len(context) - 1 : -1], dim=-1)
             scores.append(float(sum(logprobs[i, t] for i, t in enumerate(continuation))))
-        return self._keep(key, Choice(prompt, tuple(options), tuple(scores)))  # type: ignore[no-any-return]
+        return self._keep(key, Choice(text, tuple(options), tuple(scores)))  # type: ignore[no-any-return]
 
 
 class LM:
@@ -726,7 +761,7 @@ class LM:
             self._asked("gen", one, max_new_tokens, result.seed)
         return self._seen(results if batch else results[0])
 
-    def choose(self, prompt: str, options: Sequence[str]) -> Choice:
+    def choose(self, prompt: Prompt, options: Sequence[str]) -> Choice:
         __tracebackhide__ = True
         choice = self._seen(self.engine.choose(prompt, options))
         if all(len(self.engine.encode(option, special=False)) == 1 for option in options):

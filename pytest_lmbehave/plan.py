@@ -47,7 +47,7 @@ class Ask:
     @classmethod
     def from_json(cls, entry: Any) -> Ask:
         kind, prompt = entry["kind"], entry["prompt"]
-        if kind not in ("gen", "next") or not isinstance(prompt, (str, list)):
+        if kind not in ("gen", "next") or not isinstance(prompt, (str, list)) or not prompt:
             raise ValueError(f"not a request: {entry!r:.80}")
         knobs = entry.get("knobs")
         return cls(
@@ -108,8 +108,20 @@ def read(path: Path) -> tuple[dict[str, list[Ask]], int | None, str | None]:
         document = json.loads(path.read_text(encoding="utf-8"))
         if document.get("format") != FORMAT or document.get("version") != VERSION:
             raise ValueError(f"format {document.get('format')!r} version {document.get('version')!r}")
-        tests = {str(node): [Ask.from_json(e) for e in asks] for node, asks in document["tests"].items()}
-        return tests, document.get("base_seed"), None
+        tests: dict[str, list[Ask]] = {}
+        bad: list[str] = []
+        for node, entries in document["tests"].items():
+            for entry in entries:
+                try:
+                    tests.setdefault(str(node), []).append(Ask.from_json(entry))
+                except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+                    bad.append(f"{entry!r:.60}")
+        problem = None
+        if bad:  # one bad line costs its own request, not the plan
+            problem = (
+                f"{path}: {len(bad)} unreadable request(s) dropped (first: {bad[0]}); --lm-plan-update rewrites them"
+            )
+        return tests, document.get("base_seed"), problem
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
         return (
             {},

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from . import plan
-from .report import write_atomically
+from .files import write_atomically
 
 ASKS = pytest.StashKey[list[plan.Ask]]()
 

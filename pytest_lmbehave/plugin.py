@@ -15,6 +15,7 @@ from . import defaults, environment, snapshots
 from .assertions import explain
 from .errors import LMBehaveError, SettingsError
 from .exercises import Exercise, ExerciseProgress, exercise_for
+from .files import path_problem
 from .lm import LM
 from .markers import MARKERS, model_for, sampling_for
 from .models import resolve, slug
@@ -138,6 +139,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[SETTINGS] = settings
+    _check_paths(config)
+    snapshots.UPDATING[0] = bool(config.getoption("update_snapshots", False))
+    # syrupy warns when an interrupted xdist run sends it fewer reports than workers; under a project's
+    # `filterwarnings = error` that warning would turn pytest's short "Interrupted" into a long traceback.
+    config.addinivalue_line("filterwarnings", "default:syrupy. received .* xdist worker snapshot reports:UserWarning")
     workerinput = getattr(config, "workerinput", None)
     shared = None
     if workerinput is not None and workerinput.get("lmbehave_share"):
@@ -198,6 +204,33 @@ class NearTieSummary:
             terminalreporter.write_line(f"{nodeid}: {note}")
 
 
+def _set_folders(config: pytest.Config) -> list[Path]:
+    """The snapshot-set folders under the paths this run was given (each ``__lm_snapshots__``)."""
+    folders: set[Path] = set()
+    for arg in config.args or [str(config.invocation_params.dir)]:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        start = path if path.is_dir() else path.parent
+        if (start / SETS_DIRNAME).is_dir():
+            folders.add(start / SETS_DIRNAME)
+        if path.is_dir():
+            folders.update(p for p in start.rglob(SETS_DIRNAME) if p.is_dir() and ".venv" not in p.parts)
+    return sorted(folders)
+
+
+def _check_paths(config: pytest.Config) -> None:
+    """Files the run will write or read must be possible before any test runs: one usage error, not a traceback."""
+    report = config.getoption("lm_report")
+    if report and path_problem(Path(report)) is not None:
+        raise pytest.UsageError(
+            f"--lm-report={report}: {path_problem(Path(report))}; pass a file path such as report.json"
+        )
+    plan = plan_path(config)
+    if plan is not None and path_problem(plan) is not None:
+        raise pytest.UsageError(
+            f"--lm-plan: {path_problem(plan)}; pass a file path such as lmbehave-plan.json, or 'none' for no plan"
+        )
+
+
 def plan_path(config: pytest.Config) -> Path | None:
     """--lm-plan (from the current directory), else ini lm_plan (from the rootdir), else the rootdir's
     lmbehave-plan.json; None for 'none'."""
@@ -233,8 +266,12 @@ def _uncaptured(config: pytest.Config) -> Iterator[None]:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    # A model the user named explicitly must exist: say so once, before any test runs.
     config = session.config
+    if not hasattr(config, "workerinput"):  # the only process, or the xdist controller: before any test writes
+        for folder in _set_folders(config):
+            for path in snapshots.remove_stale_sidecars(folder):
+                _announce(config, f"pytest-lmbehave: removed {path}, left by an interrupted snapshot update")
+    # A model the user named explicitly must exist: say so once, before any test runs.
     if _lookup(config)("lm_model", "lm_model", "LMBEHAVE_MODEL") is None:
         return
     try:

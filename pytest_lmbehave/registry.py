@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import models, plan
-from .errors import LMBehaveError
+from .errors import LMBehaveError, ModelLoadError, SettingsError
 from .lm import Engine
 from .settings import Settings
 from .store import ObservationStore, SharedBatches
@@ -45,11 +45,21 @@ class Registry:
         except LMBehaveError as error:
             self._failures[spec] = error
             raise
+        except Exception as error:  # remembered too: a model that cannot load is tried, and reported, once
+            self._failures[spec] = ModelLoadError(f"could not load {spec!r}: {type(error).__name__}: {error}")
+            raise self._failures[spec] from None
+        vocabulary = int(loaded.model.config.vocab_size)
+        if self.settings.top_shown > vocabulary:
+            self._failures[spec] = SettingsError(
+                f"--lm-top={self.settings.top_shown} is larger than the vocabulary of {spec} ({vocabulary} tokens); "
+                f"pass at most --lm-top={vocabulary}"
+            )
+            raise self._failures[spec]
         store = None
         if self.settings.observation_cache:
             store = ObservationStore(self.settings.cache_dir / "observations", loaded.fingerprint)
         shared = None if self.shared is None else SharedBatches(self.shared, loaded.fingerprint)
-        engine = self._engines[spec] = Engine(loaded, store, shared)
+        engine = self._engines[spec] = Engine(loaded, store, shared, self.announce)
         self.import_seconds[spec] = round(imported - started, 3)
         self.load_seconds[spec] = round(time.perf_counter() - imported, 3)
         engine.use_plan(self.plan)

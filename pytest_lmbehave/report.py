@@ -7,13 +7,12 @@ the only process) writes one file, atomically.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .files import write_atomically
 from .records import to_record
 
 FORMAT = "pytest-lmbehave report"
@@ -32,19 +31,6 @@ def recorder_for(item: pytest.Item, model: str, fingerprint: dict[str, str]) -> 
         records.append({"model": model, **to_record(observation, REPORT_TOP)})
 
     return record
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write beside the target, then rename over it: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staged = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(staged, path)
-    finally:
-        if os.path.exists(staged):
-            os.unlink(staged)
 
 
 def _proportional_set_size_mb() -> float | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import defaults
 from .errors import SettingsError
+from .files import path_problem
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
@@ -90,6 +91,12 @@ def build_settings(get: Callable[[str, str, str | None], Any]) -> Settings:
         found = get(option, ini, env)
         return default if found in (None, "") else str(found)
 
+    cache_dir = default_cache_dir()
+    if (cache_dir.exists() and not cache_dir.is_dir()) or path_problem(cache_dir / "entry") is not None:
+        raise SettingsError(
+            f"the cache folder {cache_dir} cannot be used ({path_problem(cache_dir / 'entry') or 'it is a file'}); "
+            "point LMBEHAVE_CACHE at a directory (or unset it to use ~/.cache/pytest-lmbehave)"
+        )
     model = value("lm_model", "lm_model", "LMBEHAVE_MODEL", DEFAULT_MODEL).strip()
     if not model:
         raise SettingsError("--lm-model is empty; pass 'embedded', a directory, a .gguf file or a hub id")
@@ -119,5 +126,5 @@ def build_settings(get: Callable[[str, str, str | None], Any]) -> Settings:
         near_tie=_as_float("--lm-near-tie", value("lm_near_tie", "lm_near_tie", None, str(defaults.NEAR_TIE))),
         strict=_as_bool("--lm-strict", value("lm_strict", "lm_strict", None, "false")),
         observation_cache=_as_bool("--lm-cache", value("lm_cache", "lm_cache", None, "false")),
-        cache_dir=default_cache_dir(),
+        cache_dir=cache_dir,
     )

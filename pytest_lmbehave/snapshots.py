@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from syrupy.extensions.amber import AmberSnapshotExtension
 from syrupy.utils import snapshot_file_lock_enabled
 
 from . import defaults, environment
+from .errors import LMBehaveError
 from .records import to_record
 from .verdict import Difference, Teacher, Tolerances, compare
 
@@ -28,6 +30,49 @@ SETS_DIRNAME = "__lm_snapshots__"
 SEPARATOR = "---"
 # Near-tie flips that let a snapshot pass in this process, waiting to be attached to the running test's report.
 NEAR_TIE_NOTES: list[str] = []
+UPDATING = [False]  # set at configure: under --snapshot-update a damaged file is rewritten, not reported
+
+
+class DamagedSnapshotFile(LMBehaveError):
+    """A snapshot file cut short (an interrupted write or a bad merge): its later records cannot be read."""
+
+
+def damage(location: str) -> str | None:
+    """Why a snapshot file is damaged (it ends inside a record), or None when it is whole or absent."""
+    path = Path(location)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.strip() or text.rstrip("\n").endswith("# ---"):
+        return None
+    names = re.findall(r"^# name: (.*)$", text, flags=re.M)
+    complete = names[:-1] if names else []
+    last = f"the last whole record is {complete[-1]!r}" if complete else "no record in it is whole"
+    location = os.path.relpath(location) if path.resolve().is_relative_to(Path.cwd()) else location
+    return (
+        f"{location} is damaged: it ends in the middle of a record ({last}); restore it with "
+        f"`git checkout -- {location}`, or record it again with `pytest --snapshot-update`"
+    )
+
+
+def remove_stale_sidecars(folder: Path) -> list[Path]:
+    """Lock and staging files that an interrupted update left beside the sets (``x.ambr.lock``, ``x.ambr.tmp``);
+    a lock another process holds is left alone."""
+    import fcntl
+
+    removed = []
+    for path in sorted(folder.rglob("*.ambr.*")) if folder.is_dir() else []:
+        if path.suffix not in (".lock", ".tmp") or not path.is_file():
+            continue
+        try:
+            with open(path, "a") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # held by a running writer
+    return removed
 
 
 def render(data: Any, env: str, top: int = defaults.TOP) -> str:
@@ -79,6 +124,16 @@ class LMSnapshotExtension(AmberSnapshotExtension):
 
     def serialize(self, data: Any, **kwargs: Any) -> str:
         return render(data, self.environment, self.top)
+
+    def read_snapshot_data_from_location(self, snapshot_location: str, snapshot_name: str, session_id: str) -> Any:
+        data = super().read_snapshot_data_from_location(
+            snapshot_location=snapshot_location, snapshot_name=snapshot_name, session_id=session_id
+        )
+        if data is None and not UPDATING[0]:
+            problem = damage(snapshot_location)
+            if problem is not None:
+                raise DamagedSnapshotFile(problem)
+        return data
 
     def _differences(self, serialized_data: Any, snapshot_data: Any) -> list[Difference] | None:
         """None when the shapes differ (a different number of observations); else the differences."""

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .files import write_atomically
 
 
 def _digest(text: str) -> str:
@@ -24,9 +24,7 @@ class ObservationStore:
         identity = json.dumps({k: v for k, v in sorted(fingerprint.items()) if k != "model"}, sort_keys=True)
         self.folder = root / _digest(identity)[:20]
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "environment.json").write_text(identity)
-        self.hits = 0
-        self.writes = 0
+        write_atomically(self.folder / "environment.json", identity)
 
     def _path(self, key: tuple[Any, ...]) -> Path:
         return self.folder / f"{_digest(repr(key))[:32]}.pkl"
@@ -42,20 +40,10 @@ class ObservationStore:
             return None
         if stored_key != repr(key):
             return None
-        self.hits += 1
         return value
 
     def put(self, key: tuple[Any, ...], value: Any) -> None:
-        path = self._path(key)
-        handle, staged = tempfile.mkstemp(prefix=".entry-", suffix=".tmp", dir=self.folder)
-        try:
-            with os.fdopen(handle, "wb") as out:
-                pickle.dump((repr(key), value), out, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(staged, path)
-            self.writes += 1
-        finally:
-            if os.path.exists(staged):
-                os.unlink(staged)
+        write_atomically(self._path(key), pickle.dumps((repr(key), value), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class SharedBatches:

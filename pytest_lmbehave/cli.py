@@ -17,6 +17,7 @@ from .drift import (
     largest_move,
     load_report,
     pair_tests,
+    root_causes,
     summary_table,
 )
 from .explore import add_arguments as add_explore_arguments
@@ -44,6 +45,13 @@ def _diff(args: argparse.Namespace) -> int:
     moved, where = largest_move(old, new)
     environments = environments_side_by_side(old, new)
     print(f"lmbehave diff: {compared} observations compared, {len(changes)} changes ({args.old} -> {args.new})\n")
+    causes = root_causes(changes)
+    if causes:
+        tokenizer = sum(1 for line in causes if line.startswith("the tokenizer"))
+        print(f"root causes ({tokenizer} in the tokenizer):" if tokenizer else "where the changes come from:")
+        for line in causes:
+            print(f"  {line}")
+        print()
     across = [(a, b) for a, b in pair_tests(old, new) if a and b and a != b]
     if across:
         print(f"{len(across)} test(s) paired across models by node id without the model parameter, e.g.")
@@ -67,7 +75,9 @@ def _diff(args: argparse.Namespace) -> int:
         from .files import write_atomically
         from .html import render_html
 
-        write_atomically(Path(args.html), render_html(args.old, args.new, changes, table, environments, compared))
+        write_atomically(
+            Path(args.html), render_html(args.old, args.new, changes, table, environments, compared, causes)
+        )
         print(f"\nwrote {args.html}")
     failing = SEVERITIES[: SEVERITIES.index(args.fail_on) + 1]
     if args.max_change is not None and moved > args.max_change:

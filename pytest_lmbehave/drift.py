@@ -37,10 +37,11 @@ class Thresholds:
 class Change:
     test: str
     index: int
-    kind: str  # tokenization, top-1 flip, probabilities, generation, label, scores, missing
+    kind: str  # tokenization, input changed, top-1 flip, probabilities, generation, label, scores, missing
     severity: str
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
+    layer: str = verdict.MODEL  # tokenizer, model, decoding or follow-on
 
 
 def load_report(path: Path) -> dict[str, Any]:
@@ -103,7 +104,7 @@ def compare_records(
         if difference.kind in (verdict.GENERATION, verdict.SAMPLED):
             details.update(step=difference.step, old=old.get("text"), new=new.get("text"))
         kind = _KIND_NAMES.get(difference.kind, difference.kind)
-        changes.append(Change(test, index, kind, severity(difference), summary, details))
+        changes.append(Change(test, index, kind, severity(difference), summary, details, difference.layer))
     return changes
 
 
@@ -168,7 +169,9 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], thresholds: Thresh
                 continue
             compared += 1
             found = compare_records(test, index, x, y, thresholds)
-            diverged = diverged or any(c.kind in ("generation", "top-1 flip", "tokenization") for c in found)
+            diverged = diverged or any(
+                c.kind in ("generation", "top-1 flip", "tokenization", verdict.INPUT) for c in found
+            )
             changes.extend(found)
         if follow_on:
             changes.append(
@@ -178,6 +181,8 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], thresholds: Thresh
                     "follow-on",
                     "minor",
                     f"{follow_on} later observations ask about the changed text, so they are not compared",
+                    {"count": follow_on, "after": next((c.layer for c in changes if c.test == test), None)},
+                    verdict.FOLLOW_ON,
                 )
             )
 
@@ -200,6 +205,46 @@ def largest_move(old: dict[str, Any], new: dict[str, Any]) -> tuple[float, str]:
             if size > found[0]:
                 found = (size, f"{test} #{index} {where}")
     return found
+
+
+def root_causes(changes: list[Change]) -> list[str]:
+    """What the changes come from, leading with tokenizer changes (each with the changes that follow from it),
+    then the model and decoding: one line each."""
+    names: dict[int, str] = {}
+    for change in changes:
+        names.update(change.details.get("difference", _NO_DIFFERENCE).details.get("names", {}))
+    causes: dict[str, int] = {}
+    tokenizer_tests: dict[str, str] = {}
+    for change in changes:
+        difference = change.details.get("difference")
+        if difference is None or difference.layer != verdict.TOKENIZER:
+            continue
+        if difference.kind == verdict.TOKENIZATION:
+            old, new = difference.details.get("old_ids") or [], difference.details.get("new_ids") or []
+        else:
+            old, new = difference.old or [], difference.new or []
+        cause = verdict.tokenizer_change(old, new, names)
+        causes[cause] = causes.get(cause, 0) + 1
+        tokenizer_tests[change.test] = cause
+    for change in changes:  # follow-ons in a test whose input changed follow from the same cause
+        if change.kind == "follow-on" and change.test in tokenizer_tests:
+            cause = tokenizer_tests[change.test]
+            causes[cause] += int(change.details.get("count", 1))
+    lines = [
+        f"{cause}: {count} observation(s) follow from it"
+        for cause, count in sorted(causes.items(), key=lambda kv: -kv[1])
+    ]
+    for layer, words in (
+        (verdict.MODEL, "the model (the same ids in, other numbers out)"),
+        (verdict.DECODING, "decoding (the same numbers, other tokens chosen)"),
+    ):
+        count = sum(1 for c in changes if c.layer == layer and c.kind != "missing")
+        if count:
+            lines.append(f"{words}: {count} change(s)")
+    return lines
+
+
+_NO_DIFFERENCE = verdict.Difference("none", "")
 
 
 def summary_table(changes: list[Change]) -> list[tuple[str, str, int]]:

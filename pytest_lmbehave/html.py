@@ -44,14 +44,18 @@ def render_html(
     table: list[tuple[str, str, int]],
     environments: list[tuple[str, str, str]],
     compared: int,
+    causes: list[str] | None = None,
 ) -> str:
     out = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>lmbehave diff</title><style>{STYLE}</style></head><body>"
     ]
     out.append(f"<h1>Behaviour drift: <code>{escape(old_name)}</code> &rarr; <code>{escape(new_name)}</code></h1>")
-    out.append(
-        f"<p>{compared} observations compared, {len(changes)} changes.</p><h2>Summary</h2><table><tr><th>severity</th><th>kind</th><th>count</th></tr>"
-    )
+    out.append(f"<p>{compared} observations compared, {len(changes)} changes.</p>")
+    if causes:
+        out.append("<h2>Where the changes come from</h2><ul>")
+        out += [f"<li>{escape(line)}</li>" for line in causes]
+        out.append("</ul>")
+    out.append("<h2>Summary</h2><table><tr><th>severity</th><th>kind</th><th>count</th></tr>")
     out += [f"<tr class='{s}'><td>{s}</td><td>{escape(k)}</td><td>{n}</td></tr>" for s, k, n in table]
     out.append("</table><h2>Environments</h2><table><tr><th>what</th><th>old</th><th>new</th></tr>")
     out += [
@@ -64,7 +68,7 @@ def render_html(
     for change in changes:
         chart = _bars(change.details["old_top"], change.details["new_top"]) if "old_top" in change.details else ""
         out.append(
-            f"<tr class='{change.severity}'><td>{change.severity}</td><td>{escape(change.kind)}</td>"
+            f"<tr class='{change.severity}'><td>{change.severity}</td><td>{escape(change.kind)} ({escape(change.layer)})</td>"
             f"<td><code>{escape(change.test)}</code> #{change.index}</td><td>{escape(change.summary)}{'<br>' + chart if chart else ''}</td></tr>"
         )
     out.append("</table></body></html>")

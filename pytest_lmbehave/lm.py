@@ -162,7 +162,7 @@ class Engine:
     def _freeze(self, value: Any) -> Any:
         """A picklable copy: distributions lose their tokenizer callbacks, generations their engine."""
         if isinstance(value, Distribution):
-            return ("distribution", value.prompt, value.logprobs)
+            return ("distribution", value.prompt, value.logprobs, value.prompt_ids)
         if isinstance(value, Generation):
             return replace(value, engine=None)
         if isinstance(value, (list, tuple)):
@@ -171,7 +171,9 @@ class Engine:
 
     def _revive(self, value: Any) -> Any:
         if isinstance(value, tuple) and value and value[0] == "distribution":
-            return Distribution(value[1], value[2], self.decode, self.piece_id)
+            return Distribution(
+                value[1], value[2], self.decode, self.piece_id, tuple(value[3]) if len(value) > 3 else ()
+            )
         if isinstance(value, Generation):
             return replace(value, engine=self)
         if isinstance(value, (list, tuple)):
@@ -317,8 +319,10 @@ class Engine:
         __tracebackhide__ = True
         if not isinstance(text, str):
             raise InputError(f"tokenize() takes a string, not {type(text).__name__}")
-        ids = self.encode(text)
-        return Tokenization(text, tuple(ids), tuple(self.decode(i) for i in ids))
+        ids, own = self.encode(text), self.encode(text, special=False)
+        return Tokenization(
+            text, tuple(ids), tuple(self.decode(i) for i in ids), tuple(own), tuple(self.decode(i) for i in own)
+        )
 
     def _ids(self, prompt: Prompt, extra: int = 0) -> list[int]:
         __tracebackhide__ = True
@@ -367,7 +371,7 @@ class Engine:
         with torch.no_grad():
             out = self.model(torch.tensor([list(ids)], device=self.model.device), logits_to_keep=1)
         row = torch.log_softmax(out.logits[0, -1].float().cpu(), dim=-1)
-        return Distribution(self.decode(list(ids)), row, self.decode, self.piece_id)
+        return Distribution(self.decode(list(ids)), row, self.decode, self.piece_id, tuple(ids))
 
     def _distributions(self, rows: list[tuple[int, ...]]) -> list[Distribution]:
         """Next-token distributions of prompts that share a long beginning: the shared part goes through the model
@@ -400,7 +404,7 @@ class Engine:
         result = []
         for i, (row, ending) in enumerate(zip(rows, endings)):
             values = torch.log_softmax(logits[i, last.index(len(ending) - 1)], dim=-1)
-            result.append(Distribution(self.decode(list(row)), values, self.decode, self.piece_id))
+            result.append(Distribution(self.decode(list(row)), values, self.decode, self.piece_id, tuple(row)))
         return result
 
     def steps(self, generation: Generation) -> list[Distribution]:
@@ -411,7 +415,9 @@ class Engine:
         start = len(generation.prompt_ids) - 1
         rows = torch.log_softmax(self.logits(ids)[0, start:], dim=-1)
         return [
-            Distribution(self.decode(ids[: start + 1 + i]), row, self.decode, self.piece_id)
+            Distribution(
+                self.decode(ids[: start + 1 + i]), row, self.decode, self.piece_id, tuple(ids[: start + 1 + i])
+            )
             for i, row in enumerate(rows)
         ]
 
@@ -644,12 +650,13 @@ class Engine:
         if all(len(c) == 1 for c in continuations):
             # One-token options: their scores are read off the prompt's next-token distribution.
             dist = self.next_tokens([context])[0]
-            return self._keep(key, Choice(text, tuple(options), tuple(dist.logprob(c[0]) for c in continuations)))  # type: ignore[no-any-return]
+            scored = tuple(dist.logprob(c[0]) for c in continuations)
+            return self._keep(key, Choice(text, tuple(options), scored, tuple(context)))  # type: ignore[no-any-return]
         scores = []
         for continuation in continuations:
             logprobs = torch.log_softmax(self.logits(context + continuation)[0, len(context) - 1 : -1], dim=-1)
             scores.append(float(sum(logprobs[i, t] for i, t in enumerate(continuation))))
-        return self._keep(key, Choice(text, tuple(options), tuple(scores)))  # type: ignore[no-any-return]
+        return self._keep(key, Choice(text, tuple(options), tuple(scores), tuple(context)))  # type: ignore[no-any-return]
 
 
 class LM:

@@ -305,8 +305,10 @@ def import_machinery(source: ModelSource) -> None:
     """Import the transformers modules a load needs (transformers imports them lazily, ~3 s on first use)."""
     import importlib
 
-    import transformers.core_model_loading  # noqa: F401
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast  # noqa: F401
+
+    if importlib.util.find_spec("transformers.core_model_loading") is not None:  # transformers 5 only
+        importlib.import_module("transformers.core_model_loading")
 
     config = source.path / "config.json" if source.kind in ("directory", "hub") else None
     try:

@@ -10,9 +10,19 @@ from .errors import InputError
 
 @dataclass(frozen=True)
 class Tokenization:
+    """A text as the model reads it (``ids``, ``pieces``: with any special token its tokenizer adds, such as a
+    BOS) and the text's own tokens (``text_ids``, ``text_pieces``: without them)."""
+
     text: str
     ids: tuple[int, ...]
     pieces: tuple[str, ...]
+    text_ids: tuple[int, ...] = ()
+    text_pieces: tuple[str, ...] = ()
+
+    @property
+    def added(self) -> tuple[int, ...]:
+        """The ids the tokenizer adds around the text (e.g. a BOS); empty when it adds none."""
+        return tuple(i for i in self.ids if i not in self.text_ids) if self.text_ids else ()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -47,6 +57,7 @@ class Distribution:
     logprobs: Any  # torch.Tensor [vocab], float32
     decode: Any = field(repr=False)  # id -> piece
     encode_piece: Any = field(repr=False)  # piece -> id (raises when the piece is not one token)
+    prompt_ids: tuple[int, ...] = ()  # the ids the model read
 
     @property
     def argmax_id(self) -> int:
@@ -161,6 +172,7 @@ class Choice:
     prompt: str
     options: tuple[str, ...]
     scores: tuple[float, ...]  # summed log-probability of each option as a continuation
+    prompt_ids: tuple[int, ...] = field(default=(), compare=False)  # the ids the model read
 
     @property
     def best(self) -> str:

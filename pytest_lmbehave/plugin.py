@@ -61,6 +61,14 @@ OPTIONS: list[tuple[str, str, str | None, str]] = [
         f"both below this many nats (default {defaults.NEAR_TIE})",
     ),
     (
+        "--lm-variant",
+        "lm_variant",
+        None,
+        "the recorded snapshot variant to compare against and update: __lm_snapshots__/<model>@NAME ('default' for "
+        "the plain set); a new variant is recorded with --snapshot-update --lm-variant NAME. Without it a run "
+        "compares against the variant recorded in the environment closest to its own",
+    ),
+    (
         "--lm-plan",
         "lm_plan",
         None,
@@ -213,7 +221,9 @@ def _set_folders(config: pytest.Config) -> list[Path]:
         if (start / SETS_DIRNAME).is_dir():
             folders.add(start / SETS_DIRNAME)
         if path.is_dir():
-            folders.update(p for p in start.rglob(SETS_DIRNAME) if p.is_dir() and ".venv" not in p.parts)
+            folders.update(
+                p for p in start.rglob(SETS_DIRNAME) if p.is_dir() and not any(x.startswith(".") for x in p.parts)
+            )
     return sorted(folders)
 
 
@@ -306,11 +316,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def snapshot_models(folder: Path, chosen: str) -> list[Any]:
     params = [pytest.param(chosen, id=slug(chosen))]
     sets = folder / SETS_DIRNAME
+    seen = {slug(chosen)}
     for entry in sorted(sets.iterdir()) if sets.is_dir() else []:
-        spec = spec_of_set(entry.name)
-        if spec is None or slug(spec) == slug(chosen):
+        name = entry.name.split(snapshots.VARIANT, 1)[0]  # a model's variants run as that one model
+        spec = spec_of_set(name)
+        if spec is None or name in seen:
             continue
-        params.append(pytest.param(spec, id=entry.name, marks=_skip_unless_available(spec)))
+        seen.add(name)
+        params.append(pytest.param(spec, id=name, marks=_skip_unless_available(spec)))
     return params
 
 
@@ -411,17 +424,25 @@ def tokenizer(lm: LM) -> Any:
 
 
 @pytest.fixture
-def lm_snapshot(snapshot: Any, lm: LM, lm_model_spec: str, lm_settings: Settings) -> Any:
+def lm_snapshot(
+    request: pytest.FixtureRequest, snapshot: Any, lm: LM, lm_model_spec: str, lm_settings: Settings
+) -> Any:
     """syrupy's ``snapshot``, storing LM observations in this model's own set (``__lm_snapshots__/<model>/``)."""
     engine = lm.engine
+    model = slug(lm_model_spec)
+    set_name, reason = snapshots.choose_variant(
+        Path(str(request.node.path)).parent, model, lm.fingerprint, lm_settings.variant
+    )
     extension: type[LMSnapshotExtension] = extension_for(
-        slug(lm_model_spec),
+        model,
         environment.line(lm.fingerprint),
         lm_settings.tolerance,
         lm_settings.near_tie,
         lm_settings.strict,
         lm_settings.top_shown,
         teacher=lambda prompt, ids: engine.teacher_force(prompt, ids),
+        set_name=set_name,
+        variant_reason=reason,
     )
     return snapshot.use_extension(extension)
 

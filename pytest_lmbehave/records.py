@@ -24,6 +24,7 @@ def to_record(observation: Any, top: int = 5) -> dict[str, Any]:
         return {
             "kind": "next_token",
             "prompt": observation.prompt,
+            "input_ids": list(observation.prompt_ids),
             "argmax": observation.argmax,
             "margin": round(observation.margin, 4),
             "top": [[c.piece, c.id, round(c.prob, 6)] for c in observation.top(top)],
@@ -32,6 +33,7 @@ def to_record(observation: Any, top: int = 5) -> dict[str, Any]:
         return {
             "kind": "generation",
             "prompt": observation.prompt,
+            "input_ids": list(observation.prompt_ids),
             "sampling": observation.sampling,
             "seed": observation.seed,
             "text": observation.text,
@@ -42,6 +44,7 @@ def to_record(observation: Any, top: int = 5) -> dict[str, Any]:
         return {
             "kind": "choice",
             "prompt": observation.prompt,
+            "input_ids": list(observation.prompt_ids),
             "options": list(observation.options),
             "best": observation.best,
             "scores": _round(observation.scores, 4),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class Settings:
     tolerance: float = defaults.TOLERANCE
     near_tie: float = defaults.NEAR_TIE
     strict: bool = False
+    variant: str | None = None
     observation_cache: bool = False
     cache_dir: Path = Path()
 
@@ -79,6 +81,13 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise SettingsError(f"{name}={value!r} is not supported; choose one of: {', '.join(allowed)}")
     return value
+
+
+def _variant(name: str) -> str | None:
+    name = name.strip()
+    if name and not re.fullmatch(r"[\w.-]+", name):
+        raise SettingsError(f"--lm-variant={name!r} must be a folder-safe name (letters, digits, '.', '-', '_')")
+    return name or None
 
 
 def build_settings(get: Callable[[str, str, str | None], Any]) -> Settings:
@@ -125,6 +134,7 @@ def build_settings(get: Callable[[str, str, str | None], Any]) -> Settings:
         tolerance=_as_float("--lm-tolerance", value("lm_tolerance", "lm_tolerance", None, str(defaults.TOLERANCE))),
         near_tie=_as_float("--lm-near-tie", value("lm_near_tie", "lm_near_tie", None, str(defaults.NEAR_TIE))),
         strict=_as_bool("--lm-strict", value("lm_strict", "lm_strict", None, "false")),
+        variant=_variant(value("lm_variant", "lm_variant", None, "")),
         observation_cache=_as_bool("--lm-cache", value("lm_cache", "lm_cache", None, "false")),
         cache_dir=cache_dir,
     )

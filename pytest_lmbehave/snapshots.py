@@ -107,10 +107,70 @@ def parse(text: str) -> list[dict[str, Any]]:
     return records
 
 
+VARIANT = "@"  # a set recorded in another environment: __lm_snapshots__/<model>@<variant>/
+# How much each field counts when a run picks the recorded variant closest to its environment.
+VARIANT_WEIGHTS = {"transformers_major": 100, "dtype": 20, "device": 20, "torch_minor": 10, "tokenizers_minor": 5}
+VARIANT_WEIGHTS |= {"transformers": 2, "torch": 1, "cpu_capability": 1, "blas": 1, "gpu": 1}
+
+
+def _derived(environment: dict[str, str]) -> dict[str, str]:
+    found = dict(environment)
+    for key, parts in (("transformers", 1), ("torch", 2), ("tokenizers", 2)):
+        if key in environment:
+            found[f"{key}_{'major' if parts == 1 else 'minor'}"] = ".".join(environment[key].split(".")[:parts])
+    return found
+
+
+def variants(test_dir: Path, slug: str) -> dict[str, Path]:
+    """A model's recorded sets beside a test module: '' for the plain set, else the variant's name."""
+    sets = test_dir / SETS_DIRNAME
+    found = {"": sets / slug} if (sets / slug).is_dir() else {}
+    for folder in sorted(sets.glob(f"{slug}{VARIANT}*")) if sets.is_dir() else []:
+        if folder.is_dir():
+            found[folder.name.split(VARIANT, 1)[1]] = folder
+    return found
+
+
+def recorded_environment(folder: Path) -> dict[str, str]:
+    """The environment a set was recorded in, from the first `env` line of its files ({} when none)."""
+    for path in sorted(folder.glob("*.ambr")):
+        match = re.search(r'^  env: "(.*)"$', path.read_text(encoding="utf-8", errors="replace"), flags=re.M)
+        if match:
+            return environment.parse_line(match.group(1))
+    return {}
+
+
+def choose_variant(test_dir: Path, slug: str, now: dict[str, str], named: str | None) -> tuple[str, str]:
+    """The set a run compares against (its folder name) and why: the one ``--lm-variant`` names, else the variant
+    whose recorded environment matches this run's best (the plain set on a tie)."""
+    if named:
+        folder = slug if named == "default" else f"{slug}{VARIANT}{named}"
+        return folder, f"named by --lm-variant={named}"
+    found = variants(test_dir, slug)
+    if not found:
+        return slug, ""
+    current = _derived(now)
+
+    def score(name: str) -> int:
+        recorded = _derived(recorded_environment(found[name]))
+        return sum(w for key, w in VARIANT_WEIGHTS.items() if key in recorded and recorded[key] == current.get(key))
+
+    best = max(found, key=lambda name: (score(name), name == ""))
+    recorded = _derived(recorded_environment(found[best]))
+    differing = [
+        k for k in ("transformers", "torch", "tokenizers", "dtype", "device") if recorded.get(k) != current.get(k)
+    ]
+    if not differing:
+        return found[best].name, "recorded in this run's environment"
+    return found[best].name, "the recorded variant closest to this run; it differs in " + ", ".join(differing)
+
+
 class LMSnapshotExtension(AmberSnapshotExtension):
     """Stores observations of one model; subclasses set the model's slug, environment and tolerances."""
 
     model_slug = "model"
+    set_name = ""  # the folder of the set compared against: the model's slug, or <slug>@<variant>
+    variant_reason = ""
     environment = ""
     tolerance = defaults.TOLERANCE
     near_tie = defaults.NEAR_TIE
@@ -120,7 +180,7 @@ class LMSnapshotExtension(AmberSnapshotExtension):
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
-        return str(Path(test_location.filepath).parent / SETS_DIRNAME / cls.model_slug)
+        return str(Path(test_location.filepath).parent / SETS_DIRNAME / (cls.set_name or cls.model_slug))
 
     def serialize(self, data: Any, **kwargs: Any) -> str:
         return render(data, self.environment, self.top)
@@ -165,19 +225,22 @@ class LMSnapshotExtension(AmberSnapshotExtension):
             diffs = self._differences(serialized_data, snapshot_data)
         except (ValueError, TypeError):
             diffs = None
+        name = self.set_name or self.model_slug
+        if self.variant_reason:
+            yield f"compared against the set {name} ({self.variant_reason})"
         if diffs is None:
-            yield f"the recorded snapshot of {self.model_slug} does not have the same observations as this run"
+            yield f"the recorded snapshot of {name} does not have the same observations as this run"
         else:
             ties = sum(d.near_tie for d in diffs)
-            yield f"{len(diffs)} difference(s) from the {self.model_slug} snapshot" + (
+            yield f"{len(diffs)} difference(s) from the {name} snapshot" + (
                 f" ({ties} near-tie flip(s), failing under --lm-strict):" if ties and self.strict else ":"
             )
             for diff in diffs:
                 first, *rest = diff.text.split("\n")
-                yield f"  - {first}"
+                yield f"  - [{diff.layer}] {first}"
                 yield from rest
         yield from self._environment_lines(snapshot_data)
-        yield f"to accept the new behaviour: pytest --snapshot-update (rewrites only the {self.model_slug} set)"
+        yield f"to accept the new behaviour: pytest --snapshot-update (rewrites only the {name} set)"
         yield "line diff (- recorded, + now):"
         yield from super().diff_lines(serialized_data, snapshot_data)
 
@@ -248,11 +311,16 @@ def extension_for(
     strict: bool,
     top: int = defaults.TOP,
     teacher: Teacher | None = None,
+    set_name: str = "",
+    variant_reason: str = "",
 ) -> type[LMSnapshotExtension]:
     """A subclass bound to one model's set: the one attribute-setting subclass syrupy expects."""
+    set_name = set_name or slug
     attributes = {
         "__module__": __name__,
         "model_slug": slug,
+        "set_name": set_name,
+        "variant_reason": variant_reason,
         "environment": env,
         "tolerance": tolerance,
         "near_tie": near_tie,
@@ -260,4 +328,4 @@ def extension_for(
         "top": top,
         "teacher": staticmethod(teacher) if teacher is not None else None,
     }
-    return type(f"{CLASS_PREFIX}{slug.replace('-', '_').replace('.', '_')}", (LMSnapshotExtension,), attributes)
+    return type(f"{CLASS_PREFIX}{re.sub(r'[^0-9A-Za-z_]', '_', set_name)}", (LMSnapshotExtension,), attributes)

@@ -20,6 +20,7 @@ GENERATION = "generation"
 SAMPLED = "sampled path"
 LABEL = "label"
 QUESTION = "different question"
+INPUT = "input changed"
 FIELD = "field"
 PROBABILITY = "probability"
 ENTRANT = "top-k entrant"
@@ -29,6 +30,10 @@ SCORE = "score"
 MARGIN = "margin"
 NUMERIC = frozenset({PROBABILITY, DISTRIBUTION, SCORE, MARGIN})
 FLIPS = frozenset({TOP1, GENERATION, LABEL})
+
+# The layer a difference comes from: the tokenizer (the ids of the same text changed), the model (the same ids in,
+# other numbers out), decoding (the same distributions, other tokens chosen), or a follow-on of an earlier change.
+TOKENIZER, MODEL, DECODING, FOLLOW_ON = "tokenizer", "model", "decoding", "follow-on"
 
 METADATA = frozenset({"env"})  # recorded to explain a failure, never compared
 
@@ -71,6 +76,7 @@ class Difference:
     old_margin: float | None = None
     new_margin: float | None = None
     near_tie: bool = False
+    layer: str = MODEL
     details: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -120,6 +126,22 @@ def compare(
                 QUESTION,
                 f"a different question: {old.get('kind')} of {asked_old!r} recorded, {new.get('kind')} of "
                 f"{asked_new!r} now",
+                layer=FOLLOW_ON,
+            )
+        ]
+    if "input_ids" in old and new.get("input_ids") is not None and old["input_ids"] != new["input_ids"]:
+        # The same text reached the model as other ids: whatever it did with them follows from the tokenizer, so
+        # nothing else is compared (and no flip can be called a near-tie).
+        before, after = list(old["input_ids"]), list(new["input_ids"])
+        return [
+            Difference(
+                INPUT,
+                f"the input changed: {str(old.get('prompt', ''))[-40:]!r} reads as {tokenizer_change(before, after)} "
+                f"(recorded {_ids(before)}, now {_ids(after)}); what the model did with it is not compared",
+                "input_ids",
+                before,
+                after,
+                layer=TOKENIZER,
             )
         ]
     compare_kind = {
@@ -128,7 +150,9 @@ def compare(
         "generation": _generation,
         "choice": _choice,
     }.get(str(kind))
-    handled: set[str] = {"kind", "prompt", "text"} if kind != "generation" else {"kind", "prompt"}
+    handled: set[str] = {"kind", "prompt", "text", "input_ids"}
+    if kind == "generation":
+        handled.discard("text")
     diffs: list[Difference] = []
     if compare_kind is not None:
         found, keys = compare_kind(old, new, tolerances, teacher)
@@ -140,6 +164,27 @@ def compare(
         if new.get(key) != want:
             diffs.append(Difference(FIELD, f"{key}: {want!r} -> {new.get(key)!r}", key, want, new.get(key)))
     return diffs
+
+
+def _ids(ids: list[int]) -> str:
+    return str(ids) if len(ids) <= 8 else f"[{', '.join(map(str, ids[:6]))}, ... {len(ids)} ids]"
+
+
+def tokenizer_change(old: Sequence[int], new: Sequence[int], pieces: dict[int, str] | None = None) -> str:
+    """What the tokenizer now does to the same text, in words: prepends or appends a token, or splits it anew."""
+    pieces = pieces or {}
+
+    def name(token: int) -> str:
+        return f"{pieces[token]!r} (id {token})" if token in pieces else f"id {token}"
+
+    old, new = list(old), list(new)
+    if len(new) > len(old) and new[len(new) - len(old) :] == old:
+        return "the tokenizer now prepends " + ", ".join(name(t) for t in new[: len(new) - len(old)])
+    if len(old) > len(new) and old[len(old) - len(new) :] == new:
+        return "the tokenizer no longer prepends " + ", ".join(name(t) for t in old[: len(old) - len(new)])
+    if len(new) > len(old) and new[: len(old)] == old:
+        return "the tokenizer now appends " + ", ".join(name(t) for t in new[len(old) :])
+    return "the tokenizer now splits the text differently"
 
 
 def _question(record: dict[str, Any]) -> Any:
@@ -154,13 +199,19 @@ def _tokenization(old: dict[str, Any], new: dict[str, Any], tolerances: Toleranc
     if all(old[k] == new.get(k) for k in keys):
         return [], keys
     shown = "pieces" if "pieces" in keys else "ids"
+    words = ""
+    if "ids" in old and new.get("ids") is not None:
+        names = dict(zip(new.get("ids", []), new.get("pieces", []))) | dict(zip(old["ids"], old.get("pieces", [])))
+        words = f": {tokenizer_change(old['ids'], new['ids'], names)}"
     return [
         Difference(
             TOKENIZATION,
-            f"{old.get('text')!r} tokenizes as {new.get(shown)} now, {old.get(shown)} recorded",
+            f"{old.get('text')!r} tokenizes as {new.get(shown)} now, {old.get(shown)} recorded{words}",
             str(old.get("text")),
             old.get(shown),
             new.get(shown),
+            layer=TOKENIZER,
+            details={"old_ids": old.get("ids"), "new_ids": new.get("ids"), "names": names if words else {}},
         )
     ], keys
 
@@ -290,25 +341,44 @@ def _generation(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances
     sampled = old.get("sampling", "greedy") != "greedy"
     where = f"first diverging token {step}: recorded {old_ids[step : step + 1]} vs now {new_ids[step : step + 1]}"
     texts = f"\n      recorded: {old.get('text')!r}\n      now:      {new.get('text')!r}"
+    allowed = tolerances.margin + defaults.MARGIN_ROUNDING
+    same_numbers = len(old_margins) > step < len(new_margins) and all(
+        abs(a - b) <= allowed for a, b in zip(old_margins[: step + 1], new_margins[: step + 1])
+    )
     if sampled:
-        # The same seed drew another token: probabilities moved across a random threshold; no argmax flipped.
+        # The same seed drew another token. With the same numbers up to that step the sampler chose differently
+        # (decoding); otherwise the probabilities moved across the draw's threshold (the model).
+        layer, why = (
+            (DECODING, "the same margins up to there: the sampler drew differently")
+            if same_numbers
+            else (
+                MODEL,
+                "the model's numbers moved before the draw",
+            )
+        )
         return [
             Difference(
                 SAMPLED,
                 f"sampled generation after {prompt[-40:]!r} ({old.get('sampling')}, seed {old.get('seed')}): "
-                f"{where}{texts}",
+                f"{where} ({why}){texts}",
                 prompt[-40:],
                 old_ids,
                 new_ids,
                 step=step,
+                layer=layer,
             )
         ], keys
     near_tie = is_near_tie(old_margin, new_margin, tolerances.near_tie)
     words = margin_words(old_margin, new_margin, tolerances.near_tie)
-    localised, rest_follows = "", None
+    localised, rest_follows, layer = "", None, MODEL
     if teacher is not None and step < len(old_ids):
-        localised, rest_follows = _localise(prompt, old_ids, old_margins, step, teacher, tolerances.near_tie)
+        localised, rest_follows, still_top = _localise(prompt, old_ids, old_margins, step, teacher, tolerances.near_tie)
         near_tie = near_tie and bool(rest_follows)
+        if still_top:  # today's model still puts the recorded token first: decoding chose another one
+            layer, near_tie = DECODING, False
+            localised += (
+                "\n      the recorded token is still today's top candidate there: decoding changed, not the model"
+            )
     elif step < len(old_ids) and near_tie:
         localised = "\n      (the rest of the recorded continuation was not checked: no model at hand)"
     return [
@@ -322,6 +392,7 @@ def _generation(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances
             old_margin=old_margin,
             new_margin=new_margin,
             near_tie=near_tie,
+            layer=layer,
             details={"rest_follows": rest_follows},
         )
     ], keys
@@ -350,12 +421,13 @@ def _step_margins(prompt: str, old: list[float], new: list[float], tolerances: T
 
 def _localise(
     prompt: str, ids: list[int], margins: list[float], step: int, teacher: Teacher, threshold: float
-) -> tuple[str, bool]:
-    """Score the recorded continuation under today's model (one forward pass): the diverging step's numbers, and
-    whether every later recorded token is still today's argmax or a near-tie."""
+) -> tuple[str, bool, bool]:
+    """Score the recorded continuation under today's model (one forward pass): the diverging step's numbers,
+    whether every later recorded token is still today's argmax or a near-tie, and whether the recorded token is
+    still today's argmax at the diverging step."""
     checks = list(teacher(prompt, ids))
     if len(checks) <= step:
-        return "\n      (the recorded continuation could not be scored under today's model)", False
+        return "\n      (the recorded continuation could not be scored under today's model)", False, False
     at = checks[step]
     later = []
     for j in range(step + 1, min(len(ids), len(checks))):
@@ -369,8 +441,8 @@ def _localise(
     )
     if later:
         shown = ", ".join(map(str, later[:8])) + (" ..." if len(later) > 8 else "")
-        return line + f"; the rest of the recorded continuation also changes at steps {shown}", False
-    return line + "; only this step changed: the rest of the recorded continuation still follows", True
+        return line + f"; the rest of the recorded continuation also changes at steps {shown}", False, at.rank == 1
+    return line + "; only this step changed: the rest of the recorded continuation still follows", True, at.rank == 1
 
 
 def _choice(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, teacher: Any) -> Compared:

@@ -11,8 +11,12 @@ VOCABULARY = 49152
 
 
 def test_the_logits_have_a_row_per_token_and_a_column_per_vocabulary_entry(lm: LM) -> None:
-    assert tuple(lm.logits(SHAKESPEARE).shape) == (1, 4, VOCABULARY)
-    assert tuple(lm.logits(SHAKESPEARE + " great").shape) == (1, 5, VOCABULARY)
+    # The document's [1, 4, 49152] and [1, 5, 49152]: one row per token the model reads (a BOS, where the
+    # tokenizer adds one, is a row too; see test_tokenization.py).
+    for text, own in ((SHAKESPEARE, 4), (SHAKESPEARE + " great", 5)):
+        tokens = lm.tokenize(text)
+        assert len(tokens.text_ids) == own
+        assert tuple(lm.logits(text).shape) == (1, len(tokens.ids), VOCABULARY)
 
 
 def test_softmax_of_the_last_row_is_a_probability_distribution(lm: LM) -> None:

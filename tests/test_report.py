@@ -91,7 +91,9 @@ def test_real_drift_is_found_classified_worst_first_and_exits_1(
     )
     out = capsys.readouterr().out
     assert code == 1
-    assert out.splitlines()[2].startswith("severity  kind")
+    lines = out.splitlines()
+    assert lines[2] == "where the changes come from:" and lines[3].startswith("  the model (the same ids in")
+    assert any(line.startswith("severity  kind") for line in lines)
     assert out.index("[major]") < out.index("[minor]") if "[minor]" in out else "[major]" in out
     assert "first diverging token 0" in out and "top-1 flip" in out
     assert "model_sha256" in out and "<- differs" in out

@@ -45,6 +45,10 @@ def next_token(prompt: str, argmax: str) -> str:
     return "\n".join([line("kind", "next_token"), line("prompt", prompt), line("argmax", argmax)])
 
 
+def tokenization(text: str, ids: list[int], pieces: list[str]) -> str:
+    return "\n".join([line("kind", "tokenization"), line("text", text), line("ids", ids), line("pieces", pieces)])
+
+
 def generation(prompt: str, text: str) -> str:
     return "\n".join([line("kind", "generation"), line("prompt", prompt), line("text", text)])
 
@@ -73,6 +77,12 @@ CLASSIFIED = [
 FEW_SHOT = [" good", " bad", " good", " good", " good", " good"]
 
 FILES = {
+    # The document's tokenizer (the hub's, through AutoTokenizer) adds nothing around a text.
+    "test_tokenization": {
+        "test_what_the_tokenizer_adds_around_a_text": tokenization(
+            SHAKESPEARE, [4370, 10735, 436, 253], ["Sh", "akespeare", " was", " a"]
+        ),
+    },
     "test_forward_pass": {
         "test_the_model_predicts_the_next_token_after_shakespeare_was_a": next_token(SHAKESPEARE, " great"),
         "test_the_model_predicts_the_next_token_after_shakespeare_was_a_great": next_token(

@@ -72,6 +72,15 @@ def row_seed(seed: int, row: int) -> int:
     return seed if row == 0 else derive_seed(seed, f"row-{row}")
 
 
+def stop_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """The ids generate stops a row at: the generation config's EOS (one id or several). transformers 4.57's GGUF
+    tokenizer names another EOS (id 1) than the model's generation config (id 2); generate follows the config."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is None:
+        configured = tokenizer.eos_token_id
+    return frozenset(configured if isinstance(configured, (list, tuple)) else [configured]) - {None}
+
+
 def _cache_argument_of(model: Any) -> str:
     import inspect
 
@@ -131,6 +140,7 @@ class Engine:
         self.shared = shared  # under xdist: batches computed by one worker, read by the others
         self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         self.vocabulary = int(self.model.config.vocab_size)
+        self.stop_ids = stop_ids(self.model, self.tokenizer)
         self._read_disk = True  # forget() turns reading --lm-cache off: what is asked next is computed afresh
         self._cache_name = _cache_argument_of(self.model)
         self._memo: dict[tuple[Any, ...], Any] = {}
@@ -584,7 +594,6 @@ class Engine:
 
         batch = self._pad(id_rows)
         picker = RowPicker(policies)
-        eos = self.tokenizer.eos_token_id
         with torch.no_grad():
             sequences = self.model.generate(
                 **batch,
@@ -604,8 +613,9 @@ class Engine:
         results = []
         for row, policy in enumerate(policies):
             new = sequences[row, width:].tolist()
-            if eos in new:  # a batch pads finished rows; an unbatched run stops at EOS
-                new = new[: new.index(eos) + 1]
+            stop = next((i for i, token in enumerate(new) if token in self.stop_ids), None)
+            if stop is not None:  # a batch pads finished rows; an unbatched run stops at EOS
+                new = new[: stop + 1]
             count = len(new)
             prompt_ids = tuple(id_rows[row])
             results.append(

@@ -10,7 +10,8 @@ def test_the_embedded_model_is_the_default_and_reproduces_the_document_tokens(py
         """
         def test_embedded(lm):
             assert lm.tokenize("Shakespeare was a").text_ids == (4370, 10735, 436, 253)
-            assert tuple(lm.logits("Shakespeare was a great").shape) == (1, 5, 49152)
+            read = len(lm.tokenize("Shakespeare was a great").ids)  # 5 tokens, and a BOS on transformers 4.57
+            assert tuple(lm.logits("Shakespeare was a great").shape) == (1, read, 49152)
             assert lm.fingerprint["model"] == "embedded" and lm.fingerprint["dtype"] == "float32"
             assert lm.engine.loaded.loaded_from.joinpath("lmbehave-manifest.json").is_file()
         """

@@ -217,31 +217,13 @@ def _tokenization(old: dict[str, Any], new: dict[str, Any], tolerances: Toleranc
 
 
 def _next_token(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, teacher: Any) -> Compared:
-    diffs: list[Difference] = []
     prompt = str(old.get("prompt", ""))[-50:]
-    flipped = "argmax" in old and old["argmax"] != new.get("argmax")
-    if flipped:
-        old_margin, new_margin = old.get("margin"), new.get("margin")
-        where = ""
-        recorded = next((row for row in old.get("top", []) if row[0] == old["argmax"]), None)
-        now = next((i for i, row in enumerate(new.get("top", [])) if recorded and row[1] == recorded[1]), None)
-        if recorded is not None and now is not None:
-            where = f"; {old['argmax']!r} now has p={new['top'][now][2]} at rank {now + 1}"
-        diffs.append(
-            Difference(
-                TOP1,
-                f"top-1 after {prompt!r}: {old['argmax']!r} -> {new.get('argmax')!r} "
-                f"({margin_words(old_margin, new_margin, tolerances.near_tie)}){where}",
-                prompt,
-                old["argmax"],
-                new.get("argmax"),
-                old_margin=old_margin,
-                new_margin=new_margin,
-                near_tie=is_near_tie(old_margin, new_margin, tolerances.near_tie),
-            )
-        )
-    elif "margin" in old and new.get("margin") is not None and abs(old["margin"] - new["margin"]) > tolerances.margin:
-        diffs.append(_moved(MARGIN, f"margin after {prompt!r}", old["margin"], new["margin"], tolerances.margin))
+    where = ""
+    recorded = next((row for row in old.get("top", []) if row[0] == old.get("argmax")), None)
+    now = next((i for i, row in enumerate(new.get("top", [])) if recorded and row[1] == recorded[1]), None)
+    if recorded is not None and now is not None:
+        where = f"; {old['argmax']!r} now has p={new['top'][now][2]} at rank {now + 1}"
+    diffs = _flip_or_margin(TOP1, f"top-1 after {prompt!r}", "argmax", old, new, tolerances, where)
     if "top" in old:
         diffs += _top_rows(old["top"], new.get("top", []), tolerances)
         if tolerances.kl is not None:
@@ -253,6 +235,30 @@ def _next_token(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances
                     )
                 )
     return diffs, {"argmax", "margin", "top"}
+
+
+def _flip_or_margin(
+    kind: str, what: str, key: str, old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, extra: str = ""
+) -> list[Difference]:
+    """The recorded choice (``argmax``, ``best``) flipped, judged by the near-tie rule; else its margin moved."""
+    old_margin, new_margin = old.get("margin"), new.get("margin")
+    if key in old and old[key] != new.get(key):
+        words = margin_words(old_margin, new_margin, tolerances.near_tie)
+        return [
+            Difference(
+                kind,
+                f"{what}: {old[key]!r} -> {new.get(key)!r} ({words}){extra}",
+                key,
+                old[key],
+                new.get(key),
+                old_margin=old_margin,
+                new_margin=new_margin,
+                near_tie=is_near_tie(old_margin, new_margin, tolerances.near_tie),
+            )
+        ]
+    if old_margin is not None and new_margin is not None and abs(old_margin - new_margin) > tolerances.margin:
+        return [_moved(MARGIN, f"margin of the {what}", old_margin, new_margin, tolerances.margin)]
+    return []
 
 
 def _moved(kind: str, what: str, old: float, new: float, tolerance: float, key: str = "") -> Difference:
@@ -446,25 +452,7 @@ def _localise(
 
 
 def _choice(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, teacher: Any) -> Compared:
-    diffs: list[Difference] = []
-    flipped = "best" in old and old["best"] != new.get("best")
-    if flipped:
-        old_margin, new_margin = old.get("margin"), new.get("margin")
-        diffs.append(
-            Difference(
-                LABEL,
-                f"choice after {str(old.get('prompt', ''))[-40:]!r}: {old['best']!r} -> {new.get('best')!r} "
-                f"({margin_words(old_margin, new_margin, tolerances.near_tie)})",
-                "best",
-                old["best"],
-                new.get("best"),
-                old_margin=old_margin,
-                new_margin=new_margin,
-                near_tie=is_near_tie(old_margin, new_margin, tolerances.near_tie),
-            )
-        )
-    elif "margin" in old and new.get("margin") is not None and abs(old["margin"] - new["margin"]) > tolerances.margin:
-        diffs.append(_moved(MARGIN, "choice margin", old["margin"], new["margin"], tolerances.margin))
+    diffs = _flip_or_margin(LABEL, f"choice after {str(old.get('prompt', ''))[-40:]!r}", "best", old, new, tolerances)
     want, got = old.get("scores"), new.get("scores")
     if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
         for option, a, b in zip(old.get("options", want), want, got):

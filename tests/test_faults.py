@@ -72,12 +72,16 @@ def _fake_convert(gguf: Path, target: Path) -> None:
     (target / "config.json").write_text("{}")
 
 
-def test_a_converted_model_damaged_in_place_is_detected_and_rebuilt(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A GGUF whose conversion is faked (1 MB of random weights), so the cache logic runs in milliseconds."""
     monkeypatch.setattr(models, "_convert", _fake_convert)
-    gguf = tmp_path / "w.gguf"
-    gguf.write_bytes(b"GGUF" + b"\0" * 60)
+    path = tmp_path / "w.gguf"
+    path.write_bytes(b"GGUF" + b"\0" * 60)
+    return path
+
+
+def test_a_converted_model_damaged_in_place_is_detected_and_rebuilt(gguf: Path, tmp_path: Path) -> None:
     entry = models.converted_entry(gguf, "abc", tmp_path / "cache", lambda _: None)
     weights = entry / "model.safetensors"
     built = weights.read_bytes()
@@ -93,12 +97,7 @@ def test_a_converted_model_damaged_in_place_is_detected_and_rebuilt(
     assert quiet == []  # an unchanged entry is checked by size and mtime, not hashed again
 
 
-def test_a_killed_builds_leftover_folder_is_removed_by_the_next_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(models, "_convert", _fake_convert)
-    gguf = tmp_path / "w.gguf"
-    gguf.write_bytes(b"GGUF" + b"\0" * 60)
+def test_a_killed_builds_leftover_folder_is_removed_by_the_next_build(gguf: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     stale = cache / f".{models.cache_key('abc')}.building-x1"
     stale.mkdir(parents=True)

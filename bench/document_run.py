@@ -46,6 +46,7 @@ def main() -> None:
 
     def generate(prompt: str, n: int, **sampling: object) -> str:
         ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+        # As the document: top_k is not passed, so generate applies its default top-50, as the sampling specs do.
         options = {"do_sample": False} if not sampling else {"do_sample": True, **sampling}
         out = model.generate(ids, max_new_tokens=n, pad_token_id=tokenizer.eos_token_id, **options)
         return str(tokenizer.decode(out[0]))

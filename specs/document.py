@@ -14,6 +14,8 @@ ONE_TOKEN_PROMPTS = [
     "Shakespeare's worked as a",
 ]
 
+# The document's code gives this prompt's blank line 14 spaces; its printed output shows 18. The spec uses the
+# code's 14: that is the string the document passed to the model (the output is only what it printed).
 BOSTON_CONVERSATION = """The following text is a conversation between two friends, one from NYC and other from Boston.
               
 NYC: Give me a list of places to see in Boston.

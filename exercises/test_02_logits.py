@@ -11,7 +11,10 @@ def test_the_shape_of_the_logits(lm, exercise):
     exercise.check(
         shape,
         ___,
-        hint="(batch, positions, vocabulary): one batch, one row per prompt token, one column per token the model knows",
+        hint=[
+            "(batch, positions, vocabulary): one batch, one row per token the model reads, one column per token it knows",
+            "count the tokens of the prompt (exercise 1.1), and look up how many tokens the model knows",
+        ],
     )
 
 
@@ -20,18 +23,35 @@ def test_the_vocabulary_size(lm, exercise):
     exercise.check(
         len(lm.tokenizer),
         ___,
-        hint="it is the last number of the logits' shape (the exercise before), and len(lm.tokenizer)",
+        hint=[
+            "every row of the logits holds one score for each token the model knows",
+            "len(lm.tokenizer) counts them; it is a round number for a computer, not for a person",
+        ],
     )
 
 
 def test_softmax_makes_probabilities(lm, exercise):
     """What do the softmax of the last row of logits add up to? (a float)"""
     total = float(torch.softmax(lm.logits("Shakespeare was a")[0, -1], dim=0).sum())
-    exercise.check(total, ___, hint="the softmax turns scores into a probability distribution")
+    exercise.check(
+        total,
+        ___,
+        hint=[
+            "the softmax turns any scores into a probability distribution",
+            "what must the probabilities of all the possible next tokens add up to?",
+        ],
+    )
 
 
 def test_the_argmax_is_the_prediction(lm, exercise):
     """Which token does the model find most likely after "Shakespeare was a"? (a piece with its leading space)"""
     dist = lm.next_token("Shakespeare was a")
-    candidates = sorted(c.piece for c in dist.top(5))
-    exercise.check(dist.argmax, ___, hint=f"one of these five (in alphabetical order): {candidates}")
+    exercise.check(
+        dist.argmax,
+        ___,
+        hint=[
+            "the argmax is the candidate with the highest probability; a piece after a word starts with a space",
+            f"it has p={dist.top(1)[0].prob:.2f}; {sum(c.prob > 0.01 for c in dist.top(100))} candidates have p above 0.01",
+            "lm.next_token('Shakespeare was a').top(5) lists the five most likely, the argmax first",
+        ],
+    )

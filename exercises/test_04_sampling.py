@@ -11,7 +11,10 @@ def test_temperature(lm, exercise):
     exercise.check(
         more,
         ___,
-        hint="the logits are divided by the temperature before the softmax: small values sharpen, large ones flatten",
+        hint=[
+            "the logits are divided by the temperature before the softmax: small values sharpen, large ones flatten",
+            "a flat distribution gives many tokens a real chance; a sharp one keeps choosing its favourite",
+        ],
     )
 
 
@@ -27,5 +30,8 @@ def test_top_p(lm, exercise):
     exercise.check(
         nucleus,
         ___,
-        hint=f"keep the most likely tokens until their probabilities add up to 0.5; the top one alone has p={float(probs[0]):.2f}",
+        hint=[
+            f"keep the most likely tokens until their probabilities add up to 0.5; the top one alone has p={float(probs[0]):.2f}",
+            "sort the probabilities (lm.next_token(...).logprobs.exp()), add them up in order, count until 0.5",
+        ],
     )

@@ -16,7 +16,12 @@ def test_zero_shot_is_not_a_label(lm, exercise):
     prompt = "Someone said: " + REVIEWS[5] + "\nThe sentiment of this comment is"
     answered = lm.generate(prompt, max_new_tokens=1).text in (" positive", " negative")
     exercise.check(
-        answered, ___, hint="without examples the model continues the text however it likes; try lm.generate(prompt, 5)"
+        answered,
+        ___,
+        hint=[
+            "the question is whether the very next token is one of the two words",
+            "lm.next_token(prompt).top(5) shows the five most likely next tokens",
+        ],
     )
 
 
@@ -26,7 +31,10 @@ def test_few_shot_label(lm, exercise):
     exercise.check(
         choice.best,
         ___,
-        hint=lambda a: f"the labels after 'Decision:' in the prompt; this one wins by {choice.margin:.2f} nats",
+        hint=[
+            "the examples in the prompt end with 'Decision:' and a label; the model scores both labels after it",
+            f"the winner beats the other label by {choice.margin:.2f} nats; lm.choose(prompt, LABELS).best names it",
+        ],
     )
 
 
@@ -35,5 +43,10 @@ def test_near_tie(lm, exercise):
     margins = [lm.choose(few_shot_prompt(r), LABELS).margin for r in REVIEWS]
     closest = min(range(len(margins)), key=margins.__getitem__)
     exercise.check(
-        closest, ___, hint="compare the .margin of each lm.choose(...): the log-probability gap between the two labels"
+        closest,
+        ___,
+        hint=[
+            "compare the .margin of each lm.choose(...): the log-probability gap between the two labels",
+            f"the smallest margin is {min(margins):.4f} nats; the largest {max(margins):.2f}",
+        ],
     )

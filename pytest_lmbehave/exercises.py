@@ -1,16 +1,23 @@
 """Teaching exercises: a blank (``___``) the student fills in, hints that teach, and a progress line.
 
-``exercise.check(actual, ___, hint=...)`` says "not answered yet" with a hint computed from the model (never the
-answer); a filled-in wrong answer is told apart from a blank. A teacher's key beside the exercises
+``exercise.check(actual, ___, hint=[nudge, more, ...])`` says "not answered yet" with a hint computed from the model
+(never the answer); a filled-in wrong answer is told apart from a blank. Hints come in steps: the first failure
+shows the first, and each further failure with the same answer the next (remembered in pytest's cache). The answer
+must be a literal (a number, a string, a list or tuple of them): a prediction, not the observed expression. A teacher's key beside the exercises
 (``answer_key.py``, a dict ``ANSWERS`` by test name) fills every blank under ``--lm-answer-key`` (so `make test`
 proves each exercise solvable on the real model) and is shown under ``--lm-reveal``.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import json
 import math
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -62,31 +69,110 @@ def load_key(folder: Path) -> dict[str, Any]:
     return dict(getattr(module, "ANSWERS", {}))
 
 
+Hint = str | Callable[[Any], str]
+HINTS_LOG = "LMBEHAVE_HINTS_LOG"  # a file to which every hint level of every check is appended (for the no-leak test)
+
+
+class NotALiteral(LMBehaveError):
+    """An answer written as an expression (e.g. the observed value itself) instead of a prediction."""
+
+
+@cache
+def _calls_in(filename: str) -> list[ast.Call]:
+    try:
+        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "check"
+    ]
+
+
+def answer_source(filename: str, line: int) -> ast.expr | None:
+    """The expression written in the answer's place of the ``exercise.check(...)`` call at ``line``."""
+    for call in _calls_in(filename):
+        if call.lineno <= line <= (call.end_lineno or call.lineno):
+            if len(call.args) > 1:
+                return call.args[1]
+            return next((k.value for k in call.keywords if k.arg == "answer"), None)
+    return None
+
+
+def is_literal(node: ast.expr | None) -> bool:
+    if node is None or (isinstance(node, ast.Name) and node.id == "___"):
+        return True
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
 class Exercise:
-    def __init__(self, name: str, question: str, key: dict[str, Any], use_key: bool, reveal: bool) -> None:
+    def __init__(
+        self, name: str, question: str, key: dict[str, Any], use_key: bool, reveal: bool, memory: Any = None
+    ) -> None:
         self.name = name
         self.question = question
         self.key = key
         self.use_key = use_key
         self.reveal = reveal
+        self.memory = memory  # pytest's cache (None without the cacheprovider): how often this answer failed
 
-    def check(self, actual: Any, answer: Any, *, hint: str | Callable[[Any], str]) -> None:
+    def check(self, actual: Any, answer: Any, *, hint: Hint | Sequence[Hint]) -> None:
         """Compare the model's ``actual`` value with the student's ``answer`` (``___`` while unanswered)."""
         __tracebackhide__ = True
+        caller = sys._getframe(1)
+        written = answer_source(caller.f_code.co_filename, caller.f_lineno)
+        if not is_literal(written):
+            raise NotALiteral(
+                f"write your answer as a literal (a number, a string, True/False, a list or tuple of them), not "
+                f"{ast.unparse(written) if written is not None else 'an expression'!s}: the exercise asks what you "
+                "predict the model does, and an expression computed from the model would agree with it whatever it does"
+            )
         if isinstance(answer, _Blank) and self.use_key:
             if self.name not in self.key:
                 raise NotAnswered(f"{self.name} has no entry in {KEY_FILE}; add the answer there")
             answer = self.key[self.name]
-        text = hint(actual) if callable(hint) else hint
+        levels = [hint] if isinstance(hint, str) or callable(hint) else list(hint)
+        texts = [level(actual) if callable(level) else level for level in levels]
+        self._log(actual, texts)
+        if same(actual, answer) and not isinstance(answer, _Blank):
+            self._remember(None)
+            return
+        tries = self._remember(repr(answer))
+        shown = min(tries, len(texts)) - 1
+        text = texts[shown] + (
+            f"\n  (hint {shown + 1} of {len(texts)}; run again with the same answer for the next)"
+            if shown + 1 < len(texts)
+            else ""
+        )
         if isinstance(answer, _Blank):
             message = f"not answered yet: {self.question}\n  hint: {text}\n  replace ___ with your answer"
             if self.reveal and self.name in self.key:
                 message += f"\n  answer (--lm-reveal): {self.key[self.name]!r}"
             raise NotAnswered(message)
-        if not same(actual, answer):
-            raise WrongAnswer(
-                f"not quite: you answered {answer!r}, but the model does otherwise.\n  question: {self.question}\n  hint: {text}"
-            )
+        raise WrongAnswer(
+            f"not quite: you answered {answer!r}, but the model does otherwise.\n  question: {self.question}\n  hint: {text}"
+        )
+
+    def _remember(self, answer: str | None) -> int:
+        """How many runs in a row this answer has failed (1 for a new one); None forgets (a solved exercise)."""
+        if self.memory is None:
+            return 1
+        key = f"lmbehave/exercises/{self.name}"
+        previous = self.memory.get(key, None) or {}
+        tries = int(previous.get("tries", 0)) + 1 if previous.get("answer") == answer else 1
+        self.memory.set(key, None if answer is None else {"answer": answer, "tries": tries})
+        return tries
+
+    def _log(self, actual: Any, texts: list[str]) -> None:
+        path = os.environ.get(HINTS_LOG)
+        if path:
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"name": self.name, "question": self.question, "hints": texts}) + "\n")
 
 
 class ExerciseProgress:
@@ -138,4 +224,5 @@ def exercise_for(request: pytest.FixtureRequest) -> Exercise:
         key,
         bool(config.getoption("lm_answer_key")),
         bool(config.getoption("lm_reveal")),
+        getattr(config, "cache", None),
     )

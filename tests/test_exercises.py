@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+from pytest_lmbehave.exercises import HINTS_LOG, load_key
 
 EXERCISES = '''
 from pytest_lmbehave import ___
@@ -85,3 +94,81 @@ def test_the_answer_key_fills_every_blank_and_a_wrong_key_fails(exercises) -> No
     result = run("___", "--lm-answer-key")
     result.assert_outcomes(passed=2, failed=1)  # the key's 'MISSING' piece is wrong on purpose
     result.stdout.fnmatch_lines(["*not quite: you answered 'MISSING'*"])
+
+
+def test_an_answer_computed_from_the_model_is_refused_it_must_be_a_literal(exercises) -> None:  # type: ignore[no-untyped-def]
+    run, _ = exercises
+    result = run('len(lm.tokenize("hello hello").ids)')  # the observed expression would always "agree"
+    result.stdout.fnmatch_lines(
+        [
+            "*NotALiteral: write your answer as a literal (a number, a string, True/False, a list or tuple of them), not len(*"
+        ]
+    )
+    result.assert_outcomes(failed=3)
+
+
+LEVELS = '''
+from pytest_lmbehave import ___
+
+def test_levels(lm, exercise):
+    """How many tokens is "hello hello"?"""
+    exercise.check(len(lm.tokenize("hello hello").ids), {answer}, hint=["first nudge", "second step", "last step"])
+'''
+
+
+def test_hints_come_in_steps_as_the_same_answer_fails_again(run_with_tiny) -> None:  # type: ignore[no-untyped-def]
+    shown = []
+    for answer in ("___", "___", "___", "___", "99", "99"):
+        result = run_with_tiny(LEVELS.replace("{answer}", answer))
+        shown.append(next(line.split("hint: ")[1] for line in result.stdout.lines if "hint: " in line))
+    assert shown == ["first nudge", "second step", "last step", "last step", "first nudge", "second step"]
+    result.stdout.fnmatch_lines(["*(hint 2 of 3; run again with the same answer for the next)*"])
+
+
+def _appears(answer: object, hint: str, question: str = "") -> bool:
+    """Whether a hint gives the answer away: the answer, or any telling part of it, written in the hint (a piece
+    of a word the question itself names, such as 'Sh' of 'Shakespeare', tells nothing)."""
+    if isinstance(answer, (list, tuple)):
+        return any(_appears(part, hint, question) for part in answer)
+    if isinstance(answer, bool):
+        return str(answer) in hint
+    if isinstance(answer, (int, float)):
+        number = int(answer) if float(answer).is_integer() else answer
+        return abs(number) >= 10 and re.search(rf"(?<![\d.]){re.escape(str(number))}(?![\d])", hint) is not None
+    text = str(answer).strip()
+    return len(text) > 1 and text in hint and text not in question
+
+
+def test_no_exercise_hint_gives_its_answer_away() -> None:
+    """Every hint level of every exercise, computed on the real model, against the teacher's key."""
+    root = Path(__file__).resolve().parent.parent
+    log = root / "build" / "hints.jsonl"
+    log.parent.mkdir(exist_ok=True)
+    log.unlink(missing_ok=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "exercises/",
+            "--lm-answer-key",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=root,
+        env={**os.environ, HINTS_LOG: str(log)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    answers = load_key(root / "exercises")
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {entry["name"] for entry in logged} == set(answers)
+    for entry in logged:
+        assert len(entry["hints"]) >= 2, f"{entry['name']}: one hint only, no steps"
+        for level, hint in enumerate(entry["hints"], start=1):
+            told = _appears(answers[entry["name"]], hint, entry["question"])
+            assert not told, f"{entry['name']} hint {level} tells the answer: {hint}"

@@ -26,6 +26,7 @@ def to_record(observation: Any, top: int = 5) -> dict[str, Any]:
             "prompt": observation.prompt,
             "input_ids": list(observation.prompt_ids),
             "argmax": observation.argmax,
+            "argmax_id": observation.argmax_id,
             "margin": round(observation.margin, 4),
             "top": [[c.piece, c.id, round(c.prob, 6)] for c in observation.top(top)],
         }

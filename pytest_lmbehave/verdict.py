@@ -223,7 +223,10 @@ def _next_token(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances
     now = next((i for i, row in enumerate(new.get("top", [])) if recorded and row[1] == recorded[1]), None)
     if recorded is not None and now is not None:
         where = f"; {old['argmax']!r} now has p={new['top'][now][2]} at rank {now + 1}"
-    diffs = _flip_or_margin(TOP1, f"top-1 after {prompt!r}", "argmax", old, new, tolerances, where)
+    key = "argmax" if "argmax" in old else "argmax_id"  # a transcribed record may hold the id alone
+    diffs = _flip_or_margin(TOP1, f"top-1 after {prompt!r}", key, old, new, tolerances, where)
+    if key == "argmax" and not diffs and "argmax_id" in old and old["argmax_id"] != new.get("argmax_id"):
+        diffs.append(Difference(FIELD, f"argmax_id: {old['argmax_id']} -> {new.get('argmax_id')}", "argmax_id"))
     if "top" in old:
         diffs += _top_rows(old["top"], new.get("top", []), tolerances)
         if tolerances.kl is not None:
@@ -234,7 +237,7 @@ def _next_token(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances
                         DISTRIBUTION, f"KL divergence of the top rows {kl:.4f} nats (> {tolerances.kl})", size=kl
                     )
                 )
-    return diffs, {"argmax", "margin", "top"}
+    return diffs, {"argmax", "argmax_id", "margin", "top"}
 
 
 def _flip_or_margin(

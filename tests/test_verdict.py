@@ -142,3 +142,11 @@ def test_the_snapshot_extension_and_lmbehave_diff_give_the_same_verdict(
     thresholds = Thresholds(near_tie=extension.near_tie, prob=extension.tolerance, score=extension.tolerance, kl=1e9)
     severities = {c.severity for c in compare_records("t", 0, old, new, thresholds)}
     assert passes == (severities <= {"near-tie"}) == passes_as_noise
+
+
+def test_a_transcribed_record_holding_only_the_argmax_id_is_compared_on_it() -> None:
+    transcribed = {"kind": "next_token", "prompt": "Shakespeare was a", "argmax_id": 1109}  # the document's " great"
+    now = {**next_token(" master"), "argmax_id": 4163}
+    [flip] = compare(transcribed, now, Tolerances())
+    assert flip.kind == verdict.TOP1 and not flip.near_tie and "1109 -> 4163" in flip.text
+    assert compare(transcribed, {**now, "argmax_id": 1109}, Tolerances()) == []

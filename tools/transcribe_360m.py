@@ -1,6 +1,7 @@
 """Writes the expectations for HuggingFaceTB/SmolLM2-360M, transcribed from the document (not recorded here).
 
-The document prints texts and labels only, so each record holds just those keys; the snapshot extension compares
+The document prints texts, labels and a few ids (the tokenization, " great" 1109, " writer" 6535), so each record
+holds just those keys; the snapshot extension compares
 the keys a record has. Run from the repository root: python tools/transcribe_360m.py
 """
 
@@ -41,8 +42,10 @@ def line(key: str, value: object) -> str:
     return f"{key}: {json.dumps(value, ensure_ascii=False)}"
 
 
-def next_token(prompt: str, argmax: str) -> str:
-    return "\n".join([line("kind", "next_token"), line("prompt", prompt), line("argmax", argmax)])
+def next_token(prompt: str, argmax: str, argmax_id: int) -> str:
+    return "\n".join(
+        [line("kind", "next_token"), line("prompt", prompt), line("argmax", argmax), line("argmax_id", argmax_id)]
+    )
 
 
 def tokenization(text: str, ids: list[int], pieces: list[str]) -> str:
@@ -84,9 +87,9 @@ FILES = {
         ),
     },
     "test_forward_pass": {
-        "test_the_model_predicts_the_next_token_after_shakespeare_was_a": next_token(SHAKESPEARE, " great"),
+        "test_the_model_predicts_the_next_token_after_shakespeare_was_a": next_token(SHAKESPEARE, " great", 1109),
         "test_the_model_predicts_the_next_token_after_shakespeare_was_a_great": next_token(
-            SHAKESPEARE + " great", " writer"
+            SHAKESPEARE + " great", " writer", 6535
         ),
     },
     "test_generation": {

@@ -139,6 +139,11 @@ def _appears(answer: object, hint: str, question: str = "") -> bool:
     return len(text) > 1 and text in hint and text not in question
 
 
+@pytest.mark.skipif(
+    int(__import__("transformers").__version__.split(".")[0]) < 5,
+    reason="the teacher's key is recorded on transformers 5: on 4.57 the embedded tokenizer prepends a BOS, so the "
+    "model's answers differ (make test checks the key, and this test, on transformers 5)",
+)
 def test_no_exercise_hint_gives_its_answer_away() -> None:
     """Every hint level of every exercise, computed on the real model, against the teacher's key."""
     root = Path(__file__).resolve().parent.parent

@@ -210,9 +210,10 @@ def largest_move(old: dict[str, Any], new: dict[str, Any]) -> tuple[float, str]:
 def root_causes(changes: list[Change]) -> list[str]:
     """What the changes come from, leading with tokenizer changes (each with the changes that follow from it),
     then the model and decoding: one line each."""
-    names: dict[int, str] = {}
+    names: dict[int, str] = {}  # pieces of ids, from the tokenization changes, to name what was added
     for change in changes:
-        names.update(change.details.get("difference", _NO_DIFFERENCE).details.get("names", {}))
+        if "difference" in change.details:
+            names.update(change.details["difference"].details.get("names", {}))
     causes: dict[str, int] = {}
     tokenizer_tests: dict[str, str] = {}
     for change in changes:
@@ -242,9 +243,6 @@ def root_causes(changes: list[Change]) -> list[str]:
         if count:
             lines.append(f"{words}: {count} change(s)")
     return lines
-
-
-_NO_DIFFERENCE = verdict.Difference("none", "")
 
 
 def summary_table(changes: list[Change]) -> list[tuple[str, str, int]]:

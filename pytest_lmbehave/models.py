@@ -388,7 +388,6 @@ def fingerprint(loaded: LoadedModel, settings: Settings) -> dict[str, str]:
         "device": settings.device,
         "threads": str(settings.threads),
         "attention": settings.attention,
-        **_versions(),
         **environment.software(),
         **environment.hardware(settings.device),
         **environment.numerics_variables(),

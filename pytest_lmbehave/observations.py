@@ -19,11 +19,6 @@ class Tokenization:
     text_ids: tuple[int, ...] = ()
     text_pieces: tuple[str, ...] = ()
 
-    @property
-    def added(self) -> tuple[int, ...]:
-        """The ids the tokenizer adds around the text (e.g. a BOS); empty when it adds none."""
-        return tuple(i for i in self.ids if i not in self.text_ids) if self.text_ids else ()
-
     def __len__(self) -> int:
         return len(self.ids)
 

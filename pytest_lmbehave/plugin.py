@@ -148,7 +148,6 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     config.stash[SETTINGS] = settings
     _check_paths(config)
-    snapshots.UPDATING[0] = bool(config.getoption("update_snapshots", False))
     # syrupy warns when an interrupted xdist run sends it fewer reports than workers; under a project's
     # `filterwarnings = error` that warning would turn pytest's short "Interrupted" into a long traceback.
     config.addinivalue_line("filterwarnings", "default:syrupy. received .* xdist worker snapshot reports:UserWarning")
@@ -221,9 +220,10 @@ def _set_folders(config: pytest.Config) -> list[Path]:
         if (start / SETS_DIRNAME).is_dir():
             folders.add(start / SETS_DIRNAME)
         if path.is_dir():
-            folders.update(
-                p for p in start.rglob(SETS_DIRNAME) if p.is_dir() and not any(x.startswith(".") for x in p.parts)
-            )
+            for here, dirs, _ in os.walk(start):  # hidden folders (.venv, .git) are never entered
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+                if SETS_DIRNAME in dirs:
+                    folders.add(Path(here) / SETS_DIRNAME)
     return sorted(folders)
 
 
@@ -428,7 +428,6 @@ def lm_snapshot(
     request: pytest.FixtureRequest, snapshot: Any, lm: LM, lm_model_spec: str, lm_settings: Settings
 ) -> Any:
     """syrupy's ``snapshot``, storing LM observations in this model's own set (``__lm_snapshots__/<model>/``)."""
-    engine = lm.engine
     model = slug(lm_model_spec)
     set_name, reason = snapshots.choose_variant(
         Path(str(request.node.path)).parent, model, lm.fingerprint, lm_settings.variant
@@ -440,9 +439,10 @@ def lm_snapshot(
         lm_settings.near_tie,
         lm_settings.strict,
         lm_settings.top_shown,
-        teacher=lambda prompt, ids: engine.teacher_force(prompt, ids),
+        teacher=lm.engine.teacher_force,
         set_name=set_name,
         variant_reason=reason,
+        updating=bool(request.config.getoption("update_snapshots", False)),
     )
     return snapshot.use_extension(extension)
 

@@ -30,7 +30,6 @@ SETS_DIRNAME = "__lm_snapshots__"
 SEPARATOR = "---"
 # Near-tie flips that let a snapshot pass in this process, waiting to be attached to the running test's report.
 NEAR_TIE_NOTES: list[str] = []
-UPDATING = [False]  # set at configure: under --snapshot-update a damaged file is rewritten, not reported
 
 
 class DamagedSnapshotFile(LMBehaveError):
@@ -150,13 +149,14 @@ def choose_variant(test_dir: Path, slug: str, now: dict[str, str], named: str | 
     if not found:
         return slug, ""
     current = _derived(now)
+    recorded_in = {name: _derived(recorded_environment(folder)) for name, folder in found.items()}
 
     def score(name: str) -> int:
-        recorded = _derived(recorded_environment(found[name]))
+        recorded = recorded_in[name]
         return sum(w for key, w in VARIANT_WEIGHTS.items() if key in recorded and recorded[key] == current.get(key))
 
     best = max(found, key=lambda name: (score(name), name == ""))
-    recorded = _derived(recorded_environment(found[best]))
+    recorded = recorded_in[best]
     differing = [
         k for k in ("transformers", "torch", "tokenizers", "dtype", "device") if recorded.get(k) != current.get(k)
     ]
@@ -175,6 +175,7 @@ class LMSnapshotExtension(AmberSnapshotExtension):
     tolerance = defaults.TOLERANCE
     near_tie = defaults.NEAR_TIE
     strict = False  # near-tie flips fail too
+    updating = False  # under --snapshot-update
     top = defaults.TOP
     teacher: Teacher | None = None  # scores a recorded continuation under today's model
 
@@ -189,7 +190,7 @@ class LMSnapshotExtension(AmberSnapshotExtension):
         data = super().read_snapshot_data_from_location(
             snapshot_location=snapshot_location, snapshot_name=snapshot_name, session_id=session_id
         )
-        if data is None and not UPDATING[0]:
+        if data is None and not self.updating:  # an update rewrites a damaged file instead
             problem = damage(snapshot_location)
             if problem is not None:
                 raise DamagedSnapshotFile(problem)
@@ -313,6 +314,7 @@ def extension_for(
     teacher: Teacher | None = None,
     set_name: str = "",
     variant_reason: str = "",
+    updating: bool = False,
 ) -> type[LMSnapshotExtension]:
     """A subclass bound to one model's set: the one attribute-setting subclass syrupy expects."""
     set_name = set_name or slug
@@ -321,6 +323,7 @@ def extension_for(
         "model_slug": slug,
         "set_name": set_name,
         "variant_reason": variant_reason,
+        "updating": updating,
         "environment": env,
         "tolerance": tolerance,
         "near_tie": near_tie,

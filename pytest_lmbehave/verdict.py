@@ -28,8 +28,6 @@ LEFT = "left the top-k"
 DISTRIBUTION = "distribution"
 SCORE = "score"
 MARGIN = "margin"
-NUMERIC = frozenset({PROBABILITY, DISTRIBUTION, SCORE, MARGIN})
-FLIPS = frozenset({TOP1, GENERATION, LABEL})
 
 # The layer a difference comes from: the tokenizer (the ids of the same text changed), the model (the same ids in,
 # other numbers out), decoding (the same distributions, other tokens chosen), or a follow-on of an earlier change.
@@ -78,10 +76,6 @@ class Difference:
     near_tie: bool = False
     layer: str = MODEL
     details: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def discrete(self) -> bool:
-        return self.kind not in NUMERIC
 
 
 def is_near_tie(old_margin: float | None, new_margin: float | None, threshold: float) -> bool:

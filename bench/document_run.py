@@ -30,7 +30,7 @@ from document import (
     sentiment_prompt,
 )
 
-from pytest_lmbehave import models
+from pytest_lmbehave import conversion, models
 from pytest_lmbehave.settings import default_cache_dir
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(1)
     started = time.perf_counter()
     source = models.resolve("embedded")
-    folder = models.converted_entry(source.path, models.content_hash(source), default_cache_dir())
+    folder = conversion.converted_entry(source.path, models.content_hash(source), default_cache_dir())
     tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     load_s = time.perf_counter() - started

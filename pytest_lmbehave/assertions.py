@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,10 +15,14 @@ def _bar(prob: float, width: int = 20) -> str:
 
 
 def candidate_rows(dist: Distribution, k: int = 5) -> list[str]:
-    rows = []
-    for rank, c in enumerate(dist.top(k), start=1):
-        rows.append(f"  {rank:>2}. {c.piece!r:<18} id {c.id:<6} p={c.prob:.4f}  {_bar(c.prob)}")
-    return rows
+    return _rows([(c.piece, c.id, c.prob) for c in dist.top(k)])
+
+
+def _rows(candidates: Sequence[tuple[str, int, float]]) -> list[str]:
+    return [
+        f"  {rank:>2}. {piece!r:<18} id {token:<6} p={prob:.4f}  {_bar(prob)}"
+        for rank, (piece, token, prob) in enumerate(candidates, start=1)
+    ]
 
 
 def explain_next_token(dist: Distribution, expected: str | int, k: int = 5) -> list[str]:
@@ -58,10 +63,10 @@ def explain_generation(gen: Generation, expected: str, k: int = 5) -> list[str]:
             lines.append(
                 f"  the texts part at character {index}, in new token {step} ({piece!r}, margin {gen.margins[step]:.3f} nats)"
             )
-            if gen.engine is not None:
-                dist = gen.engine.next_tokens([list(gen.prompt_ids) + list(gen.ids[:step])])[0]
-                lines.append(f"  top {k} at that step:")
-                lines.extend(candidate_rows(dist, k))
+            if step < len(gen.alternatives):
+                best = gen.alternatives[step][:k]
+                lines.append(f"  top {len(best)} at that step:")
+                lines.extend(_rows([(piece, token, math.exp(logprob)) for piece, token, logprob in best]))
             break
         consumed += len(piece)
     return lines

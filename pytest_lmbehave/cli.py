@@ -10,12 +10,10 @@ from . import defaults
 from .arguments import non_negative, positive
 from .drift import (
     SEVERITIES,
-    ReportError,
     Thresholds,
     compare_reports,
     environments_side_by_side,
     largest_move,
-    load_report,
     pair_tests,
     root_causes,
     summary_table,
@@ -23,6 +21,7 @@ from .drift import (
 from .explore import add_arguments as add_explore_arguments
 from .explore import run as run_explore
 from .files import path_problem
+from .report_format import ReportError, load_report
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNUSABLE = 0, 1, 2
 

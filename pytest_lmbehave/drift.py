@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import defaults, verdict
-from .errors import LMBehaveError
 from .models import slug
-from .report import FORMAT, VERSION
 from .verdict import Difference, Tolerances
 
 SEVERITIES = ("major", "near-tie", "minor")  # worst first
-
-
-class ReportError(LMBehaveError):
-    """A report that cannot be compared: missing, truncated or not ours."""
 
 
 @dataclass(frozen=True)
@@ -42,29 +34,6 @@ class Change:
     summary: str
     details: dict[str, Any] = field(default_factory=dict)
     layer: str = verdict.MODEL  # tokenizer, model, decoding or follow-on
-
-
-def load_report(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ReportError(f"{path}: no such report; write one with `pytest specs/ --lm-report {path}`")
-    text = path.read_text(encoding="utf-8")
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise ReportError(
-            f"{path} is not valid JSON ({error}); it may be truncated: write it again with --lm-report"
-        ) from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ReportError(
-            f'{path} is not a pytest-lmbehave report (no "format": "{FORMAT}"); pass files written by --lm-report'
-        )
-    if document.get("version") != VERSION:
-        raise ReportError(
-            f"{path} is a version {document.get('version')} report; this lmbehave reads version {VERSION}"
-        )
-    if not isinstance(document.get("observations"), dict):
-        raise ReportError(f"{path} has no observations table; write it again with --lm-report")
-    return document
 
 
 # What each kind of difference weighs in a drift report; a near-tie flip is "near-tie" whatever its kind.
@@ -201,7 +170,7 @@ def largest_move(old: dict[str, Any], new: dict[str, Any]) -> tuple[float, str]:
         for index, (a, b) in enumerate(zip(old["observations"][before], new["observations"][after])):
             if _asked_about(a) != _asked_about(b) or a.get("ids") != b.get("ids"):
                 continue
-            size, where = verdict.largest_move(a, b)
+            size, where = record_move(a, b)
             if size > found[0]:
                 found = (size, f"{test} #{index} {where}")
     return found
@@ -259,3 +228,27 @@ def environments_side_by_side(old: dict[str, Any], new: dict[str, Any]) -> list[
         for key in sorted(set(a) | set(b)):
             rows.append((f"{model}: {key}", str(a.get(key, "-")), str(b.get(key, "-"))))
     return rows
+
+
+def record_move(old: Any, new: Any, path: str = "") -> tuple[float, str]:
+    """The largest change of any number between two records of the same shape, and where: the noise floor
+    between two runs that computed the same things. A generation's per-step margins are left out: they are
+    recorded to 3 decimals, so one rounding step (0.001) would hide the noise being measured."""
+    if isinstance(old, bool) or isinstance(new, bool):
+        return 0.0, path
+    if (
+        isinstance(old, (int, float))
+        and isinstance(new, (int, float))
+        and (isinstance(old, float) or isinstance(new, float))
+    ):
+        return abs(float(new) - float(old)), path
+    if isinstance(old, dict) and isinstance(new, dict):
+        if old.get("kind") == "next_token" and isinstance(old.get("top"), list):
+            old = {**old, "top": {row[1]: row[2] for row in old["top"]}}
+            new = {**new, "top": {row[1]: row[2] for row in new.get("top", [])}}
+        keys = [k for k in old if k in new and not (k == "margins" and old.get("kind") == "generation")]
+        pairs = [(record_move(old[k], new[k], f"{path}.{k}" if path else str(k)), k) for k in keys]
+        return max((p for p, _ in pairs), default=(0.0, path))
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return max((record_move(a, b, f"{path}[{i}]") for i, (a, b) in enumerate(zip(old, new))), default=(0.0, path))
+    return 0.0, path

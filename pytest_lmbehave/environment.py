@@ -44,7 +44,7 @@ def _version(distribution: str) -> str:
 
 def software() -> dict[str, str]:
     """Versions from package metadata (no imports), the plugin's own and its decoding algorithm's."""
-    from .decoding import ALGORITHM_VERSION
+    from .backends.decoding import ALGORITHM_VERSION
 
     versions = {key: _version(name) for key, name in PACKAGES.items()}
     versions["lmbehave"] = _version("pytest-lmbehave")

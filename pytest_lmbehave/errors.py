@@ -25,3 +25,7 @@ class InputError(LMBehaveError, ValueError):
 
 class MarkerError(LMBehaveError):
     """A marker used with unknown keywords or bad values."""
+
+
+class BackendUnavailable(LMBehaveError):
+    """A verb the backend cannot answer (a served model has no raw logits), or a server that went away."""

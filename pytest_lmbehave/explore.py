@@ -14,18 +14,20 @@ from . import defaults
 from .arguments import positive
 from .assertions import candidate_rows
 from .errors import LMBehaveError
-from .lm import LM, Sampling
+from .lm import LM
+from .options import BY_INI, Option
 from .registry import Registry
+from .sampling import Sampling
 from .settings import build_settings
+
+MODEL_OPTIONS = ("lm_model", "lm_dtype", "lm_device", "lm_threads", "lm_attention")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help="the text to explore, e.g. 'Shakespeare was a'")
-    parser.add_argument(
-        "--model", help="'embedded' (default; or $LMBEHAVE_MODEL), a directory, a .gguf or a cached hub id"
-    )
-    parser.add_argument("--dtype", help="float32 (default), bfloat16 or float16")
-    parser.add_argument("--threads", help="torch threads (default 1)")
+    for ini in MODEL_OPTIONS:  # the plugin's own options, without the --lm- prefix
+        option = BY_INI[ini]
+        parser.add_argument("--" + option.flag.removeprefix("--lm-"), dest=option.ini, help=option.help)
     parser.add_argument(
         "--top",
         type=positive,
@@ -45,10 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: Any = None) -> int:
     out = out or sys.stdout
-    values = {"lm_model": args.model, "lm_dtype": args.dtype, "lm_threads": args.threads}
 
-    def lookup(option: str, ini: str, env: str | None) -> Any:
-        return values.get(option) or (os.environ.get(env) if env else None)
+    def lookup(option: Option) -> Any:
+        return getattr(args, option.ini, None) or (os.environ.get(option.env) if option.env else None)
 
     try:
         settings = build_settings(lookup)
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     except LMBehaveError as error:
         print(f"lmbehave explore: {error}", file=sys.stderr)
         return 2
-    fingerprint = engine.loaded.fingerprint
+    fingerprint = engine.fingerprint
     print(
         f"model: {fingerprint['model_name']} (sha256 {fingerprint['model_sha256']}, {fingerprint['dtype']}, {fingerprint['threads']} thread(s))",
         file=out,

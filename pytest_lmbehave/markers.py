@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from .errors import InputError, MarkerError
-from .lm import Sampling, derive_seed
+from .sampling import Sampling, derive_seed
 
 MARKERS = {
     "greedy": "greedy: decode greedily (the default for every test using `lm`).",

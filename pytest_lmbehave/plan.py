@@ -1,7 +1,8 @@
 """The request plan: what each test asked the model last time, so a run can batch it up front.
 
 ``--lm-plan-update`` (and ``--snapshot-update``) write, per test node id, the generations and next-token
-distributions it asked for: prompts, lengths, sampling settings and seeds, never results. A later run reads the
+distributions it asked for: prompts, lengths, sampling settings and seeds, and each generation's ids as a draft
+for the next run to verify (``backends/drafts.py``); a draft is checked, never trusted. A later run reads the
 plan, keeps the requests of the tests it collected and sorts them into fixed batches (``groups``); the first test
 that needs any request of a batch computes the whole batch. A batch's rows are always the same whatever the test
 order or the number of workers, so every mode computes the same numbers. A stale plan only costs time: a request
@@ -12,28 +13,54 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .sampling import GREEDY, Policy, Sampling
+
 FORMAT = "pytest-lmbehave plan"
 VERSION = 1
-GROUP_ROWS = 24  # rows per generation batch: on this CPU a step of 17 rows costs ~2.1 steps of one (155/73 ms)
+GROUP_ROWS = 24  # rows per generation batch: a decode step's cost grows slowly with its rows (README: timings)
 NEXT_ROWS = 3  # short prompts per next-token batch (each is its own forward pass; the batch is the unit of sharing)
 PREFIX = 32  # next-token prompts that share their first PREFIX tokens share one forward pass of their common part
 
-Knobs = tuple[float | None, float | None, int | None]  # temperature, top_p, top_k; None for greedy
+
+def normalise(kind: str, n: int, policy: Policy, one_token: bool = False) -> tuple[str, int, Policy]:
+    """One request identity. A greedy generation of one token is the next-token question (its argmax), and so
+    is a choice among one-token options (their scores are read off that distribution): each is asked, planned,
+    remembered and computed as that question, so the three read the same numbers."""
+    if kind == "choose" and one_token:
+        return "next", 1, GREEDY
+    if kind == "gen" and policy.greedy and n == 1:
+        return "next", 1, GREEDY
+    if kind == "next":
+        return "next", 1, GREEDY
+    return kind, n, policy
 
 
 @dataclass(frozen=True)
 class Ask:
-    """One request as a test made it: a generation (``gen``) or a next-token distribution (``next``)."""
+    """One request as a test made it (a text prompt stays text, so a tokenizer change re-reads it): a generation
+    (``gen``) or a next-token distribution (``next``)."""
 
     kind: str
     prompt: str | tuple[int, ...]
     n: int = 1
-    knobs: Knobs | None = None
-    seed: int | None = None
+    policy: Policy = GREEDY
+    draft: tuple[int, ...] | None = field(default=None, compare=False)  # a generation's ids last time
+
+    @classmethod
+    def of(
+        cls,
+        kind: str,
+        prompt: str | tuple[int, ...],
+        n: int = 1,
+        policy: Policy = GREEDY,
+        draft: tuple[int, ...] | None = None,
+    ) -> Ask:
+        kind, n, policy = normalise(kind, n, policy)
+        return cls(kind, prompt, n, policy, tuple(draft) if kind == "gen" and draft else None)
 
     def to_json(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -41,7 +68,11 @@ class Ask:
             "prompt": self.prompt if isinstance(self.prompt, str) else list(self.prompt),
         }
         if self.kind == "gen":
-            entry.update(n=self.n, knobs=None if self.knobs is None else list(self.knobs), seed=self.seed)
+            sampling = self.policy.sampling
+            knobs = None if sampling is None else [sampling.temperature, sampling.top_p, sampling.top_k]
+            entry.update(n=self.n, knobs=knobs, seed=self.policy.seed)
+            if self.draft:
+                entry["draft"] = list(self.draft)
         return entry
 
     @classmethod
@@ -50,19 +81,22 @@ class Ask:
         if kind not in ("gen", "next") or not isinstance(prompt, (str, list)) or not prompt:
             raise ValueError(f"not a request: {entry!r:.80}")
         knobs = entry.get("knobs")
-        return cls(
-            kind,
-            prompt if isinstance(prompt, str) else tuple(int(i) for i in prompt),
-            int(entry.get("n", 1)),
-            None if knobs is None else (knobs[0], knobs[1], knobs[2]),
-            None if entry.get("seed") is None else int(entry["seed"]),
-        )
+        seed = None if entry.get("seed") is None else int(entry["seed"])
+        policy = GREEDY if knobs is None else Policy(Sampling(knobs[0], knobs[1], knobs[2]), seed)
+        text = prompt if isinstance(prompt, str) else tuple(int(i) for i in prompt)
+        draft = entry.get("draft")
+        return cls.of(kind, text, int(entry.get("n", 1)), policy, None if draft is None else tuple(map(int, draft)))
 
 
-def key(kind: str, ids: tuple[int, ...], knobs: Knobs | None = None, seed: int | None = None) -> tuple[Any, ...]:
-    """How the engine remembers a result: a next-token question by its ids; a generation also by its sampling
-    settings and seed (not its length: a shorter run is a prefix of a longer one)."""
-    return ("next", ids) if kind == "next" else ("gen", ids, knobs, seed)
+def draft_key(ids: tuple[int, ...], policy: Policy) -> tuple[Any, ...]:
+    """How a draft is found for a row: its ids, its sampling in words and its seed, as plan and snapshots hold them."""
+    return (tuple(ids), policy.describe(), policy.seed)
+
+
+def key(kind: str, ids: tuple[int, ...], policy: Policy = GREEDY) -> tuple[Any, ...]:
+    """How a result is remembered: a next-token question by its ids; a generation also by its policy (its
+    sampling settings and seed), not its length: a shorter run is a prefix of a longer one."""
+    return ("next", ids) if kind == "next" else ("gen", ids, policy)
 
 
 @dataclass(frozen=True)
@@ -71,13 +105,18 @@ class Row:
 
     kind: str
     ids: tuple[int, ...]
-    n: int
-    knobs: Knobs | None
-    seed: int | None
+    n: int = 1
+    policy: Policy = GREEDY
+
+    @classmethod
+    def of(cls, kind: str, ids: tuple[int, ...], n: int = 1, policy: Policy = GREEDY, one_token: bool = False) -> Row:
+        """The normalised request (see ``normalise``)."""
+        kind, n, policy = normalise(kind, n, policy, one_token)
+        return cls(kind, ids, n, policy)
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return key(self.kind, self.ids, self.knobs, self.seed)
+        return key(self.kind, self.ids, self.policy)
 
 
 @dataclass(frozen=True)
@@ -168,16 +207,15 @@ def groups(rows: Iterable[Row]) -> list[Group]:
     """Fixed batches from a set of rows: the same rows always make the same groups, in the same order."""
     longest: dict[tuple[Any, ...], Row] = {}
     nexts: set[Row] = set()
-    for row in rows:
-        if row.kind == "next" or (row.n == 1 and row.knobs is None):  # one greedy token is a next-token question
-            nexts.add(Row("next", row.ids, 1, None, None))
+    for row in rows:  # already normalised (Row.of): one greedy token is a next-token question
+        if row.kind == "next":
+            nexts.add(row)
             continue
-        key = (row.ids, row.knobs, row.seed)
-        if key not in longest or longest[key].n < row.n:  # a shorter run of the same row is its prefix
-            longest[key] = row
+        if row.key not in longest or longest[row.key].n < row.n:  # a shorter run of the same row is its prefix
+            longest[row.key] = row
     result: list[Group] = []
     batch: list[Row] = []
-    for row in sorted(longest.values(), key=lambda r: (-r.n, len(r.ids), r.ids, repr(r.knobs), r.seed or 0)):
+    for row in sorted(longest.values(), key=_order):
         if batch and (len(batch) == GROUP_ROWS or 2 * row.n < batch[0].n):  # no row runs > twice its length
             result.append(Group("gen", tuple(batch)))
             batch = []
@@ -191,6 +229,13 @@ def groups(rows: Iterable[Row]) -> list[Group]:
         size = GROUP_ROWS if start else NEXT_ROWS
         result.extend(Group("next", tuple(members[i : i + size])) for i in range(0, len(members), size))
     return result
+
+
+def _order(row: Row) -> tuple[Any, ...]:
+    """Longest first, then by prompt, settings and seed: a fixed order, so the same rows make the same batches."""
+    sampling = row.policy.sampling
+    knobs = None if sampling is None else (sampling.temperature, sampling.top_p, sampling.top_k)
+    return (-row.n, len(row.ids), row.ids, repr(knobs), row.policy.seed or 0)
 
 
 def common_prefix(rows: list[tuple[int, ...]]) -> int:

@@ -52,7 +52,7 @@ class PlanPlugin:
         chosen = {item.nodeid for item in session.items}
         asks = [ask for node, entries in tests.items() if node in chosen for ask in entries]
         if base_seed != self.base_seed:  # sampled seeds derive from the base seed: those requests will not come
-            asks = [ask for ask in asks if ask.knobs is None]
+            asks = [ask for ask in asks if ask.policy.greedy]
         self.use(plan.unique(asks))  # the plan's requests for the tests this run will run
 
     @pytest.hookimpl(hookwrapper=True)
@@ -73,3 +73,14 @@ class PlanPlugin:
         merged = plan.merge(old, self.ran, self.collected)
         write_atomically(self.path, plan.render(merged, self.base_seed))
         self.announce(f"pytest-lmbehave: request plan for {len(self.ran)} tests written to {self.path}")
+
+
+def plan_path(config: pytest.Config) -> Path | None:
+    """--lm-plan (from the current directory), else ini lm_plan (from the rootdir), else the rootdir's
+    lmbehave-plan.json; None for 'none'."""
+    given, base = config.getoption("lm_plan"), config.invocation_params.dir
+    if given in (None, ""):
+        given, base = config.getini("lm_plan"), config.rootpath
+    if given in (None, ""):
+        return config.rootpath / "lmbehave-plan.json"
+    return None if str(given).strip().lower() == "none" else base / str(given)

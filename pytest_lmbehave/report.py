@@ -14,9 +14,8 @@ import pytest
 
 from .files import write_atomically
 from .records import to_record
+from .report_format import FORMAT, VERSION
 
-FORMAT = "pytest-lmbehave report"
-VERSION = 1
 REPORT_TOP = 10
 OBSERVED = pytest.StashKey[list[dict[str, Any]]]()
 ENVIRONMENTS = pytest.StashKey[dict[str, dict[str, str]]]()

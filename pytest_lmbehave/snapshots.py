@@ -18,65 +18,31 @@ from syrupy.data import SnapshotCollection
 from syrupy.extensions.amber import AmberSnapshotExtension
 from syrupy.utils import snapshot_file_lock_enabled
 
-from . import defaults, environment
+from . import defaults, environment, near_ties
 from .errors import LMBehaveError
 from .records import to_record
+from .snapshot_sets import SETS_DIRNAME, VARIANT, damage
 from .verdict import Difference, Teacher, Tolerances, compare
 
 if TYPE_CHECKING:
     from syrupy.location import PyTestLocation
 
-SETS_DIRNAME = "__lm_snapshots__"
 SEPARATOR = "---"
-# Near-tie flips that let a snapshot pass in this process, waiting to be attached to the running test's report.
-NEAR_TIE_NOTES: list[str] = []
+__all__ = ["SEPARATOR", "SETS_DIRNAME", "LMSnapshotExtension", "extension_for", "parse", "render", "render_records"]
 
 
 class DamagedSnapshotFile(LMBehaveError):
     """A snapshot file cut short (an interrupted write or a bad merge): its later records cannot be read."""
 
 
-def damage(location: str) -> str | None:
-    """Why a snapshot file is damaged (it ends inside a record), or None when it is whole or absent."""
-    path = Path(location)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not text.strip() or text.rstrip("\n").endswith("# ---"):
-        return None
-    names = re.findall(r"^# name: (.*)$", text, flags=re.M)
-    complete = names[:-1] if names else []
-    last = f"the last whole record is {complete[-1]!r}" if complete else "no record in it is whole"
-    location = os.path.relpath(location) if path.resolve().is_relative_to(Path.cwd()) else location
-    return (
-        f"{location} is damaged: it ends in the middle of a record ({last}); restore it with "
-        f"`git checkout -- {location}`, or record it again with `pytest --snapshot-update`"
-    )
-
-
-def remove_stale_sidecars(folder: Path) -> list[Path]:
-    """Lock and staging files that an interrupted update left beside the sets (``x.ambr.lock``, ``x.ambr.tmp``);
-    a lock another process holds is left alone."""
-    import fcntl
-
-    removed = []
-    for path in sorted(folder.rglob("*.ambr.*")) if folder.is_dir() else []:
-        if path.suffix not in (".lock", ".tmp") or not path.is_file():
-            continue
-        try:
-            with open(path, "a") as handle:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                path.unlink()
-                removed.append(path)
-        except OSError:
-            continue  # held by a running writer
-    return removed
-
-
 def render(data: Any, env: str, top: int = defaults.TOP) -> str:
     items = data if isinstance(data, (list, tuple)) else [data]
-    return f"\n{SEPARATOR}\n".join(render_record({**to_record(item, top), "env": env}) for item in items)
+    return render_records([{**to_record(item, top), "env": env} for item in items])
+
+
+def render_records(records: list[dict[str, Any]]) -> str:
+    """Records as one snapshot's text: the only writer of the line format (tools/transcribe_360m.py uses it too)."""
+    return f"\n{SEPARATOR}\n".join(render_record(record) for record in records)
 
 
 def render_record(record: dict[str, Any]) -> str:
@@ -106,63 +72,26 @@ def parse(text: str) -> list[dict[str, Any]]:
     return records
 
 
-VARIANT = "@"  # a set recorded in another environment: __lm_snapshots__/<model>@<variant>/
-# How much each field counts when a run picks the recorded variant closest to its environment.
-VARIANT_WEIGHTS = {"transformers_major": 100, "dtype": 20, "device": 20, "torch_minor": 10, "tokenizers_minor": 5}
-VARIANT_WEIGHTS |= {"transformers": 2, "torch": 1, "cpu_capability": 1, "blas": 1, "gpu": 1}
+def recorded_drafts(folders: list[Path], slug: str) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    """Every recorded generation of a model's sets (its variants too), as drafts for the next run to verify, by
+    ``plan.draft_key``: (input ids, sampling in words, seed). A damaged file is left to its test to report."""
+    from syrupy.extensions.amber.serializer import AmberDataSerializer
 
-
-def _derived(environment: dict[str, str]) -> dict[str, str]:
-    found = dict(environment)
-    for key, parts in (("transformers", 1), ("torch", 2), ("tokenizers", 2)):
-        if key in environment:
-            found[f"{key}_{'major' if parts == 1 else 'minor'}"] = ".".join(environment[key].split(".")[:parts])
-    return found
-
-
-def variants(test_dir: Path, slug: str) -> dict[str, Path]:
-    """A model's recorded sets beside a test module: '' for the plain set, else the variant's name."""
-    sets = test_dir / SETS_DIRNAME
-    found = {"": sets / slug} if (sets / slug).is_dir() else {}
-    for folder in sorted(sets.glob(f"{slug}{VARIANT}*")) if sets.is_dir() else []:
-        if folder.is_dir():
-            found[folder.name.split(VARIANT, 1)[1]] = folder
-    return found
-
-
-def recorded_environment(folder: Path) -> dict[str, str]:
-    """The environment a set was recorded in, from the first `env` line of its files ({} when none)."""
-    for path in sorted(folder.glob("*.ambr")):
-        match = re.search(r'^  env: "(.*)"$', path.read_text(encoding="utf-8", errors="replace"), flags=re.M)
-        if match:
-            return environment.parse_line(match.group(1))
-    return {}
-
-
-def choose_variant(test_dir: Path, slug: str, now: dict[str, str], named: str | None) -> tuple[str, str]:
-    """The set a run compares against (its folder name) and why: the one ``--lm-variant`` names, else the variant
-    whose recorded environment matches this run's best (the plain set on a tie)."""
-    if named:
-        folder = slug if named == "default" else f"{slug}{VARIANT}{named}"
-        return folder, f"named by --lm-variant={named}"
-    found = variants(test_dir, slug)
-    if not found:
-        return slug, ""
-    current = _derived(now)
-    recorded_in = {name: _derived(recorded_environment(folder)) for name, folder in found.items()}
-
-    def score(name: str) -> int:
-        recorded = recorded_in[name]
-        return sum(w for key, w in VARIANT_WEIGHTS.items() if key in recorded and recorded[key] == current.get(key))
-
-    best = max(found, key=lambda name: (score(name), name == ""))
-    recorded = recorded_in[best]
-    differing = [
-        k for k in ("transformers", "torch", "tokenizers", "dtype", "device") if recorded.get(k) != current.get(k)
-    ]
-    if not differing:
-        return found[best].name, "recorded in this run's environment"
-    return found[best].name, "the recorded variant closest to this run; it differs in " + ", ".join(differing)
+    drafts: dict[tuple[Any, ...], tuple[int, ...]] = {}
+    for folder in folders:
+        for path in sorted(folder.glob(f"{slug}*/*.ambr")):
+            if path.parent.name != slug and not path.parent.name.startswith(slug + VARIANT):
+                continue
+            try:
+                collection = AmberDataSerializer.read_file(str(path))
+                records = [r for snapshot in collection for r in parse(str(snapshot.data or ""))]
+            except (ValueError, TypeError, OSError):
+                continue
+            for record in records:
+                if record.get("kind") == "generation" and record.get("ids") and record.get("input_ids"):
+                    key = (tuple(record["input_ids"]), record.get("sampling", "greedy"), record.get("seed"))
+                    drafts.setdefault(key, tuple(record["ids"]))
+    return drafts
 
 
 class LMSnapshotExtension(AmberSnapshotExtension):
@@ -218,7 +147,7 @@ class LMSnapshotExtension(AmberSnapshotExtension):
         if self.strict or not all(d.near_tie for d in diffs):
             return False
         for diff in diffs:  # passes, but is listed in the terminal summary
-            NEAR_TIE_NOTES.append(diff.text.split("\n")[0])
+            near_ties.NOTES.append(diff.text.split("\n")[0])
         return True
 
     def diff_lines(self, serialized_data: Any, snapshot_data: Any) -> Iterator[str]:

@@ -92,11 +92,24 @@ def run_with_tiny(pytester: pytest.Pytester, tiny_model: Path, tmp_path: Path): 
     return run
 
 
-@pytest.fixture(scope="session")
-def tiny_engine(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """The tiny model loaded through the plugin's own loader, for tests of the LM API without pytester."""
-    from pytest_lmbehave.lm import Engine
+def tiny_backend_of(folder: Path, cache: Path):  # type: ignore[no-untyped-def]
+    """The tests' backend: a tiny random transformers model behind the same protocol as every backend."""
+    from pytest_lmbehave.backends.inprocess import TransformersBackend
     from pytest_lmbehave.models import load, resolve
     from pytest_lmbehave.settings import Settings
 
-    return Engine(load(resolve(str(tiny_model)), Settings(cache_dir=tmp_path_factory.mktemp("cache"))))
+    return TransformersBackend(load(resolve(str(folder)), Settings(cache_dir=cache)), cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The tiny model loaded through the plugin's own loader, behind the backend protocol."""
+    return tiny_backend_of(tiny_model, tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_backend):  # type: ignore[no-untyped-def]
+    """An engine over the tiny backend, for tests of the LM API without pytester."""
+    from pytest_lmbehave.engine import Engine
+
+    return Engine(tiny_backend)

@@ -13,7 +13,7 @@ def test_the_embedded_model_is_the_default_and_reproduces_the_document_tokens(py
             read = len(lm.tokenize("Shakespeare was a great").ids)  # 5 tokens, and a BOS on transformers 4.57
             assert tuple(lm.logits("Shakespeare was a great").shape) == (1, read, 49152)
             assert lm.fingerprint["model"] == "embedded" and lm.fingerprint["dtype"] == "float32"
-            assert lm.engine.loaded.loaded_from.joinpath("lmbehave-manifest.json").is_file()
+            assert lm.engine.backend.loaded.loaded_from.joinpath("lmbehave-manifest.json").is_file()
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:randomly")

@@ -32,15 +32,11 @@ def test_vocabulary(lm, exercise):
 
 @pytest.fixture
 def exercises(run_with_tiny, pytester: pytest.Pytester, tiny_model):  # type: ignore[no-untyped-def]
+    from pytest_lmbehave.engine import Engine
     from pytest_lmbehave.lm import LM
-    from pytest_lmbehave.models import load, resolve
-    from pytest_lmbehave.settings import Settings
+    from tests.conftest import tiny_backend_of
 
-    tokens = LM(
-        __import__("pytest_lmbehave.lm").lm.Engine(
-            load(resolve(str(tiny_model)), Settings(cache_dir=pytester.path / "c"))
-        )
-    ).tokenize("hello hello")
+    tokens = LM(Engine(tiny_backend_of(tiny_model, pytester.path / "c"))).tokenize("hello hello")
     truth = {"count": len(tokens.ids)}
     pytester.makepyfile(
         answer_key=f"ANSWERS = {{'test_count': {truth['count']}, 'test_first_piece': 'MISSING', 'test_vocabulary': 300}}\n"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lmbehave import LM, models
+from pytest_lmbehave import LM, conversion, models
 from pytest_lmbehave.cli import main
+from pytest_lmbehave.engine import Engine
 from pytest_lmbehave.errors import InputError, ModelLoadError, ModelNotFoundError
-from pytest_lmbehave.lm import Engine
 from pytest_lmbehave.store import ObservationStore
 
 # -- data loss and poisoning ------------------------------------------------------------------------------------
@@ -52,7 +52,7 @@ def test_a_worker_killed_during_an_xdist_update_deletes_no_snapshot(
 
 
 def test_changing_a_returned_distribution_does_not_poison_later_questions(tiny_engine) -> None:  # type: ignore[no-untyped-def]
-    engine = Engine(tiny_engine.loaded)
+    engine = Engine(tiny_engine.backend)
     lm = LM(engine)
     expected = lm.next_token("hello hello")
     argmax, margin = expected.argmax_id, expected.margin
@@ -75,34 +75,34 @@ def _fake_convert(gguf: Path, target: Path) -> None:
 @pytest.fixture
 def gguf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A GGUF whose conversion is faked (1 MB of random weights), so the cache logic runs in milliseconds."""
-    monkeypatch.setattr(models, "_convert", _fake_convert)
+    monkeypatch.setattr(conversion, "_convert", _fake_convert)
     path = tmp_path / "w.gguf"
     path.write_bytes(b"GGUF" + b"\0" * 60)
     return path
 
 
 def test_a_converted_model_damaged_in_place_is_detected_and_rebuilt(gguf: Path, tmp_path: Path) -> None:
-    entry = models.converted_entry(gguf, "abc", tmp_path / "cache", lambda _: None)
+    entry = conversion.converted_entry(gguf, "abc", tmp_path / "cache", lambda _: None)
     weights = entry / "model.safetensors"
     built = weights.read_bytes()
     with open(weights, "r+b") as handle:  # randomise 64 KB in the middle, keeping the size
         handle.seek(len(built) // 2)
         handle.write(os.urandom(1 << 16))
     messages: list[str] = []
-    models.converted_entry(gguf, "abc", tmp_path / "cache", messages.append)
+    conversion.converted_entry(gguf, "abc", tmp_path / "cache", messages.append)
     assert any("model.safetensors does not hold the bytes it was built with" in m for m in messages), messages
     assert weights.read_bytes() != built  # rebuilt (the fake converter writes new random bytes)
     quiet: list[str] = []
-    models.converted_entry(gguf, "abc", tmp_path / "cache", quiet.append)
+    conversion.converted_entry(gguf, "abc", tmp_path / "cache", quiet.append)
     assert quiet == []  # an unchanged entry is checked by size and mtime, not hashed again
 
 
 def test_a_killed_builds_leftover_folder_is_removed_by_the_next_build(gguf: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    stale = cache / f".{models.cache_key('abc')}.building-x1"
+    stale = cache / f".{conversion.cache_key('abc')}.building-x1"
     stale.mkdir(parents=True)
     (stale / "model.safetensors").write_bytes(b"half")
-    models.converted_entry(gguf, "abc", cache, lambda _: None)
+    conversion.converted_entry(gguf, "abc", cache, lambda _: None)
     assert not stale.exists()
 
 
@@ -331,9 +331,9 @@ def test_diff_pairs_snapshot_tests_of_two_models_by_node_id_without_the_model(
 
 
 def test_forget_recomputes_instead_of_reading_the_disk_cache(tiny_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    fingerprint = tiny_engine.loaded.fingerprint
-    LM(Engine(tiny_engine.loaded, ObservationStore(tmp_path, fingerprint))).next_token("hello")
-    engine = Engine(tiny_engine.loaded, ObservationStore(tmp_path, fingerprint))
+    fingerprint = tiny_engine.fingerprint
+    LM(Engine(tiny_engine.backend, ObservationStore(tmp_path, fingerprint))).next_token("hello")
+    engine = Engine(tiny_engine.backend, ObservationStore(tmp_path, fingerprint))
     LM(engine).next_token("hello")
     assert engine.stats["from_disk"] == 1
     engine.forget()

@@ -114,13 +114,11 @@ def test_bad_input_raises_an_error_that_names_the_problem(lm: LM, call, message:
 
 
 def test_prompts_keep_the_bos_their_tokenizer_adds_but_pieces_and_options_do_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from pytest_lmbehave.lm import Engine
-    from pytest_lmbehave.models import load, resolve
-    from pytest_lmbehave.settings import Settings
-    from tests.conftest import build_tiny_model
+    from pytest_lmbehave.engine import Engine
+    from tests.conftest import build_tiny_model, tiny_backend_of
 
     folder = build_tiny_model(tmp_path / "bos-tiny", bos=True)
-    lm = LM(Engine(load(resolve(str(folder)), Settings(cache_dir=tmp_path / "cache"))))
+    lm = LM(Engine(tiny_backend_of(folder, tmp_path / "cache")))
     bos = lm.tokenizer.eos_token_id
     assert lm.tokenize("hello").ids[0] == bos
     assert lm.generate("hello", max_new_tokens=2).prompt_ids[0] == bos

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lmbehave import models
+from pytest_lmbehave import conversion, models
 from pytest_lmbehave.errors import ModelNotFoundError
 
 FAKE_GGUF = b"GGUF" + b"\x00" * 60
@@ -39,17 +39,17 @@ def conversions(gguf: Path) -> int:
 
 @pytest.fixture(autouse=True)
 def _fake_converter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(models, "_convert", fake_convert)
+    monkeypatch.setattr(conversion, "_convert", fake_convert)
 
 
 def test_a_gguf_is_converted_once_and_then_served_from_the_cache(gguf: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     messages: list[str] = []
-    entry = models.converted_entry(gguf, "abc123", cache, messages.append)
-    again = models.converted_entry(gguf, "abc123", cache, messages.append)
+    entry = conversion.converted_entry(gguf, "abc123", cache, messages.append)
+    again = conversion.converted_entry(gguf, "abc123", cache, messages.append)
     assert entry == again and conversions(gguf) == 1
     assert messages == [f"pytest-lmbehave: converting weights.gguf to safetensors once (about 20 s); cached in {entry}"]
-    manifest = json.loads((entry / models.MANIFEST).read_text())
+    manifest = json.loads((entry / conversion.MANIFEST).read_text())
     assert manifest["files"] == {"model.safetensors": 100, "config.json": 2}
     assert [p.name for p in cache.iterdir() if "building" in p.name] == []
 
@@ -58,18 +58,18 @@ def test_the_cache_key_holds_the_content_hash_and_the_torch_and_transformers_ver
     import torch
     import transformers
 
-    key = models.cache_key("f" * 64)
+    key = conversion.cache_key("f" * 64)
     assert key.startswith("f" * 20)
     assert torch.__version__.replace("+", "_") in key and transformers.__version__ in key
 
 
 def test_an_entry_left_without_a_manifest_by_an_interrupted_build_is_rebuilt(gguf: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    entry = cache / models.cache_key("abc")
+    entry = cache / conversion.cache_key("abc")
     entry.mkdir(parents=True)
     (entry / "model.safetensors").write_bytes(b"half")
     messages: list[str] = []
-    assert models.converted_entry(gguf, "abc", cache, messages.append) == entry
+    assert conversion.converted_entry(gguf, "abc", cache, messages.append) == entry
     assert conversions(gguf) == 1
     assert "is broken (it has no manifest (an interrupted build)); rebuilding it" in messages[0]
     assert (entry / "model.safetensors").stat().st_size == 100
@@ -77,17 +77,17 @@ def test_an_entry_left_without_a_manifest_by_an_interrupted_build_is_rebuilt(ggu
 
 def test_an_entry_whose_file_was_truncated_is_detected_and_rebuilt(gguf: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    entry = models.converted_entry(gguf, "abc", cache, lambda _: None)
+    entry = conversion.converted_entry(gguf, "abc", cache, lambda _: None)
     (entry / "model.safetensors").write_bytes(b"w" * 10)
     messages: list[str] = []
-    models.converted_entry(gguf, "abc", cache, messages.append)
+    conversion.converted_entry(gguf, "abc", cache, messages.append)
     assert conversions(gguf) == 2
     assert "model.safetensors has 10 bytes, the manifest says 100" in messages[0]
 
 
 def _convert_in_child(gguf: str, cache: str) -> None:
-    models._convert = fake_convert  # type: ignore[assignment]
-    models.converted_entry(Path(gguf), "abc", Path(cache), lambda _: None)
+    conversion._convert = fake_convert  # type: ignore[assignment]
+    conversion.converted_entry(Path(gguf), "abc", Path(cache), lambda _: None)
 
 
 def test_concurrent_processes_wait_for_one_conversion_instead_of_racing(gguf: Path, tmp_path: Path) -> None:

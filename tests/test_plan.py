@@ -6,25 +6,26 @@ import json
 import random
 from pathlib import Path
 
+import numpy
 import pytest
-import torch
 
 from pytest_lmbehave import LM, Sampling, plan
-from pytest_lmbehave.decoding import Policy
-from pytest_lmbehave.lm import Engine
+from pytest_lmbehave.backends import prefill
+from pytest_lmbehave.engine import Engine
+from pytest_lmbehave.sampling import Policy
 from pytest_lmbehave.store import SharedBatches
 
 GREEDY = None
-WARM = (1.3, None, None)
+WARM = Sampling(temperature=1.3)
 
 
-def rows_of(*specs: tuple[tuple[int, ...], int, object, int | None]) -> list[plan.Row]:
-    return [plan.Row("gen", ids, n, knobs, seed) for ids, n, knobs, seed in specs]  # type: ignore[arg-type]
+def rows_of(*specs: tuple[tuple[int, ...], int, Sampling | None, int | None]) -> list[plan.Row]:
+    return [plan.Row.of("gen", ids, n, Policy(sampling, seed)) for ids, n, sampling, seed in specs]
 
 
 def test_the_same_requests_make_the_same_groups_in_any_order() -> None:
     rows = rows_of(*[((1, 2, i), 20, WARM if i % 2 else GREEDY, i) for i in range(30)], ((5,), 50, GREEDY, None))
-    rows += [plan.Row("next", (7, i), 1, None, None) for i in range(7)]
+    rows += [plan.Row.of("next", (7, i)) for i in range(7)]
     expected = plan.groups(rows)
     for seed in range(5):
         shuffled = list(rows)
@@ -51,8 +52,8 @@ def test_no_row_runs_more_than_twice_its_length() -> None:
 
 def test_next_token_prompts_with_a_long_common_beginning_share_a_group() -> None:
     beginning = tuple(range(100, 100 + plan.PREFIX))
-    rows = [plan.Row("next", (*beginning, i), 1, None, None) for i in range(5)]
-    rows += [plan.Row("next", (i,), 1, None, None) for i in range(5)]
+    rows = [plan.Row.of("next", (*beginning, i)) for i in range(5)]
+    rows += [plan.Row.of("next", (i,)) for i in range(5)]
     groups = plan.groups(rows)
     shared = [g for g in groups if len(g.rows[0].ids) > plan.PREFIX]
     assert len(shared) == 1 and len(shared[0].rows) == 5
@@ -64,16 +65,16 @@ def test_next_token_prompts_with_a_long_common_beginning_share_a_group() -> None
 def test_a_plan_reads_back_what_was_written_and_merging_keeps_what_did_not_run(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     first = {
-        "a.py::test_one": [plan.Ask("gen", "hello", 5, WARM, 7), plan.Ask("next", (1, 2, 3))],
-        "a.py::test_gone": [plan.Ask("next", "x")],
-        "b.py::test_other": [plan.Ask("gen", "hi", 3, None, None)],
+        "a.py::test_one": [plan.Ask.of("gen", "hello", 5, Policy(WARM, 7)), plan.Ask.of("next", (1, 2, 3))],
+        "a.py::test_gone": [plan.Ask.of("next", "x")],
+        "b.py::test_other": [plan.Ask.of("gen", "hi", 3)],
     }
     path.write_text(plan.render(first, 0))
     tests, base_seed, problem = plan.read(path)
     assert (tests, base_seed, problem) == (first, 0, None)
     assert len(path.read_text().splitlines()) == 5 + 4 * 2 + 4  # one request a line, for readable diffs
-    merged = plan.merge(tests, {"a.py::test_one": [plan.Ask("next", "new")]}, collected={"a.py::test_one"})
-    assert merged == {"a.py::test_one": [plan.Ask("next", "new")], "b.py::test_other": first["b.py::test_other"]}
+    merged = plan.merge(tests, {"a.py::test_one": [plan.Ask.of("next", "new")]}, collected={"a.py::test_one"})
+    assert merged == {"a.py::test_one": [plan.Ask.of("next", "new")], "b.py::test_other": first["b.py::test_other"]}
 
 
 @pytest.mark.parametrize(
@@ -91,9 +92,9 @@ def test_a_rows_tokens_do_not_depend_on_the_rows_batched_beside_it(tiny_engine: 
     prompt = tiny_engine.encode("Shakespeare was a")
     others = [tiny_engine.encode("hello hello world, the model"), tiny_engine.encode("Review:")]
     policies = [Policy(Sampling(temperature=1.5), 11), Policy(None, None)]
-    alone = [tiny_engine._decode([prompt], 12, [p])[0] for p in policies]
+    alone = [tiny_engine.backend.generate([prompt], 12, [p])[0] for p in policies]
     company = [Policy(Sampling(top_p=0.8), 3), Policy(Sampling(temperature=0.7, top_k=5), 4)]
-    together = tiny_engine._decode(
+    together = tiny_engine.backend.generate(
         [others[0], prompt, others[1], prompt], 12, [company[0], policies[0], company[1], policies[1]]
     )
     for single, batched in zip(alone, [together[1], together[3]]):
@@ -128,7 +129,7 @@ def same(a: object, b: object) -> bool:
         return a.ids == b.ids and a.logprobs == pytest.approx(b.logprobs, abs=1e-4)  # type: ignore[attr-defined]
     if hasattr(a, "scores"):
         return a.scores == pytest.approx(b.scores, abs=1e-4)  # type: ignore[attr-defined]
-    return bool(torch.allclose(a.logprobs, b.logprobs, atol=1e-4))  # type: ignore[attr-defined]
+    return bool(numpy.allclose(a.values, b.values, atol=1e-4))  # type: ignore[attr-defined]
 
 
 def test_a_planned_run_answers_as_an_unplanned_one_and_computes_each_batch_once(tiny_engine: Engine) -> None:
@@ -140,14 +141,15 @@ def test_a_planned_run_answers_as_an_unplanned_one_and_computes_each_batch_once(
     assert same(planned, unplanned)
     # Everything was answered from the plan's batches: nothing was computed one request at a time.
     # (The one extra is the choice: its scores are read off a planned next-token distribution.)
-    assert planned_engine.stats["computed"] == sum(len(g.rows) for g in planned_engine._groups) + 1
-    assert len(planned_engine._settled) == len(planned_engine._groups) >= 2
+    groups = planned_engine.schedule.groups
+    assert planned_engine.stats["computed"] == sum(len(g.rows) for g in groups) + 1
+    assert len(planned_engine.schedule.settled) == len(groups) >= 2
 
 
 def test_a_batch_one_worker_computed_is_read_by_the_other(tiny_engine: Engine, tmp_path: Path) -> None:
     recorded: list[plan.Ask] = []
     asks_and_answers(LM(tiny_engine.fresh(), seed=0, asks=recorded))
-    workers = [Engine(tiny_engine.loaded, None, SharedBatches(tmp_path, tiny_engine.loaded.fingerprint)) for _ in "ab"]
+    workers = [Engine(tiny_engine.backend, None, SharedBatches(tmp_path, tiny_engine.fingerprint)) for _ in "ab"]
     for engine in workers:
         engine.use_plan(plan.unique(recorded))
         engine.prefetch()
@@ -160,13 +162,13 @@ def test_a_batch_one_worker_computed_is_read_by_the_other(tiny_engine: Engine, t
 
 def test_prompts_sharing_a_beginning_get_the_distributions_they_get_alone(tiny_engine: Engine) -> None:
     beginning = tiny_engine.encode("Shakespeare was a great writer, but he was also a great actor.")
-    assert plan.PREFIX < len(beginning) < tiny_engine.context - 10
+    assert plan.PREFIX < len(beginning) < tiny_engine.backend.context - 10
     rows = [tuple(beginning + tiny_engine.encode(end, special=False)) for end in (" hello", " Review: good", " the")]
-    together = tiny_engine._distributions(rows)
-    for row, distribution in zip(rows, together):
-        alone = tiny_engine._distribution(row)
-        assert torch.allclose(distribution.logprobs, alone.logprobs, atol=1e-4)
-        assert distribution.argmax_id == alone.argmax_id
+    together = tiny_engine.backend.next_logprobs(rows)
+    for row, numbers in zip(rows, together):
+        [alone] = tiny_engine.backend.next_logprobs([row])
+        assert numpy.allclose(numbers.values, alone.values, atol=1e-4)
+        assert numbers.values.argmax() == alone.values.argmax()
 
 
 SOURCE = """
@@ -237,10 +239,12 @@ def test_prompts_of_very_different_lengths_are_read_a_length_group_at_a_time_wit
     assert len(short) < len(middle) <= 2 * len(short) + 16 < len(long)
     rows = [short, long, middle]
     policies = [Policy(None, None), Policy(Sampling(temperature=1.5), 2), Policy(None, None)]
-    assert set(tiny_engine._prefilled(rows)) == {tiny_engine._cache_argument()}
-    assert tiny_engine._prefilled([short, middle]) == {}  # one length group: one pass over the batch
-    together = tiny_engine._decode(rows, 10, policies)
+    backend = tiny_engine.backend
+    model, pad_id = backend.model, backend.pad_id
+    assert set(prefill.stitched(model, rows, pad_id, "cache")) == {"cache"}
+    assert prefill.stitched(model, [short, middle], pad_id, "cache") == {}  # one length group: one pass over the batch
+    together = backend.generate(rows, 10, policies)
     for row, policy, batched in zip(rows, policies, together):
-        alone = tiny_engine._decode([row], 10, [policy])[0]
+        [alone] = backend.generate([row], 10, [policy])
         assert batched.ids == alone.ids
         assert batched.logprobs == pytest.approx(alone.logprobs, abs=1e-4)

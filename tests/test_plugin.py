@@ -279,12 +279,12 @@ def test_the_lm_model_marker_loads_each_model_once_per_process(run_with_tiny, ti
         import pytest
 
         def test_default(lm, request):
-            assert lm.engine.loaded.source.path.name == "tiny-llama"
+            assert lm.engine.backend.loaded.source.path.name == "tiny-llama"
 
         @pytest.mark.lm_model({str(other)!r})
         class TestOther:
             def test_one(self, lm):
-                assert lm.engine.loaded.source.path.name == "other-tiny"
+                assert lm.engine.backend.loaded.source.path.name == "other-tiny"
 
             def test_two(self, lm, request):
                 registry = request.config.stash[__import__("pytest_lmbehave.plugin").plugin.REGISTRY]

@@ -15,7 +15,7 @@ MAJOR = int(transformers.__version__.split(".")[0])
 
 
 def test_each_side_compares_against_the_variant_recorded_in_its_environment() -> None:
-    from pytest_lmbehave.snapshots import choose_variant
+    from pytest_lmbehave.snapshot_sets import choose_variant
 
     now = {"transformers": transformers.__version__, "torch": "2.13.0+cpu", "dtype": "float32", "device": "cpu"}
     name, reason = choose_variant(SPECS, "embedded", now, None)

@@ -133,12 +133,12 @@ CASES = {
 def test_the_snapshot_extension_and_lmbehave_diff_give_the_same_verdict(
     old: dict[str, Any], new: dict[str, Any], passes_as_noise: bool
 ) -> None:
-    from pytest_lmbehave import snapshots
+    from pytest_lmbehave import near_ties
     from pytest_lmbehave.snapshots import render_record
 
     extension = LMSnapshotExtension()
     passes = extension.matches(serialized_data=render_record(new), snapshot_data=render_record(old))
-    snapshots.NEAR_TIE_NOTES.clear()  # called outside a snapshot assertion: this run's summary is not told
+    near_ties.NOTES.clear()  # called outside a snapshot assertion: this run's summary is not told
     thresholds = Thresholds(near_tie=extension.near_tie, prob=extension.tolerance, score=extension.tolerance, kl=1e9)
     severities = {c.severity for c in compare_records("t", 0, old, new, thresholds)}
     assert passes == (severities <= {"near-tie"}) == passes_as_noise

@@ -30,38 +30,26 @@ from document import (  # noqa: E402
     sentiment_prompt,
 )
 
-from pytest_lmbehave.snapshots import SEPARATOR, SETS_DIRNAME  # noqa: E402
+from pytest_lmbehave.snapshots import SETS_DIRNAME, render_records  # noqa: E402
 
 SLUG = "HuggingFaceTB--SmolLM2-360M"
 LABELS = [" good", " bad"]
 
 
-def line(key: str, value: object) -> str:
-    import json
-
-    return f"{key}: {json.dumps(value, ensure_ascii=False)}"
+def next_token(prompt: str, argmax: str, argmax_id: int) -> dict[str, object]:
+    return {"kind": "next_token", "prompt": prompt, "argmax": argmax, "argmax_id": argmax_id}
 
 
-def next_token(prompt: str, argmax: str, argmax_id: int) -> str:
-    return "\n".join(
-        [line("kind", "next_token"), line("prompt", prompt), line("argmax", argmax), line("argmax_id", argmax_id)]
-    )
+def tokenization(text: str, ids: list[int], pieces: list[str]) -> dict[str, object]:
+    return {"kind": "tokenization", "text": text, "ids": ids, "pieces": pieces}
 
 
-def tokenization(text: str, ids: list[int], pieces: list[str]) -> str:
-    return "\n".join([line("kind", "tokenization"), line("text", text), line("ids", ids), line("pieces", pieces)])
+def generation(prompt: str, text: str) -> dict[str, object]:
+    return {"kind": "generation", "prompt": prompt, "text": text}
 
 
-def generation(prompt: str, text: str) -> str:
-    return "\n".join([line("kind", "generation"), line("prompt", prompt), line("text", text)])
-
-
-def choice(prompt: str, best: str) -> str:
-    return "\n".join([line("kind", "choice"), line("prompt", prompt), line("options", LABELS), line("best", best)])
-
-
-def several(records: list[str]) -> str:
-    return f"\n{SEPARATOR}\n".join(records)
+def choice(prompt: str, best: str) -> dict[str, object]:
+    return {"kind": "choice", "prompt": prompt, "options": LABELS, "best": best}
 
 
 GREEDY_50 = (
@@ -106,7 +94,7 @@ FILES = {
         "test_shakespeares_job_in_10_tokens": generation(
             "Shakespeare's job was", " to write plays, and he did that very well"
         ),
-        "test_one_token_answers_about_shakespeare": several(
+        "test_one_token_answers_about_shakespeare": (
             [generation(p, t) for p, t in zip(ONE_TOKEN_PROMPTS, [" great", " playwright", " playwright"], strict=True)]
         ),
         "test_the_boston_conversation_in_40_tokens": generation(
@@ -130,16 +118,16 @@ FILES = {
             sentiment_prompt(REVIEWS[0]),
             " that Blizzard is a company that has been around for a long time and has been around for a",
         ),
-        "test_zero_shot_positive_or_negative_for_all_six_reviews": several(
+        "test_zero_shot_positive_or_negative_for_all_six_reviews": (
             [generation(classify_prompt(r), t) for r, t in zip(REVIEWS, CLASSIFIED, strict=True)]
         ),
     },
     "test_few_shot": {
-        "test_the_few_shot_decisions_for_all_six_reviews": several(
+        "test_the_few_shot_decisions_for_all_six_reviews": (
             [generation(few_shot_prompt(r), t) for r, t in zip(REVIEWS, FEW_SHOT, strict=True)]
         ),
         # With one-token labels the greedy token beats the other label, so the document's labels are the choices.
-        "test_choosing_between_the_labels_by_log_likelihood": several(
+        "test_choosing_between_the_labels_by_log_likelihood": (
             [choice(few_shot_prompt(r), t) for r, t in zip(REVIEWS, FEW_SHOT, strict=True)]
         ),
     },
@@ -152,7 +140,8 @@ def main() -> None:
     for module, entries in FILES.items():
         collection = SnapshotCollection(location=str(folder / f"{module}.ambr"))
         for test, data in entries.items():
-            collection.add(Snapshot(name=f"{test}[{SLUG}]", data=data))
+            records = data if isinstance(data, list) else [data]
+            collection.add(Snapshot(name=f"{test}[{SLUG}]", data=render_records(records)))
         AmberDataSerializer.write_file(collection, merge=False)
     print(f"wrote {sum(len(e) for e in FILES.values())} expectations to {folder}")
 

@@ -4,28 +4,22 @@ transformers' ``generate`` runs the loop (KV cache, padding, stopping at EOS); `
 that chooses every row's token itself and forces it. A row's tokens then depend only on its prompt, its settings
 and its seed, never on the rows batched beside it, so requests from different tests (or different sampling
 settings) can share one batch. Per step it keeps only what a ``Generation`` records: the chosen token's
-log-probability under the untempered model, the top-2 margin and the argmax, never the whole logits.
+log-probability under the untempered model, the top-2 margin, the argmax and the best few candidates, never the
+whole logits. A draft's replay (``drafts.py``) picks with the same ``RowState``, so it draws what decoding draws.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .lm import Sampling
+    from ..sampling import Policy, Sampling
 
 # Raised whenever a change here can change which token a row picks (the draw, the warpers, their order): part of
 # the environment fingerprint, so recorded snapshots and --lm-cache entries name the algorithm that made them.
 ALGORITHM_VERSION = "1"
 
-
-@dataclass(frozen=True)
-class Policy:
-    """How one row picks its tokens: greedy (``sampling`` None) or sampled with its own ``seed``."""
-
-    sampling: Sampling | None = None
-    seed: int | None = None
+ALTERNATIVES = 5  # best candidates kept per step, to explain a failing generation
 
 
 def warpers_for(sampling: Sampling) -> Any:
@@ -63,46 +57,78 @@ def draw(probs: Any, generator: Any) -> int:
     return index
 
 
+class RowState:
+    """One row's policy and, for a sampled row, its own generator: carried from a draft's replay into decoding,
+    so a row continued after its draft draws exactly what free decoding would have drawn."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.warpers = None if policy.sampling is None else warpers_for(policy.sampling)
+        self._generator: Any = None
+
+    def generator(self, device: Any) -> Any:
+        import torch
+
+        if self._generator is None:
+            self._generator = torch.Generator(device=device)
+            self._generator.manual_seed(int(self.policy.seed or 0))
+        return self._generator
+
+    def pick(self, input_ids: Any, scores: Any, argmax: Any) -> int:
+        """This step's token from the raw scores [1, vocab]: the argmax, or a draw from the warped distribution."""
+        import torch
+
+        if self.warpers is None:
+            return int(argmax)
+        warped = self.warpers(input_ids, scores.clone())
+        return draw(torch.softmax(warped.float(), dim=-1)[0], self.generator(scores.device))
+
+
+def step_numbers(scores: Any) -> tuple[Any, Any, Any]:
+    """What a step records, from raw scores [B, vocab]: log-probabilities, the best candidates and the argmax."""
+    import torch
+
+    logprobs = torch.log_softmax(scores.float(), dim=-1)
+    best = torch.topk(logprobs, min(ALTERNATIVES, logprobs.shape[-1]), dim=-1)
+    return logprobs, best, scores.argmax(dim=-1)
+
+
 class RowPicker:
     """A ``LogitsProcessor``: chooses each row's token by its policy and records the step's figures."""
 
-    def __init__(self, policies: list[Policy]) -> None:
-        self.policies = policies
-        self.warpers = [None if p.sampling is None else warpers_for(p.sampling) for p in policies]
-        self.generators: list[Any] = []
+    def __init__(self, states: list[RowState]) -> None:
+        self.states = states
         self.chosen: list[Any] = []  # per step: [B] token ids
         self.logprobs: list[Any] = []  # per step: [B] log-probability of the chosen token (untempered)
         self.margins: list[Any] = []  # per step: [B] top-1 minus top-2 log-probability
         self.argmaxes: list[Any] = []  # per step: [B] the untempered top token
-
-    def _generator(self, row: int, device: Any) -> Any:
-        import torch
-
-        if not self.generators:
-            for policy in self.policies:
-                generator = None
-                if policy.sampling is not None:
-                    generator = torch.Generator(device=device)
-                    generator.manual_seed(int(policy.seed or 0))
-                self.generators.append(generator)
-        return self.generators[row]
+        self.best: list[tuple[Any, Any]] = []  # per step: ([B, 5] log-probabilities, [B, 5] ids), best first
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        logprobs = torch.log_softmax(scores.float(), dim=-1)
-        top2 = torch.topk(logprobs, 2, dim=-1).values
-        argmax = scores.argmax(dim=-1)
+        logprobs, best, argmax = step_numbers(scores)
         chosen = argmax.clone()
-        for row, warpers in enumerate(self.warpers):
-            if warpers is None:
-                continue
-            warped = warpers(input_ids[row : row + 1], scores[row : row + 1].clone())
-            chosen[row] = draw(torch.softmax(warped.float(), dim=-1)[0], self._generator(row, scores.device))
+        for row, state in enumerate(self.states):
+            if state.warpers is not None:
+                chosen[row] = state.pick(input_ids[row : row + 1], scores[row : row + 1], argmax[row])
         self.chosen.append(chosen.cpu())
         self.logprobs.append(logprobs.gather(1, chosen[:, None])[:, 0].cpu())
-        self.margins.append((top2[:, 0] - top2[:, 1]).cpu())
+        self.margins.append((best.values[:, 0] - best.values[:, 1]).cpu())
         self.argmaxes.append(argmax.cpu())
+        self.best.append((best.values.cpu(), best.indices.cpu()))
         forced = torch.full_like(scores, float("-inf"))
         forced.scatter_(1, chosen[:, None], 0.0)
         return forced
+
+    def row(self, row: int) -> tuple[list[float], list[float], list[int], list[tuple[tuple[int, float], ...]]]:
+        """One row's recorded figures, step by step."""
+        return (
+            [float(step[row]) for step in self.logprobs],
+            [float(step[row]) for step in self.margins],
+            [int(step[row]) for step in self.argmaxes],
+            [
+                tuple((int(i), float(v)) for v, i in zip(values[row].tolist(), ids[row].tolist()))
+                for values, ids in self.best
+            ],
+        )

@@ -1,0 +1,92 @@
+"""The only code that computes: one small protocol, implemented in-process (transformers) and over HTTP (a served
+model). Everything above it (the memo, the plan, the LM façade) speaks token ids and plain numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy
+
+    from ..sampling import Policy
+    from ..vocabulary import Vocabulary
+
+
+@dataclass(frozen=True)
+class Logprobs:
+    """One next-token distribution as numbers: a log-probability per vocabulary entry (float32, read-only).
+
+    A served model reports only its top ``known`` entries (and the token it was made to read, under teacher
+    forcing); the rest are -inf. ``known`` 0 means every entry is known."""
+
+    values: numpy.ndarray[Any, Any]
+    known: int = 0
+
+
+Step = tuple[tuple[int, float], ...]  # a step's best candidates: (id, log-probability), best first
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One generated row: the new ids (up to and including a stop token) and what each step recorded."""
+
+    ids: tuple[int, ...]
+    logprobs: tuple[float, ...]  # the chosen token's log-probability under the untempered model
+    margins: tuple[float, ...]  # top-1 minus top-2 log-probability
+    argmax_ids: tuple[int, ...]  # the untempered model's top candidate
+    alternatives: tuple[Step, ...] = ()  # the step's best candidates, to explain a failure
+    verified: int = 0  # leading tokens taken from a draft after checking them (teacher forcing), not decoded
+
+
+class Backend(Protocol):
+    """What the LM API needs from an engine that computes. Every verb takes and returns token ids and numbers."""
+
+    name: str  # "transformers", or the served engine's name
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def context(self) -> int:
+        """How many tokens the model reads at most (0 when it does not say)."""
+        ...
+
+    def fingerprint(self) -> dict[str, str]:
+        """Everything that can change what it computes (model bytes, numerics, versions)."""
+        ...
+
+    def vocabulary(self) -> Vocabulary: ...
+
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """The ids the model reads for ``text`` (with a BOS where its tokenizer adds one, unless not ``special``)."""
+        ...
+
+    def detokenize(self, ids: Sequence[int]) -> str: ...
+
+    def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
+        """The next-token distribution after each row. A row's numbers never depend on the rows beside it, beyond
+        the last bits of a float."""
+        ...
+
+    def forced_logprobs(self, rows: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[Logprobs]]:
+        """Teacher forcing: for each (prompt, continuation), the distribution before each continuation token,
+        from one forward pass per batch."""
+        ...
+
+    def generate(
+        self,
+        rows: Sequence[Sequence[int]],
+        steps: int,
+        policies: Sequence[Policy],
+        drafts: Sequence[Sequence[int] | None] | None = None,
+    ) -> list[Decoded]:
+        """Up to ``steps`` new tokens per row, each row by its own policy (greedy, or sampled by its own seed).
+        A draft (the row's ids from an earlier run) is checked in one teacher-forced pass instead of decoded
+        where the model agrees with it; the result is the same as without it."""
+        ...
+
+    def logits(self, ids: Sequence[int]) -> Any:
+        """The raw logits tensor [1, len(ids), vocab]; a served model has none (BackendUnavailable)."""
+        ...

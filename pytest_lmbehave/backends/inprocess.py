@@ -1,0 +1,152 @@
+"""``TransformersBackend``: a causal LM loaded in this process, computing with torch and transformers.
+
+The only module (with model loading) that runs the model: forward passes, the stitched prefill, generation with
+each row's own policy, teacher forcing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..models import LoadedModel
+from ..sampling import Policy
+from ..vocabulary import Vocabulary
+from . import Decoded, Logprobs, prefill
+from .decoding import RowPicker, RowState
+from .drafts import verify
+
+
+def stop_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """The ids generate stops a row at: the generation config's EOS (one id or several). transformers 4.57's GGUF
+    tokenizer names another EOS (id 1) than the model's generation config (id 2); generate follows the config."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is None:
+        configured = tokenizer.eos_token_id
+    return frozenset(configured if isinstance(configured, (list, tuple)) else [configured]) - {None}
+
+
+def _numbers(row: Any) -> Logprobs:
+    values = row.numpy()
+    values.flags.writeable = False  # handed to many observations: none may write into another's numbers
+    return Logprobs(values)
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(self, loaded: LoadedModel, cache_dir: Path | None = None) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.cache_dir = cache_dir  # where the vocabulary table is kept between runs
+        self.stop_ids = stop_ids(self.model, self.tokenizer)
+        self.pad_id = int(self.tokenizer.pad_token_id)
+        self._argument = prefill.cache_argument(self.model)
+        self._vocabulary: Vocabulary | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.config.vocab_size)
+
+    @property
+    def context(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+
+    def fingerprint(self) -> dict[str, str]:
+        return self.loaded.fingerprint
+
+    # -- tokens -------------------------------------------------------------------------------------------------
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return str(self.tokenizer.decode(list(ids)))
+
+    def vocabulary(self) -> Vocabulary:
+        """Each id decoded alone, and the pieces that read back as their id: built once per model and tokenizer
+        version (about a second for 49,152 entries) and kept in the cache folder."""
+        if self._vocabulary is not None:
+            return self._vocabulary
+        fingerprint = self.loaded.fingerprint
+        digest = hashlib.sha256(
+            " ".join(fingerprint.get(k, "") for k in ("model_sha256", "transformers", "tokenizers")).encode()
+        ).hexdigest()[:24]
+        path = None if self.cache_dir is None else self.cache_dir / "vocabularies" / f"{digest}.json"
+        found = None if path is None else Vocabulary.load(path, digest)
+        if found is None:
+            size = self.vocab_size
+            pieces = [str(p) for p in self.tokenizer.batch_decode([[i] for i in range(size)])]
+            read_back = self.tokenizer(pieces, add_special_tokens=False)["input_ids"]
+            found = Vocabulary.from_pieces(pieces, read_back, digest)
+            if path is not None:
+                found.save(path)
+        self._vocabulary = found
+        return found
+
+    # -- forward passes -------------------------------------------------------------------------------------------
+    def logits(self, ids: Sequence[int]) -> Any:
+        import torch
+
+        with torch.no_grad():
+            out = self.model(torch.tensor([list(ids)], device=self.model.device))
+        return out.logits.float().cpu()
+
+    def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
+        return [_numbers(r) for r in prefill.shared_beginning(self.model, rows, self.pad_id, self._argument)]
+
+    def forced_logprobs(self, rows: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[Logprobs]]:
+        whole = [list(p) + list(c)[:-1] for p, c in rows]
+        starts = [len(p) - 1 for p, _ in rows]
+        return [[_numbers(r) for r in each] for each in prefill.forced(self.model, whole, starts, self.pad_id)]
+
+    # -- generation -----------------------------------------------------------------------------------------------
+    def generate(
+        self,
+        rows: Sequence[Sequence[int]],
+        steps: int,
+        policies: Sequence[Policy],
+        drafts: Sequence[Sequence[int] | None] | None = None,
+    ) -> list[Decoded]:
+        """Greedy or seeded-sampled rows in one batch; a row with a draft is checked by teacher forcing first and
+        decoded only from where the model departs from it (``drafts.verify``)."""
+        if drafts is not None and any(drafts):
+            return verify(self, rows, steps, policies, drafts)
+        return self.decode_rows(rows, steps, [RowState(p) for p in policies])
+
+    def decode_rows(self, rows: Sequence[Sequence[int]], steps: int, states: Sequence[RowState]) -> list[Decoded]:
+        """One batch through transformers' generate, each row's tokens picked by its own policy and generator."""
+        import torch
+        from transformers.generation.logits_process import LogitsProcessorList
+
+        batch = prefill.pad(rows, self.pad_id, self.model.device)
+        picker = RowPicker(list(states))
+        with torch.no_grad():
+            sequences = self.model.generate(
+                **batch,
+                **prefill.stitched(self.model, rows, self.pad_id, self._argument),
+                max_new_tokens=steps,
+                pad_token_id=self.pad_id,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                logits_processor=LogitsProcessorList([picker]),
+            )
+        width = batch["input_ids"].shape[1]
+        return [self.finish(sequences[row, width:].tolist(), picker.row(row)) for row in range(len(rows))]
+
+    def finish(self, new: list[int], steps: Any) -> Decoded:
+        """A row's ids up to its first stop token (a batch pads finished rows; an unbatched run stops at EOS)."""
+        stop = next((i for i, token in enumerate(new) if token in self.stop_ids), None)
+        count = len(new) if stop is None else stop + 1
+        logprobs, margins, argmaxes, best = steps
+        return Decoded(
+            ids=tuple(new[:count]),
+            logprobs=tuple(logprobs[:count]),
+            margins=tuple(margins[:count]),
+            argmax_ids=tuple(argmaxes[:count]),
+            alternatives=tuple(best[:count]),
+        )

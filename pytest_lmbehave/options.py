@@ -1,0 +1,252 @@
+"""The one table of options: flag, ini key, environment variable, default, parser and help of each.
+
+``pytest_addoption`` registers it, ``settings.build_settings`` reads and checks it, and ``lmbehave explore`` takes
+its model and numerics options from it, so a name, a default or a check is written once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import defaults
+from .errors import SettingsError
+
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda", "mps")
+ATTENTION = ("sdpa", "eager")
+
+
+def whole(minimum: int) -> Callable[[str, str], int]:
+    def parse(name: str, value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(
+                f"{name}={value!r} is not an integer; pass a whole number such as {name}={minimum}"
+            ) from None
+        if number < minimum:
+            raise SettingsError(f"{name}={number} is too small; it must be at least {minimum}")
+        return number
+
+    return parse
+
+
+def non_negative(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number; pass e.g. {name}=0.001") from None
+    if not number >= 0:
+        raise SettingsError(f"{name}={number} must be a number >= 0")
+    return number
+
+
+def boolean(name: str, value: str) -> bool:
+    lowered = str(value).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={value!r} is not a boolean; use true or false")
+
+
+def one_of(allowed: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, value: str) -> str:
+        if value not in allowed:
+            raise SettingsError(f"{name}={value!r} is not supported; choose one of: {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def text(name: str, value: str) -> str:
+    return value.strip()
+
+
+def model(name: str, value: str) -> str:
+    if not value.strip():
+        raise SettingsError(f"{name} is empty; pass 'embedded', a directory, a .gguf file or a hub id")
+    return value.strip()
+
+
+def variant(name: str, value: str) -> str | None:
+    value = value.strip()
+    if value and not re.fullmatch(r"[\w.-]+", value):
+        raise SettingsError(f"{name}={value!r} must be a folder-safe name (letters, digits, '.', '-', '_')")
+    return value or None
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str  # on the command line
+    ini: str  # the ini key, and the option's dest
+    help: str
+    setting: str | None = None  # the Settings field it fills (None: read where it is used)
+    env: str | None = None
+    default: str | None = None  # as text, parsed like a given value
+    parse: Callable[[str, str], Any] = text
+    switch: bool = False  # a flag that takes no value
+    in_ini: bool = True  # also an ini key
+    metavar: str | None = None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "--lm-model",
+        "lm_model",
+        "model to test: 'embedded' (default), a directory, a .gguf file or a cached hub id",
+        "model",
+        "LMBEHAVE_MODEL",
+        "embedded",
+        model,
+    ),
+    Option(
+        "--lm-dtype",
+        "lm_dtype",
+        "weights dtype: float32 (default), bfloat16 or float16",
+        "dtype",
+        None,
+        "float32",
+        one_of(DTYPES),
+    ),
+    Option("--lm-device", "lm_device", "device: cpu (default), cuda or mps", "device", None, "cpu", one_of(DEVICES)),
+    Option(
+        "--lm-threads",
+        "lm_threads",
+        "torch threads per process, pinned before loading (default 1)",
+        "threads",
+        None,
+        "1",
+        whole(1),
+    ),
+    Option(
+        "--lm-attention",
+        "lm_attention",
+        "attention implementation: sdpa (default) or eager",
+        "attention",
+        None,
+        "sdpa",
+        one_of(ATTENTION),
+    ),
+    Option(
+        "--lm-seed",
+        "lm_seed",
+        "base seed of sampled tests; each test adds a hash of its node id (default 0)",
+        "seed",
+        None,
+        "0",
+        whole(0),
+    ),
+    Option(
+        "--lm-top",
+        "lm_top",
+        f"how many candidates a failure shows and a snapshot records (default {defaults.TOP})",
+        "top_shown",
+        None,
+        str(defaults.TOP),
+        whole(1),
+    ),
+    Option(
+        "--lm-tolerance",
+        "lm_tolerance",
+        f"how far a snapshot's probabilities, scores and margins may move (default {defaults.TOLERANCE})",
+        "tolerance",
+        None,
+        str(defaults.TOLERANCE),
+        non_negative,
+    ),
+    Option(
+        "--lm-near-tie",
+        "lm_near_tie",
+        "a flip is a near-tie (numerical noise: it warns, and passes) when its recorded and its new margin are "
+        f"both below this many nats (default {defaults.NEAR_TIE})",
+        "near_tie",
+        None,
+        str(defaults.NEAR_TIE),
+        non_negative,
+    ),
+    Option(
+        "--lm-variant",
+        "lm_variant",
+        "the recorded snapshot variant to compare against and update: __lm_snapshots__/<model>@NAME ('default' for "
+        "the plain set); a new variant is recorded with --snapshot-update --lm-variant NAME. Without it a run "
+        "compares against the variant recorded in the environment closest to its own",
+        "variant",
+        None,
+        "",
+        variant,
+    ),
+    Option(
+        "--lm-plan",
+        "lm_plan",
+        "request plan: what each test asked last time, batched up front (default lmbehave-plan.json in the "
+        "rootdir; 'none' computes every request when it is asked)",
+    ),
+    Option(
+        "--lm-strict",
+        "lm_strict",
+        "near-tie flips fail too (by default a snapshot whose only differences are near-tie flips passes, and the "
+        "terminal summary lists them)",
+        "strict",
+        None,
+        "false",
+        boolean,
+        switch=True,
+    ),
+    Option(
+        "--lm-accept-near-ties",
+        "lm_accept_near_ties",
+        "deprecated: near-tie flips pass by default now; --lm-strict makes them fail",
+        switch=True,
+        parse=boolean,
+    ),
+    Option(
+        "--lm-cache",
+        "lm_cache",
+        "keep observations on disk ($LMBEHAVE_CACHE/observations), keyed by the environment fingerprint, "
+        "so an unchanged re-run reads instead of computing",
+        "observation_cache",
+        None,
+        "false",
+        boolean,
+        switch=True,
+    ),
+    Option(
+        "--lm-plan-update",
+        "lm_plan_update",
+        "record each test's requests in the plan (--lm-plan) at the end of the run; --snapshot-update does too",
+        switch=True,
+        parse=boolean,
+    ),
+    Option(
+        "--lm-report",
+        "lm_report",
+        "write every observation the run made (per test, with the environment) to PATH.json; compare two with "
+        "`lmbehave diff`",
+        in_ini=False,
+        metavar="PATH.json",
+    ),
+    Option(
+        "--lm-reveal", "lm_reveal", "exercises: show the teacher's answer beside each blank", switch=True, in_ini=False
+    ),
+    Option(
+        "--lm-answer-key",
+        "lm_answer_key",
+        "exercises: fill every blank from answer_key.py beside the exercises (proves each one solvable)",
+        switch=True,
+        in_ini=False,
+    ),
+)
+
+BY_INI = {option.ini: option for option in OPTIONS}
+
+Lookup = Callable[[Option], Any]  # an option's given value (command line, then ini, then environment) or None
+
+
+def given(lookup: Lookup, ini: str) -> Any:
+    """The value given for an option (by its ini name), or None when none was."""
+    found = lookup(BY_INI[ini])
+    return None if found in (None, "", []) else found

@@ -21,11 +21,11 @@ def test_the_shape_of_the_logits(lm, exercise):
 def test_the_vocabulary_size(lm, exercise):
     """How many different tokens does the model know?"""
     exercise.check(
-        len(lm.tokenizer),
+        len(lm.vocabulary),
         ___,
         hint=[
             "every row of the logits holds one score for each token the model knows",
-            "len(lm.tokenizer) counts them; it is a round number for a computer, not for a person",
+            "len(lm.vocabulary) counts them; it is a round number for a computer, not for a person",
         ],
     )
 

@@ -5,7 +5,6 @@ hash (recomputed only when a file's size or mtime changed) before each use."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelLoadError
+from .facts import sha256 as file_sha256
 from .files import write_atomically
 
 MANIFEST = "lmbehave-manifest.json"
@@ -31,19 +31,11 @@ def quiet() -> Iterator[None]:
         yield
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _versions() -> dict[str, str]:
-    import torch
-    import transformers
+    """From package metadata, the same strings as ``torch.__version__`` and ``transformers.__version__``."""
+    from importlib import metadata
 
-    return {"torch": str(torch.__version__), "transformers": str(transformers.__version__)}
+    return {"torch": metadata.version("torch"), "transformers": metadata.version("transformers")}
 
 
 def cache_key(gguf_hash: str) -> str:
@@ -52,7 +44,7 @@ def cache_key(gguf_hash: str) -> str:
     return re.sub(r"[^\w.-]+", "_", raw)
 
 
-def _entry_problem(entry: Path) -> str | None:
+def entry_problem(entry: Path) -> str | None:
     """Why a cache entry cannot be used, or None when it is whole: every file the size it was built with, and its
     bytes the same (a file's sha256 is recomputed only when its size or mtime changed since it was last checked)."""
     manifest = entry / MANIFEST
@@ -95,10 +87,10 @@ def converted_entry(gguf: Path, gguf_hash: str, cache_dir: Path, announce: Any =
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     entry = cache_dir / cache_key(gguf_hash)
-    if _entry_problem(entry) is None:
+    if entry_problem(entry) is None:
         return entry
     with FileLock(str(entry) + ".lock"):
-        problem = _entry_problem(entry)
+        problem = entry_problem(entry)
         if problem is None:  # another process built it while we waited
             return entry
         if entry.exists():

@@ -38,7 +38,7 @@ class Engine:
         self.schedule = Scheduler(self.memo, self._compute, shared)
         self.drafts: dict[tuple[Any, ...], tuple[int, ...]] = {}  # a row's ids last time, by plan.draft_key
         self.vocabulary = backend.vocabulary()
-        self.tokens = Tokens(backend, self.vocabulary, backend.context)
+        self.tokens = Tokens(backend, self.vocabulary, backend.context, self.memo)
 
     @property
     def fingerprint(self) -> dict[str, str]:
@@ -66,8 +66,9 @@ class Engine:
                 dropped.append(f"{ask.prompt!r:.40}: {str(error).splitlines()[0]}")
                 continue  # a request the model cannot take is left to its test to report
             rows.append(plan.Row(ask.kind, ids, ask.n, ask.policy))
-            if ask.draft:
-                self.drafts[plan.draft_key(ids, ask.policy)] = ask.draft
+            key = plan.draft_key(ids, ask.policy)
+            if ask.draft and len(ask.draft) > len(self.drafts.get(key, ())):  # the longest run is every shorter's
+                self.drafts[key] = ask.draft
         if dropped and self.announce is not None:
             self.announce(
                 f"pytest-lmbehave: {len(dropped)} request(s) of the plan dropped, the model cannot take them "
@@ -81,8 +82,9 @@ class Engine:
     def _compute(self, group: plan.Group) -> list[Any]:
         if group.kind == "next":
             return self.backend.next_logprobs([row.ids for row in group.rows])
-        decoded = self._decode([row.ids for row in group.rows], group.steps, [row.policy for row in group.rows])
-        return [(generation, group.steps) for generation in decoded]
+        rows = group.rows
+        decoded = self._decode([row.ids for row in rows], [row.n for row in rows], [row.policy for row in rows])
+        return [(generation, row.n) for generation, row in zip(decoded, rows)]
 
     def forget(self) -> None:
         """Drop remembered results and stop reading --lm-cache, so what is asked next is computed afresh (e.g. to
@@ -90,8 +92,14 @@ class Engine:
         self.memo.forget()
 
     def fresh(self) -> Engine:
-        """An engine on the same backend with nothing remembered: to show a result does not come from a memo."""
-        return Engine(self.backend)
+        """An engine on the same backend with nothing remembered and no plan: to show a result is computed afresh,
+        not sliced from another. It verifies drafts as its parent does (every token is still the model's, checked
+        by teacher forcing). Under --lm-cache it keeps its results apart, so a re-run reads what a fresh engine
+        computed, never what the main one did."""
+        store = self.memo.store
+        fresh = Engine(self.backend, None if store is None else store.within("fresh"))
+        fresh.drafts = self.drafts  # it still computes every token: a draft is checked by teacher forcing
+        return fresh
 
     def encode(self, text: str, special: bool = True) -> list[int]:
         return self.tokens.encode(text, special)
@@ -190,7 +198,9 @@ class Engine:
             ids, Decoded((token,), (dist.logprob(token),), (dist.margin,), (token,), (best,)), GREEDY
         )
 
-    def _decode(self, id_rows: Sequence[Sequence[int]], n: int, policies: Sequence[Policy]) -> list[Generation]:
+    def _decode(
+        self, id_rows: Sequence[Sequence[int]], n: int | Sequence[int], policies: Sequence[Policy]
+    ) -> list[Generation]:
         drafts = [self.drafts.get(plan.draft_key(tuple(r), p)) for r, p in zip(id_rows, policies)]
         decoded = self.backend.generate(id_rows, n, policies, drafts if any(drafts) else None)
         for row in decoded:

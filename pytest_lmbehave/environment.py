@@ -10,7 +10,10 @@ import os
 import re
 from functools import cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+from . import facts
 
 # Variables that select other CPU kernels (and so other last bits) in torch, MKL and oneDNN.
 NUMERICS_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
@@ -73,12 +76,21 @@ def _blas() -> str:
     return "+".join(parts)
 
 
-def hardware(device: str) -> dict[str, str]:
-    """What torch computes on: its CPU kernel level, BLAS and oneDNN builds, and the GPU when one is used."""
+def _cpu() -> dict[str, str]:
     import torch
 
-    found = {"cpu_capability": str(torch.backends.cpu.get_cpu_capability()), "blas": _blas()}
+    return {"cpu_capability": str(torch.backends.cpu.get_cpu_capability()), "blas": _blas()}
+
+
+def hardware(device: str, cache_dir: Path | None = None) -> dict[str, str]:
+    """What torch computes on: its CPU kernel level, BLAS and oneDNN builds, and the GPU when one is used.
+
+    The CPU's facts are learned from torch once per torch build, CPU and kernel variables (``facts.py``), so an
+    unchanged re-run knows them without importing torch."""
+    found = facts.cpu_facts(cache_dir, numerics_variables(), _cpu)
     if device == "cuda":
+        import torch
+
         major, minor = torch.cuda.get_device_capability()
         found["gpu"] = f"{torch.cuda.get_device_name().replace(' ', '_')}-sm{major}{minor}"
     return found

@@ -15,6 +15,7 @@ from .errors import InputError
 from .observations import Choice, Distribution, Generation, Tokenization
 from .sampling import Sampling, derive_seed
 from .tokens import Prompt
+from .vocabulary import Vocabulary
 
 
 def _check_prompt(prompt: Any) -> None:
@@ -88,6 +89,11 @@ class LM:
     @property
     def fingerprint(self) -> dict[str, str]:
         return self.engine.fingerprint
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """Every token the model knows: ``len(lm.vocabulary)``, ``.piece(id)``, ``.id_of(piece)``."""
+        return self.engine.vocabulary
 
     def with_sampling(
         self,

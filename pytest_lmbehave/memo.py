@@ -20,14 +20,15 @@ class Memo:
         self._values: dict[tuple[Any, ...], Any] = {}
         self.stats: Counter[str] = Counter()  # computed, reused, from_disk, shared
 
-    def get(self, key: tuple[Any, ...]) -> Any | None:
+    def get(self, key: tuple[Any, ...], counted: bool = True) -> Any | None:
+        """The remembered result, or None. ``counted`` False keeps token lookups out of the figures."""
         if key in self._values:
-            self.stats["reused"] += 1
+            self.stats["reused"] += counted
             return self._values[key]
         if self.store is not None and self.reading_disk:
             found = self.store.get(key)
             if found is not None:
-                self.stats["from_disk"] += 1
+                self.stats["from_disk"] += counted
                 self._values[key] = found
                 return found
         return None
@@ -35,9 +36,9 @@ class Memo:
     def __contains__(self, key: tuple[Any, ...]) -> bool:
         return key in self._values or (self.store is not None and self.reading_disk and self.store.has(key))
 
-    def put(self, key: tuple[Any, ...], value: Any) -> Any:
+    def put(self, key: tuple[Any, ...], value: Any, counted: bool = True) -> Any:
         """A result computed here: remembered, and written to --lm-cache."""
-        self.stats["computed"] += 1
+        self.stats["computed"] += counted
         self._values[key] = value
         if self.store is not None:
             self.store.put(key, value)
@@ -47,6 +48,12 @@ class Memo:
         """A result another worker computed in this run: remembered, not counted as computed here."""
         self.stats["shared"] += 1
         self._values[key] = value
+
+    def through(self, key: tuple[Any, ...], compute: Any) -> Any:
+        """A token lookup (encode, decode): remembered, and read back under --lm-cache so an unchanged re-run needs
+        no tokenizer; kept out of the figures."""
+        found = self.get(key, counted=False)
+        return found if found is not None else self.put(key, compute(), counted=False)
 
     def forget(self) -> None:
         """Drop what is remembered and stop reading --lm-cache; results are still written to it."""

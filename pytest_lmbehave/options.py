@@ -186,6 +186,17 @@ OPTIONS: tuple[Option, ...] = (
         "rootdir; 'none' computes every request when it is asked)",
     ),
     Option(
+        "--lm-drafts",
+        "lm_drafts",
+        "verify each generation's ids from the last run (the plan's, else a recorded snapshot's) by teacher forcing "
+        "instead of decoding them token by token: the same results, faster (default true; false decodes all)",
+        "drafts",
+        None,
+        "true",
+        boolean,
+        metavar="true|false",
+    ),
+    Option(
         "--lm-strict",
         "lm_strict",
         "near-tie flips fail too (by default a snapshot whose only differences are near-tie flips passes, and the "

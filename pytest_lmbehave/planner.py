@@ -15,6 +15,7 @@ import pytest
 
 from . import plan
 from .files import write_atomically
+from .snapshot_sets import set_folders
 
 ASKS = pytest.StashKey[list[plan.Ask]]()
 
@@ -31,7 +32,7 @@ class PlanPlugin:
         base_seed: int,
         update: bool,
         announce: Callable[[str], None],
-        use: Callable[[list[plan.Ask]], None],
+        use: Callable[[list[plan.Ask], list[Path]], None],
     ) -> None:
         self.use = use  # hands the requests to the registry before any model loads
         self.path = path
@@ -53,7 +54,8 @@ class PlanPlugin:
         asks = [ask for node, entries in tests.items() if node in chosen for ask in entries]
         if base_seed != self.base_seed:  # sampled seeds derive from the base seed: those requests will not come
             asks = [ask for ask in asks if ask.policy.greedy]
-        self.use(plan.unique(asks))  # the plan's requests for the tests this run will run
+        # The plan's requests for the tests this run will run, and the snapshot sets whose generations are drafts.
+        self.use(plan.unique(asks), set_folders(session.config.invocation_params.dir, session.config.args))
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:

@@ -99,7 +99,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(XdistShareHooks(), "lmbehave-xdist-share")
     if config.getoption("lm_report"):
-        report = ReportPlugin(Path(config.getoption("lm_report")), registry.load_seconds, registry.import_seconds)
+        report = ReportPlugin(
+            Path(config.getoption("lm_report")), registry.load_seconds, registry.import_seconds, registry.counts
+        )
         config.pluginmanager.register(report, "lmbehave-report")
         if xdist:
             from .xdist import XdistReportHooks

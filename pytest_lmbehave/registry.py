@@ -4,12 +4,16 @@ once."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import models, plan
+from .backends import Backend
 from .backends.inprocess import TransformersBackend
+from .backends.lazy import LazyBackend
 from .engine import Engine
 from .errors import LMBehaveError, ModelLoadError, ModelNotFoundError, SettingsError
 from .settings import Settings
@@ -27,6 +31,8 @@ class Registry:
         self.announce = announce
         self.shared = shared  # under xdist: the run's folder of batches shared among workers
         self.plan: list[plan.Ask] = []
+        self.sets: list[Path] = []  # the snapshot-set folders of this run (for drafts), known with the plan
+        self._recorded: dict[str, dict[tuple[Any, ...], tuple[int, ...]]] = {}
         self._engines: dict[str, Engine] = {}
         self._failures: dict[str, LMBehaveError] = {}
         self._sources: dict[str, models.ModelSource | LMBehaveError] = {}
@@ -34,9 +40,35 @@ class Registry:
         self.import_seconds: dict[str, float] = {}  # transformers' lazy imports before that, timed apart
 
     def engine(self, spec: str) -> Engine:
+        """The spec's engine. Under --lm-cache, a model this machine has loaded before is not loaded until a
+        question misses the cache (a warm re-run imports neither torch nor transformers)."""
         __tracebackhide__ = True
         if spec in self._engines:
             return self._engines[spec]
+        if spec in self._failures:
+            raise type(self._failures[spec])(str(self._failures[spec]))
+        source = self.source(spec)
+        facts = models.facts_without_loading(source, self.settings) if self.settings.observation_cache else None
+        backend: Backend = self._load(spec) if facts is None else LazyBackend(facts, lambda: self._load(spec))
+        size = backend.vocab_size
+        if self.settings.top_shown > size:
+            self._failures[spec] = SettingsError(
+                f"--lm-top={self.settings.top_shown} is larger than the vocabulary of {spec} ({size} tokens); "
+                f"pass at most --lm-top={size}"
+            )
+            raise self._failures[spec]
+        fingerprint = backend.fingerprint()
+        store = None
+        if self.settings.observation_cache:
+            store = ObservationStore(self.settings.cache_dir / "observations", fingerprint)
+        shared = None if self.shared is None else SharedBatches(self.shared, fingerprint)
+        engine = self._engines[spec] = Engine(backend, store, shared, self.announce)
+        engine.use_plan(self.plan, self._drafts(spec))
+        return engine
+
+    def _load(self, spec: str) -> TransformersBackend:
+        """Load the model (once: a failure is remembered and reported again, not retried)."""
+        __tracebackhide__ = True
         if spec in self._failures:
             raise type(self._failures[spec])(str(self._failures[spec]))
         started = time.perf_counter()
@@ -51,29 +83,37 @@ class Registry:
         except Exception as error:  # remembered too: a model that cannot load is tried, and reported, once
             self._failures[spec] = ModelLoadError(f"could not load {spec!r}: {type(error).__name__}: {error}")
             raise self._failures[spec] from None
-        backend = TransformersBackend(loaded, self.settings.cache_dir)
-        vocabulary = backend.vocab_size
-        if self.settings.top_shown > vocabulary:
-            self._failures[spec] = SettingsError(
-                f"--lm-top={self.settings.top_shown} is larger than the vocabulary of {spec} ({vocabulary} tokens); "
-                f"pass at most --lm-top={vocabulary}"
-            )
-            raise self._failures[spec]
-        store = None
-        if self.settings.observation_cache:
-            store = ObservationStore(self.settings.cache_dir / "observations", loaded.fingerprint)
-        shared = None if self.shared is None else SharedBatches(self.shared, loaded.fingerprint)
-        engine = self._engines[spec] = Engine(backend, store, shared, self.announce)
         self.import_seconds[spec] = round(imported - started, 3)
         self.load_seconds[spec] = round(time.perf_counter() - imported, 3)
-        engine.use_plan(self.plan)
-        return engine
+        return TransformersBackend(loaded, self.settings.cache_dir)
 
-    def use_plan(self, asks: list[plan.Ask]) -> None:
-        """The plan's requests for this run's tests; engines loaded from now on batch them."""
-        self.plan = list(asks)
+    def use_plan(self, asks: list[plan.Ask], sets: list[Path] | None = None) -> None:
+        """The plan's requests for this run's tests, and the snapshot sets beside them (whose recorded generations
+        are drafts too); engines made from now on batch them. --lm-drafts=false keeps the batches, not the drafts."""
+        self.plan = list(asks) if self.settings.drafts else [replace(ask, draft=None) for ask in asks]
+        self.sets = list(sets or []) if self.settings.drafts else []
+        self._recorded.clear()
+        for spec, engine in self._engines.items():
+            engine.use_plan(self.plan, self._drafts(spec))
+
+    def _drafts(self, spec: str) -> dict[tuple[Any, ...], tuple[int, ...]]:
+        """The recorded snapshots' generations of this model, by plan.draft_key; none without a plan."""
+        if not self.sets:
+            return {}
+        if spec not in self._recorded:
+            from .snapshots import recorded_drafts
+
+            self._recorded[spec] = recorded_drafts(self.sets, models.slug(spec))
+        return self._recorded[spec]
+
+    def counts(self) -> dict[str, int]:
+        """This process's figures over every model: tokens verified from drafts and decoded, results computed,
+        read from --lm-cache and read from other workers."""
+        total: Counter[str] = Counter()
         for engine in self._engines.values():
-            engine.use_plan(self.plan)
+            total.update(engine.stats)
+        names = ("tokens verified", "tokens decoded", "computed", "from_disk", "shared")
+        return {name.replace(" ", "_"): int(total[name]) for name in names}
 
     @property
     def engines(self) -> dict[str, Engine]:
@@ -105,6 +145,6 @@ class Registry:
         """Header text for a model spec without loading it (resolving and hashing only)."""
         try:
             source = self.source(spec)
-            return f"{spec} = {source.name} ({source.kind}, sha256 {models.content_hash(source)[:16]})"
+            return f"{spec} = {source.name} ({source.kind}, sha256 {models.content_hash(source, self.settings.cache_dir)[:16]})"
         except LMBehaveError as error:
             return f"{spec} (not loadable: {str(error).splitlines()[0]})"

@@ -7,6 +7,8 @@ the only process) writes one file, atomically.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,15 @@ def _proportional_set_size_mb() -> float | None:
 class ReportPlugin:
     """Collects observations from test reports (local or from workers) and writes the report at the end."""
 
-    def __init__(self, path: Path, load_seconds: dict[str, float], import_seconds: dict[str, float]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        load_seconds: dict[str, float],
+        import_seconds: dict[str, float],
+        counts: Callable[[], dict[str, int]] = dict,
+    ) -> None:
         self.import_seconds = import_seconds
+        self.counts = counts  # tokens verified from drafts and decoded, observations computed and read
         self.path = path
         self.observations: dict[str, list[dict[str, Any]]] = {}
         self.environments: dict[str, dict[str, str]] = {}
@@ -78,6 +87,9 @@ class ReportPlugin:
             "model_ready_s": dict(self.load_seconds),
             "peak_rss_mb": round(peak_kib / 1024, 1),
             "pss_mb": _proportional_set_size_mb(),
+            "imported_torch": "torch" in sys.modules,
+            "imported_transformers": "transformers" in sys.modules,
+            **self.counts(),
         }
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -85,7 +97,7 @@ class ReportPlugin:
         if workerinput is not None:  # a worker hands its figures over; the controller writes the one report
             session.config.workeroutput["lmbehave_process"] = self.process_figures(workerinput["workerid"])  # type: ignore[attr-defined]
             return
-        if self.load_seconds:  # models were loaded here: a run without workers
+        if session.config.pluginmanager.getplugin("dsession") is None:  # tests ran here: a run without workers
             self.processes.append(self.process_figures("main"))
         document = {
             "format": FORMAT,

@@ -20,13 +20,13 @@ class Scheduler:
         self.shared = shared  # under xdist: batches computed by one worker, read by the others
         self.groups: list[plan.Group] = []
         self.settled: set[int] = set()
-        self._planned: dict[tuple[Any, ...], tuple[int, int]] = {}  # request key -> (group, steps it runs)
+        self._planned: dict[tuple[Any, ...], tuple[int, int]] = {}  # request key -> (group, steps planned for it)
 
     def use(self, rows: Iterable[plan.Row]) -> None:
         """Batch these requests (the plan's, for the tests this run collected) into fixed groups."""
         self.groups = plan.groups(rows)
         self.settled = set()
-        self._planned = {row.key: (index, group.steps) for index, group in enumerate(self.groups) for row in group.rows}
+        self._planned = {row.key: (index, row.n) for index, group in enumerate(self.groups) for row in group.rows}
 
     def prefetch(self, batches: int | None = None) -> int:
         """Compute up to ``batches`` of the plan's batches now (all when None), costliest first, skipping any that

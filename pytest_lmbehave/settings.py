@@ -37,6 +37,7 @@ class Settings:
     strict: bool = False
     variant: str | None = None
     observation_cache: bool = False
+    drafts: bool = True
     cache_dir: Path = Path()
 
 

@@ -90,7 +90,8 @@ def recorded_drafts(folders: list[Path], slug: str) -> dict[tuple[Any, ...], tup
             for record in records:
                 if record.get("kind") == "generation" and record.get("ids") and record.get("input_ids"):
                     key = (tuple(record["input_ids"]), record.get("sampling", "greedy"), record.get("seed"))
-                    drafts.setdefault(key, tuple(record["ids"]))
+                    if len(record["ids"]) > len(drafts.get(key, ())):  # the longest run holds every shorter one
+                        drafts[key] = tuple(record["ids"])
     return drafts
 
 

@@ -22,14 +22,19 @@ def digest(text: str) -> str:
 
 
 class ObservationStore:
-    def __init__(self, root: Path, fingerprint: dict[str, str]) -> None:
+    def __init__(self, root: Path, fingerprint: dict[str, str], space: str = "") -> None:
         identity = json.dumps({k: v for k, v in sorted(fingerprint.items()) if k != "model"}, sort_keys=True)
+        self.root, self.fingerprint, self.space = root, fingerprint, space
         self.folder = root / digest(identity)[:20]
         self.folder.mkdir(parents=True, exist_ok=True)
         write_atomically(self.folder / "environment.json", identity)
 
+    def within(self, space: str) -> ObservationStore:
+        """The same folder for keys of their own: a fresh engine's results never answer the main engine's."""
+        return ObservationStore(self.root, self.fingerprint, space)
+
     def _path(self, key: tuple[Any, ...]) -> Path:
-        return self.folder / f"{digest(repr(key))[:32]}.pkl"
+        return self.folder / f"{digest(self.space + repr(key))[:32]}.pkl"
 
     def has(self, key: tuple[Any, ...]) -> bool:
         return self._path(key).is_file()
@@ -40,10 +45,11 @@ class ObservationStore:
                 stored_key, value = pickle.load(handle)
         except Exception:  # absent, or damaged: a miss; the next put replaces it whole
             return None
-        return value if stored_key == repr(key) else None
+        return value if stored_key == self.space + repr(key) else None
 
     def put(self, key: tuple[Any, ...], value: Any) -> None:
-        write_atomically(self._path(key), pickle.dumps((repr(key), value), protocol=pickle.HIGHEST_PROTOCOL))
+        stored = (self.space + repr(key), value)
+        write_atomically(self._path(key), pickle.dumps(stored, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class SharedBatches:

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from .backends import Backend, Decoded
 from .errors import InputError
+from .memo import Memo
 from .observations import Generation, Tokenization
 from .sampling import Policy
 from .vocabulary import Vocabulary
@@ -16,20 +17,21 @@ Prompt = str | Sequence[int]
 
 
 class Tokens:
-    def __init__(self, backend: Backend, vocabulary: Vocabulary, context: int) -> None:
+    def __init__(self, backend: Backend, vocabulary: Vocabulary, context: int, memo: Memo) -> None:
         self.backend = backend
         self.vocabulary = vocabulary
         self.context = context  # tokens the model reads at most (0: unknown)
+        self.memo = memo  # remembers every lookup, so an unchanged re-run needs no tokenizer
 
     def encode(self, text: str, special: bool = True) -> list[int]:
         """Ids as the tokenizer gives them (with a BOS where the model's tokenizer adds one); pieces go without."""
-        return self.backend.tokenize(text, special)
+        return list(self.memo.through(("encode", text, special), lambda: self.backend.tokenize(text, special)))
 
     def decode(self, ids: Sequence[int] | int) -> str:
         __tracebackhide__ = True
         ids = [ids] if isinstance(ids, int) else list(ids)
         self.vocabulary.check(ids)
-        return self.backend.detokenize(ids)
+        return str(self.memo.through(("decode", tuple(ids)), lambda: self.backend.detokenize(ids)))
 
     def tokenize(self, text: str) -> Tokenization:
         __tracebackhide__ = True

@@ -7,6 +7,7 @@ instead of a tokenizer, so they are plain data: they print, compare and pickle w
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ class Vocabulary:
 
     @property
     def size(self) -> int:
+        return len(self.pieces)
+
+    def __len__(self) -> int:
         return len(self.pieces)
 
     def piece(self, token: int) -> str:
@@ -74,3 +78,10 @@ class Vocabulary:
             return cls(tuple(document["pieces"]), {str(k): int(v) for k, v in document["ids"].items()}, digest)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
+
+
+def stored_at(cache_dir: Path, fingerprint: dict[str, str]) -> tuple[Path, str]:
+    """Where a model's vocabulary is kept, and its digest: the model's bytes and the tokenizer versions decide it."""
+    parts = " ".join(fingerprint.get(k, "") for k in ("model_sha256", "transformers", "tokenizers"))
+    digest = hashlib.sha256(parts.encode()).hexdigest()[:24]
+    return cache_dir / "vocabularies" / f"{digest}.json", digest

@@ -72,6 +72,27 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _installed_packages_stay_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pytester restores sys.modules after each test, dropping every module the test imported first. Many of torch's
+    # cannot be imported twice in one process (their kernels register once), so the next import of transformers
+    # would fail. Modules of installed packages stay; those of the test's own folder still go.
+    import site
+    import sys
+
+    from _pytest.pytester import SysModulesSnapshot
+
+    installed = tuple(site.getsitepackages())
+    restore = SysModulesSnapshot.restore
+
+    def keeping_installed(self: SysModulesSnapshot) -> None:
+        kept = {k: m for k, m in sys.modules.items() if str(getattr(m, "__file__", "") or "").startswith(installed)}
+        restore(self)
+        sys.modules.update(kept)
+
+    monkeypatch.setattr(SysModulesSnapshot, "restore", keeping_installed)
+
+
+@pytest.fixture(autouse=True)
 def _inner_runs_are_top_level(monkeypatch: pytest.MonkeyPatch) -> None:
     # When this suite itself runs under xdist, inner pytester runs would inherit the worker's variables and
     # believe they are xdist workers too (syrupy then locks snapshot files as a worker would).

@@ -1,5 +1,6 @@
-"""The real specs give the same observations with -p no:xdist, -n 0, -n 2, reversed and shuffled order, and
-with no request plan at all (every request computed when asked, one at a time)."""
+"""The real specs give the same observations with -p no:xdist, -n 0, -n 2, reversed and shuffled order, with no
+request plan at all (every request computed when asked, one at a time), and with the plan's drafts right (the
+committed plan), wrong from their third token on, or not used at all."""
 
 from __future__ import annotations
 
@@ -54,12 +55,29 @@ MODES = {
     "reversed": ["-p", "no:xdist", "-p", "no:randomly"],
     "shuffled-n2": ["-n", "2", "-p", "randomly", "-p", "no:cacheprovider", "--randomly-seed=12345"],
     "no-plan": ["-p", "no:xdist", "-p", "no:randomly", "--lm-plan=none"],
+    "no-drafts": ["-p", "no:xdist", "-p", "no:randomly", "--lm-drafts=false"],
+    "wrong-drafts": ["-n", "2", "-p", "no:randomly", "--lm-plan=wrong-plan.json"],
 }
-PLAN = "--lm-plan=specs/lmbehave-plan.json"  # the repository's plan, copied with the specs
+PLAN = "--lm-plan=specs/lmbehave-plan.json"  # the repository's plan (with its drafts), copied with the specs
+
+
+def write_wrong_plan(folder: Path) -> int:
+    """The committed plan with every draft wrong from its third token: verified up to there, decoded after."""
+    document = json.loads((folder / "specs" / "lmbehave-plan.json").read_text())
+    changed = 0
+    for entries in document["tests"].values():
+        for entry in entries:
+            if len(entry.get("draft") or []) > 2:
+                entry["draft"][2] = (entry["draft"][2] + 1) % 49152
+                changed += 1
+    (folder / "wrong-plan.json").write_text(json.dumps(document))
+    return changed
 
 
 def test_every_observation_is_the_same_in_every_mode_and_order(spec_copy: Path) -> None:
+    assert write_wrong_plan(spec_copy) > 20
     reports: dict[str, dict[str, Any]] = {}
+    processes: dict[str, list[dict[str, Any]]] = {}
     for mode, args in MODES.items():
         env = {**os.environ, "LMBEHAVE_TEST_REVERSE": "1" if mode == "reversed" else ""}
         path = spec_copy / f"{mode}.json"
@@ -72,7 +90,10 @@ def test_every_observation_is_the_same_in_every_mode_and_order(spec_copy: Path) 
         )
         assert done.returncode == 0, f"{mode}:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}"
         assert "snapshots passed" in done.stdout and "snapshot" in done.stdout
-        reports[mode] = json.loads(path.read_text())["observations"]
+        document = json.loads(path.read_text())
+        reports[mode], processes[mode] = document["observations"], document["processes"]
+    verified = {mode: sum(p.get("tokens_verified", 0) for p in found) for mode, found in processes.items()}
+    assert verified["no-drafts"] == verified["no-plan"] == 0 < verified["wrong-drafts"] < verified["no-xdist"]
     baseline = reports["no-xdist"]
     assert sum(len(v) for v in baseline.values()) > 100
     for mode, observed in reports.items():

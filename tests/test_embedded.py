@@ -35,3 +35,54 @@ def test_batched_greedy_on_the_embedded_model_equals_one_prompt_at_a_time(pytest
         """
     )
     pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
+
+
+def test_drafts_verified_on_the_embedded_model_give_free_decoding_on_every_document_prompt() -> None:
+    """Every prompt of the document, greedy and sampled (top-50, as the document sampled): one free batch, then
+    the same batch again with each row's draft right, wrong from step 5, or cut to 7 tokens, by turns."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from pytest_lmbehave.registry import Registry
+    from pytest_lmbehave.sampling import Policy, Sampling
+    from pytest_lmbehave.settings import Settings, default_cache_dir
+
+    specs = Path(__file__).resolve().parent.parent / "specs"
+    spec = importlib.util.spec_from_file_location("document", specs / "document.py")
+    assert spec is not None and spec.loader is not None
+    document = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("document", document)
+    spec.loader.exec_module(document)
+    prompts = [
+        document.SHAKESPEARE,
+        document.JOB_PROMPT,
+        *document.ONE_TOKEN_PROMPTS,
+        "Shakespeare's job was",
+        document.BOSTON_CONVERSATION,
+        document.BOSTON_PLACES,
+        document.BOSTON_VISIT,
+        document.FANEUIL,
+        document.comment_prompt(document.REVIEWS[0]),
+        document.sentiment_prompt(document.REVIEWS[0]),
+        *[document.classify_prompt(r) for r in document.REVIEWS],
+        *[document.few_shot_prompt(r) for r in document.REVIEWS],
+    ]
+    backend = Registry(Settings(cache_dir=default_cache_dir())).engine("embedded").backend
+    rows = [backend.tokenize(p) for p in prompts] + [backend.tokenize(document.SHAKESPEARE)] * 3
+    rows += [backend.tokenize(document.BOSTON_VISIT)] * 3
+    top50 = Sampling(top_k=50)
+    policies = [Policy()] * len(prompts) + [Policy(top50, seed) for seed in (1, 2, 3, 4, 5, 6)]
+    free = backend.generate(rows, 20, policies)
+    drafts = []
+    for i, decoded in enumerate(free):
+        ids = decoded.ids
+        wrong = (*ids[:5], (ids[5] + 1) % backend.vocab_size, *ids[6:]) if len(ids) > 5 else ids
+        drafts.append([ids, wrong, ids[:7]][i % 3])
+    verified = backend.generate(rows, 20, policies, drafts)
+    for i, (checked, decoded) in enumerate(zip(verified, free)):
+        assert checked.ids == decoded.ids, f"row {i} ({['right', 'wrong', 'short'][i % 3]} draft)"
+        # float32 numbers of another shape of pass: the determinism tolerance (tests/test_determinism.py).
+        assert checked.logprobs == pytest.approx(decoded.logprobs, abs=2e-4)
+        assert checked.margins == pytest.approx(decoded.margins, abs=2e-4)
+    assert sum(v.verified for v in verified) >= sum(len(d.ids) for d in free) / 2  # the drafts were really used

@@ -28,6 +28,11 @@ class Logprobs:
 Step = tuple[tuple[int, float], ...]  # a step's best candidates: (id, log-probability), best first
 
 
+def limits(steps: int | Sequence[int], rows: int) -> list[int]:
+    """Each row's limit of new tokens, from one limit for all or one per row."""
+    return [steps] * rows if isinstance(steps, int) else list(steps)
+
+
 @dataclass(frozen=True)
 class Decoded:
     """One generated row: the new ids (up to and including a stop token) and what each step recorded."""
@@ -38,6 +43,19 @@ class Decoded:
     argmax_ids: tuple[int, ...]  # the untempered model's top candidate
     alternatives: tuple[Step, ...] = ()  # the step's best candidates, to explain a failure
     verified: int = 0  # leading tokens taken from a draft after checking them (teacher forcing), not decoded
+
+    def cut(self, n: int) -> Decoded:
+        """The first ``n`` steps."""
+        if n >= len(self.ids):
+            return self
+        return Decoded(
+            self.ids[:n],
+            self.logprobs[:n],
+            self.margins[:n],
+            self.argmax_ids[:n],
+            self.alternatives[:n],
+            min(self.verified, n),
+        )
 
 
 class Backend(Protocol):
@@ -78,11 +96,12 @@ class Backend(Protocol):
     def generate(
         self,
         rows: Sequence[Sequence[int]],
-        steps: int,
+        steps: int | Sequence[int],
         policies: Sequence[Policy],
         drafts: Sequence[Sequence[int] | None] | None = None,
     ) -> list[Decoded]:
-        """Up to ``steps`` new tokens per row, each row by its own policy (greedy, or sampled by its own seed).
+        """Up to ``steps`` new tokens per row (one limit, or one per row), each row by its own policy (greedy, or
+        sampled by its own seed); a row never depends on the rows beside it, nor on their limits.
         A draft (the row's ids from an earlier run) is checked in one teacher-forced pass instead of decoded
         where the model agrees with it; the result is the same as without it."""
         ...

@@ -18,6 +18,9 @@ from . import Decoded, prefill
 from .decoding import RowState, step_numbers
 
 GROUP = 8  # rows per teacher-forced pass: bounds the logits kept (rows x draft length x vocabulary floats)
+# Every padded position of a teacher-forced pass costs a whole position's compute: rows read together are within
+# a quarter of each other's length (+ 8 tokens).
+SPREAD, SLACK = 1.25, 8
 
 
 class Decoder(Protocol):
@@ -64,7 +67,7 @@ class Walk:
 def verify(
     backend: Decoder,
     rows: Sequence[Sequence[int]],
-    steps: int,
+    steps: Sequence[int],
     policies: Sequence[Policy],
     drafts: Sequence[Sequence[int] | None],
 ) -> list[Decoded]:
@@ -72,46 +75,39 @@ def verify(
     states = [RowState(p) for p in policies]
     walks = [Walk() for _ in rows]
     drafted = [i for i, draft in enumerate(drafts) if draft]
-    for group in prefill.length_groups([list(rows[i]) + list(drafts[i] or [])[:steps] for i in drafted]):
-        for start in range(0, len(group), GROUP):
-            members = [drafted[g] for g in group[start : start + GROUP]]
-            _walk_drafts(backend, rows, steps, states, walks, drafts, members)
-    left = [i for i, walk in enumerate(walks) if not walk.finished and len(walk.ids) < steps]
+    read = {i: list(rows[i]) + list(drafts[i] or [])[: steps[i]] for i in drafted}
+    for group in prefill.length_groups([read[i] for i in drafted], SPREAD, SLACK, GROUP):
+        _walk_drafts(backend, rows, steps, states, walks, read, [drafted[g] for g in group])
+    left = [i for i, walk in enumerate(walks) if not walk.finished and len(walk.ids) < steps[i]]
     results = [walk.then(Decoded((), (), (), ())) for walk in walks]
     if left:
         # Rows with no draft, and rows that left theirs, are decoded in one batch from where each one stands, each
         # with its own generator; a row decoded past its own steps is cut back to them.
-        longest = max(steps - len(walks[i].ids) for i in left)
+        longest = max(steps[i] - len(walks[i].ids) for i in left)
         more = backend.decode_rows([list(rows[i]) + walks[i].ids for i in left], longest, [states[i] for i in left])
         for i, decoded in zip(left, more):
-            results[i] = walks[i].then(_cut(decoded, steps - len(walks[i].ids)))
+            results[i] = walks[i].then(decoded.cut(steps[i] - len(walks[i].ids)))
     return results
-
-
-def _cut(decoded: Decoded, n: int) -> Decoded:
-    return Decoded(
-        decoded.ids[:n], decoded.logprobs[:n], decoded.margins[:n], decoded.argmax_ids[:n], decoded.alternatives[:n]
-    )
 
 
 def _walk_drafts(
     backend: Decoder,
     rows: Sequence[Sequence[int]],
-    steps: int,
+    steps: Sequence[int],
     states: Sequence[RowState],
     walks: list[Walk],
-    drafts: Sequence[Sequence[int] | None],
+    read: dict[int, list[int]],
     members: list[int],
 ) -> None:
     """One teacher-forced pass over prompt + draft for these rows, then each row's walk along its draft."""
     import torch
 
-    read = [list(rows[i]) + list(drafts[i] or [])[:steps] for i in members]
     starts = [len(rows[i]) - 1 for i in members]
-    logits = prefill.forced_logits(backend.model, read, starts, backend.pad_id)
-    for i, sequence, scores in zip(members, read, logits):
-        walk, draft = walks[i], list(drafts[i] or [])[:steps]
-        for step in range(min(len(draft) + 1, steps)):
+    logits = prefill.forced_logits(backend.model, [read[i] for i in members], starts, backend.pad_id)
+    for i, scores in zip(members, logits):
+        walk, sequence = walks[i], read[i]
+        draft = sequence[len(rows[i]) :]
+        for step in range(min(len(draft) + 1, steps[i])):
             row = scores[step : step + 1]
             logprobs, best, argmax = step_numbers(row)
             seen = torch.tensor([sequence[: len(rows[i]) + step]], device=row.device)

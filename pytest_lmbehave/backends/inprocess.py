@@ -6,15 +6,14 @@ each row's own policy, teacher forcing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..models import LoadedModel
 from ..sampling import Policy
-from ..vocabulary import Vocabulary
-from . import Decoded, Logprobs, prefill
+from ..vocabulary import Vocabulary, stored_at
+from . import Decoded, Logprobs, limits, prefill
 from .decoding import RowPicker, RowState
 from .drafts import verify
 
@@ -70,18 +69,14 @@ class TransformersBackend:
         version (about a second for 49,152 entries) and kept in the cache folder."""
         if self._vocabulary is not None:
             return self._vocabulary
-        fingerprint = self.loaded.fingerprint
-        digest = hashlib.sha256(
-            " ".join(fingerprint.get(k, "") for k in ("model_sha256", "transformers", "tokenizers")).encode()
-        ).hexdigest()[:24]
-        path = None if self.cache_dir is None else self.cache_dir / "vocabularies" / f"{digest}.json"
-        found = None if path is None else Vocabulary.load(path, digest)
+        path, digest = stored_at(self.cache_dir or Path(), self.loaded.fingerprint)
+        found = None if self.cache_dir is None else Vocabulary.load(path, digest)
         if found is None:
             size = self.vocab_size
             pieces = [str(p) for p in self.tokenizer.batch_decode([[i] for i in range(size)])]
             read_back = self.tokenizer(pieces, add_special_tokens=False)["input_ids"]
             found = Vocabulary.from_pieces(pieces, read_back, digest)
-            if path is not None:
+            if self.cache_dir is not None:
                 found.save(path)
         self._vocabulary = found
         return found
@@ -106,15 +101,17 @@ class TransformersBackend:
     def generate(
         self,
         rows: Sequence[Sequence[int]],
-        steps: int,
+        steps: int | Sequence[int],
         policies: Sequence[Policy],
         drafts: Sequence[Sequence[int] | None] | None = None,
     ) -> list[Decoded]:
         """Greedy or seeded-sampled rows in one batch; a row with a draft is checked by teacher forcing first and
         decoded only from where the model departs from it (``drafts.verify``)."""
+        each = limits(steps, len(rows))
         if drafts is not None and any(drafts):
-            return verify(self, rows, steps, policies, drafts)
-        return self.decode_rows(rows, steps, [RowState(p) for p in policies])
+            return verify(self, rows, each, policies, drafts)
+        decoded = self.decode_rows(rows, max(each), [RowState(p) for p in policies])
+        return [row.cut(n) for row, n in zip(decoded, each)]
 
     def decode_rows(self, rows: Sequence[Sequence[int]], steps: int, states: Sequence[RowState]) -> list[Decoded]:
         """One batch through transformers' generate, each row's tokens picked by its own policy and generator."""

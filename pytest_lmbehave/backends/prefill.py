@@ -36,12 +36,16 @@ def positions(mask: Any) -> Any:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def length_groups(rows: Sequence[Sequence[int]]) -> list[list[int]]:
-    """Row indices by similar length, shortest first: a group spans up to twice its shortest length + 16."""
+def length_groups(
+    rows: Sequence[Sequence[int]], factor: float = 2.0, extra: int = 16, most: int = 0
+) -> list[list[int]]:
+    """Row indices by similar length, shortest first: a group spans up to ``factor`` times its shortest length
+    + ``extra`` (and holds at most ``most`` rows, when given)."""
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     groups: list[list[int]] = []
     for i in order:
-        if groups and len(rows[i]) <= 2 * len(rows[groups[-1][0]]) + 16:
+        fits = groups and len(rows[i]) <= factor * len(rows[groups[-1][0]]) + extra
+        if fits and not (most and len(groups[-1]) >= most):
             groups[-1].append(i)
         else:
             groups.append([i])

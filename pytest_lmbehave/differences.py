@@ -28,7 +28,7 @@ MARGIN = "margin"
 # other numbers out), decoding (the same distributions, other tokens chosen), or a follow-on of an earlier change.
 TOKENIZER, MODEL, DECODING, FOLLOW_ON = "tokenizer", "model", "decoding", "follow-on"
 
-METADATA = frozenset({"env"})  # recorded to explain a failure, never compared
+METADATA = frozenset({"env", "model"})  # recorded to explain a failure (and which model said it), never compared
 
 
 @dataclass(frozen=True)

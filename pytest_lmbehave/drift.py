@@ -221,15 +221,6 @@ def summary_table(changes: list[Change]) -> list[tuple[str, str, int]]:
     return sorted(((s, k, n) for (s, k), n in counts.items()), key=lambda r: (SEVERITIES.index(r[0]), -r[2], r[1]))
 
 
-def environments_side_by_side(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
-    rows = []
-    for model in sorted(set(old.get("environments", {})) | set(new.get("environments", {}))):
-        a, b = old.get("environments", {}).get(model, {}), new.get("environments", {}).get(model, {})
-        for key in sorted(set(a) | set(b)):
-            rows.append((f"{model}: {key}", str(a.get(key, "-")), str(b.get(key, "-"))))
-    return rows
-
-
 def record_move(old: Any, new: Any, path: str = "") -> tuple[float, str]:
     """The largest change of any number between two records of the same shape, and where: the noise floor
     between two runs that computed the same things. A generation's per-step margins are left out: they are

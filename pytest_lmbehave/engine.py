@@ -6,6 +6,7 @@ backend below it speaks token ids and numbers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -138,7 +139,7 @@ class Engine:
         return found  # type: ignore[no-any-return]
 
     def _distribution(self, text: str, ids: Sequence[int], numbers: Logprobs) -> Distribution:
-        return Distribution(text, numbers.values, self.vocabulary, tuple(ids), numbers.known)
+        return Distribution(text, numbers.values, self.vocabulary, tuple(ids), numbers.known, numbers.ranks)
 
     # -- generation -------------------------------------------------------------------------------------------
     def generate(
@@ -227,10 +228,10 @@ class Engine:
         found = self.memo.get(key)
         if found is not None:
             return found  # type: ignore[no-any-return]
-        if row.kind == "next":  # one-token options: their scores are read off the next-token distribution
-            dist = self._distribution("", context, self._next(row.ids))
-            scores = [dist.logprob(c[0]) for c in continuations]
-        else:
+        dist = self._distribution("", context, self._next(row.ids)) if row.kind == "next" else None
+        if dist is not None and all(dist.known == 0 or dist.values[c[0]] > -math.inf for c in continuations):
+            scores = [dist.logprob(c[0]) for c in continuations]  # one-token options: read off the distribution
+        else:  # longer options, or one a served model did not report among its top candidates: teacher forcing
             forced = self.backend.forced_logprobs([(context, c) for c in continuations])
             scores = [sum(float(s.values[t]) for s, t in zip(steps, c)) for steps, c in zip(forced, continuations)]
         choice = Choice(self.tokens.text(prompt, context), tuple(options), tuple(scores), tuple(context))

@@ -21,6 +21,9 @@ PACKAGES = {"torch": "torch", "transformers": "transformers", "tokenizers": "tok
 # Fields of a snapshot's `env` line, in order (values never hold spaces).
 LINE_FIELDS = (
     "model_sha256",
+    "engine",
+    "engine_version",
+    "served_model",
     "dtype",
     "device",
     "threads",

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
+from .errors import BackendUnavailable, InputError
 from .vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -67,10 +67,17 @@ class Distribution:
     vocabulary: Vocabulary = field(repr=False)
     prompt_ids: tuple[int, ...] = ()  # the ids the model read
     known: int = 0  # 0: every entry is known; k: only the top k (a served model)
+    ranks: dict[int, int] = field(default_factory=dict, repr=False)  # exact ranks a served model reported
 
     @property
     def logprobs(self) -> Any:
         """The log-probabilities as a torch tensor [vocab] (a copy: writing into it changes nothing else)."""
+        __tracebackhide__ = True
+        if self.known:
+            raise BackendUnavailable(
+                f"the whole next-token distribution is not available from a served model: it reports its top "
+                f"{self.known} candidates (use top(k), prob() and rank() for those)"
+            )
         import torch
 
         return torch.tensor(self.values)
@@ -94,7 +101,10 @@ class Distribution:
         limit = self.known or self.vocab_size
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= limit:
             if self.known and isinstance(k, int) and 1 <= k <= self.vocab_size:
-                raise InputError(f"top(k={k}): the served model reported only its top {self.known} candidates here")
+                raise BackendUnavailable(
+                    f"top(k={k}): the served model reports at most {self.known} candidates (its --max-logprobs); "
+                    f"ask for at most top({self.known}), or start the server with --max-logprobs {k}"
+                )
             raise InputError(f"top(k={k!r}): k must be a whole number from 1 to the vocabulary size, {self.vocab_size}")
         ids = numpy.argpartition(-self.values, k - 1)[:k] if k < self.vocab_size else numpy.arange(self.vocab_size)
         ordered = sorted((int(i) for i in ids), key=lambda i: (-float(self.values[i]), i))
@@ -117,7 +127,7 @@ class Distribution:
         token = self._id(piece)
         value = float(self.values[token])
         if self.known and value == -math.inf:
-            raise InputError(
+            raise BackendUnavailable(
                 f"{piece!r} is not among the top {self.known} candidates the served model reported here; ask a "
                 "served model about tokens it ranks high, or use choose() to score a continuation"
             )
@@ -127,9 +137,12 @@ class Distribution:
         """1 for the argmax; ties share the better rank."""
         __tracebackhide__ = True
         value = self.logprob(piece)
+        token = self._id(piece)
+        if token in self.ranks:
+            return self.ranks[token]
         above = int((self.values > value).sum())
         if self.known and above >= self.known:
-            raise InputError(
+            raise BackendUnavailable(
                 f"{piece!r} ranks below the top {self.known} candidates the served model reported: its rank is unknown"
             )
         return above + 1

@@ -104,6 +104,28 @@ OPTIONS: tuple[Option, ...] = (
         model,
     ),
     Option(
+        "--lm-server",
+        "lm_server",
+        "an OpenAI-compatible server (vLLM, SGLang, llama.cpp) to test instead of loading the model: its base URL, "
+        "e.g. http://127.0.0.1:8000/v1; --lm-model names the served model (the same weights here give its "
+        "tokenizer and snapshot set). One spelling for both, also in @pytest.mark.lm_model: URL#NAME",
+        "server",
+        "LMBEHAVE_SERVER",
+        "",
+        text,
+        metavar="URL",
+    ),
+    Option(
+        "--lm-server-timeout",
+        "lm_server_timeout",
+        "seconds a served model may take to answer one request before it is retried, then given up (default 300)",
+        "server_timeout",
+        None,
+        "300",
+        non_negative,
+        metavar="SECONDS",
+    ),
+    Option(
         "--lm-dtype",
         "lm_dtype",
         "weights dtype: float32 (default), bfloat16 or float16",

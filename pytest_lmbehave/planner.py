@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from . import plan
-from .files import write_atomically
+from .files import path_problem, write_atomically
 from .snapshot_sets import set_folders
 
 ASKS = pytest.StashKey[list[plan.Ask]]()
@@ -86,3 +86,17 @@ def plan_path(config: pytest.Config) -> Path | None:
     if given in (None, ""):
         return config.rootpath / "lmbehave-plan.json"
     return None if str(given).strip().lower() == "none" else base / str(given)
+
+
+def check_paths(config: pytest.Config) -> None:
+    """Files the run will write or read must be possible before any test runs: one usage error, not a traceback."""
+    report = config.getoption("lm_report")
+    if report and path_problem(Path(report)) is not None:
+        raise pytest.UsageError(
+            f"--lm-report={report}: {path_problem(Path(report))}; pass a file path such as report.json"
+        )
+    plan = plan_path(config)
+    if plan is not None and path_problem(plan) is not None:
+        raise pytest.UsageError(
+            f"--lm-plan: {path_problem(plan)}; pass a file path such as lmbehave-plan.json, or 'none' for no plan"
+        )

@@ -13,14 +13,14 @@ import pytest
 
 from . import environment, near_ties, snapshot_sets
 from .assertions import explain
-from .errors import LMBehaveError, SettingsError
+from .backends.http import ServerGone
+from .errors import BackendUnavailable, LMBehaveError, SettingsError
 from .exercises import Exercise, ExerciseProgress, exercise_for
-from .files import path_problem
 from .lm import LM
 from .markers import MARKERS, model_for, sampling_for
 from .models import slug
 from .options import OPTIONS, Lookup, Option, given
-from .planner import PlanPlugin, asks_for, plan_path
+from .planner import PlanPlugin, asks_for, check_paths, plan_path
 from .registry import Registry
 from .report import ReportPlugin, recorder_for
 from .settings import Settings, build_settings
@@ -72,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as error:
         raise pytest.UsageError(str(error)) from None
     config.stash[SETTINGS] = settings
-    _check_paths(config)
+    check_paths(config)
     # syrupy warns when an interrupted xdist run sends it fewer reports than workers; under a project's
     # `filterwarnings = error` that warning would turn pytest's short "Interrupted" into a long traceback.
     config.addinivalue_line("filterwarnings", "default:syrupy. received .* xdist worker snapshot reports:UserWarning")
@@ -109,20 +109,6 @@ def pytest_configure(config: pytest.Config) -> None:
             config.pluginmanager.register(XdistReportHooks(report), "lmbehave-xdist")
 
 
-def _check_paths(config: pytest.Config) -> None:
-    """Files the run will write or read must be possible before any test runs: one usage error, not a traceback."""
-    report = config.getoption("lm_report")
-    if report and path_problem(Path(report)) is not None:
-        raise pytest.UsageError(
-            f"--lm-report={report}: {path_problem(Path(report))}; pass a file path such as report.json"
-        )
-    plan = plan_path(config)
-    if plan is not None and path_problem(plan) is not None:
-        raise pytest.UsageError(
-            f"--lm-plan: {path_problem(plan)}; pass a file path such as lmbehave-plan.json, or 'none' for no plan"
-        )
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     # With a model loaded, the interpreter's last garbage collection walks millions of objects: about a second at
@@ -155,7 +141,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     settings = config.stash[SETTINGS]
     if settings.model_named:  # a model the user named must exist: say so once, before any test runs
         try:
-            config.stash[REGISTRY].source(settings.model)
+            source = config.stash[REGISTRY].source(settings.model)
+            if source.kind == "served" and not hasattr(config, "workerinput"):
+                from .backends.capabilities import announcement
+
+                announce(config, announcement(settings.model, settings.server_timeout))
         except LMBehaveError as error:
             raise pytest.UsageError(f"--lm-model: {error}") from None
 
@@ -200,9 +190,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     near_ties.attach(report)
-    if call.excinfo is not None and isinstance(call.excinfo.value, LMBehaveError) and report.failed:
+    error = None if call.excinfo is None else call.excinfo.value
+    if isinstance(error, ServerGone):  # like a model that cannot load: one message, and the run ends
+        item.session.shouldstop = f"pytest-lmbehave: {error}"
+    elif isinstance(error, BackendUnavailable) and report.failed:
+        # A verb this backend cannot answer (a served model has no raw logits): the spec cannot run here.
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"Skipped: not available on this backend: {error}")
+        return
+    if call.excinfo is not None and isinstance(error, LMBehaveError) and report.failed:
         # Our errors name the problem and the fix; a traceback into torch would only bury that.
-        error = call.excinfo.value
         own = [entry for entry in call.excinfo.traceback if str(entry.path) == str(item.path)]
         where = f"\n(at {item.path.name}:{own[-1].lineno + 1})" if own else ""
         report.longrepr = f"{type(error).__name__}: {error}{where}"

@@ -28,7 +28,7 @@ def to_record(observation: Any, top: int = 5) -> dict[str, Any]:
             "argmax": observation.argmax,
             "argmax_id": observation.argmax_id,
             "margin": round(observation.margin, 4),
-            "top": [[c.piece, c.id, round(c.prob, 6)] for c in observation.top(top)],
+            "top": [[c.piece, c.id, round(c.prob, 6)] for c in observation.top(min(top, observation.known or top))],
         }
     if isinstance(observation, Generation):
         return {

@@ -13,7 +13,7 @@ from typing import Any
 from . import models, plan
 from .backends import Backend
 from .backends.inprocess import TransformersBackend
-from .backends.lazy import LazyBackend
+from .backends.lazy import LazyBackend, facts_without_loading
 from .engine import Engine
 from .errors import LMBehaveError, ModelLoadError, ModelNotFoundError, SettingsError
 from .settings import Settings
@@ -48,7 +48,9 @@ class Registry:
         if spec in self._failures:
             raise type(self._failures[spec])(str(self._failures[spec]))
         source = self.source(spec)
-        facts = models.facts_without_loading(source, self.settings) if self.settings.observation_cache else None
+        facts = None
+        if self.settings.observation_cache and source.kind != "served":
+            facts = facts_without_loading(source, self.settings)
         backend: Backend = self._load(spec) if facts is None else LazyBackend(facts, lambda: self._load(spec))
         size = backend.vocab_size
         if self.settings.top_shown > size:
@@ -66,14 +68,20 @@ class Registry:
         engine.use_plan(self.plan, self._drafts(spec))
         return engine
 
-    def _load(self, spec: str) -> TransformersBackend:
-        """Load the model (once: a failure is remembered and reported again, not retried)."""
+    def _load(self, spec: str) -> Backend:
+        """Load the model, or connect to its server (once: a failure is remembered and reported again)."""
         __tracebackhide__ = True
         if spec in self._failures:
             raise type(self._failures[spec])(str(self._failures[spec]))
         started = time.perf_counter()
         try:
             source = self.source(spec)
+            if source.kind == "served":
+                from .backends.connect import connect
+
+                served = connect(spec, self.settings, self.announce)
+                self.load_seconds[spec] = round(time.perf_counter() - started, 3)
+                return served
             models.import_machinery(source)
             imported = time.perf_counter()
             loaded = models.load(source, self.settings, self.announce)
@@ -145,6 +153,8 @@ class Registry:
         """Header text for a model spec without loading it (resolving and hashing only)."""
         try:
             source = self.source(spec)
+            if source.kind == "served":
+                return f"{spec} (served; probed at the start of the session)"
             return f"{spec} = {source.name} ({source.kind}, sha256 {models.content_hash(source, self.settings.cache_dir)[:16]})"
         except LMBehaveError as error:
             return f"{spec} (not loadable: {str(error).splitlines()[0]})"

@@ -59,6 +59,7 @@ class ReportPlugin:
         self.counts = counts  # tokens verified from drafts and decoded, observations computed and read
         self.path = path
         self.observations: dict[str, list[dict[str, Any]]] = {}
+        self.skipped: dict[str, str] = {}  # node id -> reason
         self.environments: dict[str, dict[str, str]] = {}
         self.processes: list[dict[str, Any]] = []
         self.load_seconds = load_seconds  # the registry's, filled as models load
@@ -76,6 +77,8 @@ class ReportPlugin:
         if observed:
             self.observations[report.nodeid] = list(observed)
         self.environments.update(getattr(report, "lmbehave_environments", None) or {})
+        if report.skipped and isinstance(report.longrepr, tuple):  # why (a backend that cannot answer a verb)
+            self.skipped[report.nodeid] = str(report.longrepr[2]).removeprefix("Skipped: ")
 
     def process_figures(self, name: str) -> dict[str, Any]:
         import resource
@@ -105,6 +108,7 @@ class ReportPlugin:
             "environments": dict(sorted(self.environments.items())),
             "processes": sorted(self.processes, key=lambda p: str(p["process"])),
             "observations": dict(sorted(self.observations.items())),
+            "skipped": dict(sorted(self.skipped.items())),
         }
 
         write_atomically(self.path, json.dumps(document, indent=1, ensure_ascii=False, sort_keys=False) + "\n")

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from . import plan
+from .backends.http import ServerGone
+from .errors import BackendUnavailable
 from .memo import Memo
 from .store import SharedBatches
 
@@ -55,12 +57,20 @@ class Scheduler:
         if all(row.key in self.memo for row in group.rows):
             self.settled.add(index)  # every row is remembered already (e.g. read from --lm-cache)
             return "remembered"
-        if self.shared is None:
-            outcome, values = "computed", self.compute(group)
-        else:
-            outcome, values = self.shared.once(group, lambda: self.compute(group), wait)
-            if outcome == "busy":
-                return outcome  # another worker is computing it; a test that needs it will wait then
+        try:
+            if self.shared is None:
+                outcome, values = "computed", self.compute(group)
+            else:
+                outcome, values = self.shared.once(group, lambda: self.compute(group), wait)
+                if outcome == "busy":
+                    return outcome  # another worker is computing it; a test that needs it will wait then
+        except BackendUnavailable as error:
+            if isinstance(error, ServerGone):
+                raise
+            # One row the backend refuses (a temperature a server does not take) must not cost the others: each
+            # request of this batch is computed when its test asks, and only the refused one fails there.
+            self.settled.add(index)
+            return "refused"
         for row, value in zip(group.rows, values):
             if outcome == "computed":
                 self.memo.put(row.key, value)

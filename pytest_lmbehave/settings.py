@@ -38,6 +38,8 @@ class Settings:
     variant: str | None = None
     observation_cache: bool = False
     drafts: bool = True
+    server: str = ""  # --lm-server: already folded into ``model`` (URL#NAME)
+    server_timeout: float = 300.0
     cache_dir: Path = Path()
 
 
@@ -62,6 +64,16 @@ def build_settings(lookup: Lookup) -> Settings:
             values["model_named"] = found not in (None, "")
         raw = option.default if found in (None, "") else found
         values[option.setting] = option.parse(option.flag, "" if raw is None else str(raw))
+    server = str(values.get("server") or "")
+    if server:
+        if not server.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"--lm-server={server!r} is not a URL; pass the server's base URL, e.g. http://127.0.0.1:8000/v1"
+            )
+        name = values["model"] if values.get("model_named") else ""
+        if str(name).startswith(("http://", "https://")):
+            raise SettingsError("--lm-server and a served --lm-model URL both name a server; pass one of them")
+        values["model"], values["model_named"] = server + (f"#{name}" if name and "#" not in server else ""), True
     settings = Settings(**values)
     _check_device(settings.device)
     return settings

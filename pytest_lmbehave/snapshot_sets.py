@@ -58,11 +58,11 @@ def remove_stale_sidecars(folder: Path) -> list[Path]:
 VARIANT = "@"  # a set recorded in another environment: __lm_snapshots__/<model>@<variant>/
 # How much each field counts when a run picks the recorded variant closest to its environment.
 VARIANT_WEIGHTS = {"transformers_major": 100, "dtype": 20, "device": 20, "torch_minor": 10, "tokenizers_minor": 5}
-VARIANT_WEIGHTS |= {"transformers": 2, "torch": 1, "cpu_capability": 1, "blas": 1, "gpu": 1}
+VARIANT_WEIGHTS |= {"transformers": 2, "torch": 1, "cpu_capability": 1, "blas": 1, "gpu": 1, "engine": 50}
 
 
 def _derived(environment: dict[str, str]) -> dict[str, str]:
-    found = dict(environment)
+    found = {"engine": "transformers", **environment}  # sets recorded before served models name no engine
     for key, parts in (("transformers", 1), ("torch", 2), ("tokenizers", 2)):
         if key in environment:
             found[f"{key}_{'major' if parts == 1 else 'minor'}"] = ".".join(environment[key].split(".")[:parts])
@@ -107,7 +107,9 @@ def choose_variant(test_dir: Path, slug: str, now: dict[str, str], named: str | 
     best = max(found, key=lambda name: (score(name), name == ""))
     recorded = recorded_in[best]
     differing = [
-        k for k in ("transformers", "torch", "tokenizers", "dtype", "device") if recorded.get(k) != current.get(k)
+        k
+        for k in ("engine", "transformers", "torch", "tokenizers", "dtype", "device")
+        if recorded.get(k) != current.get(k)
     ]
     if not differing:
         return found[best].name, "recorded in this run's environment"

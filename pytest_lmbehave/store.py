@@ -17,13 +17,19 @@ from typing import Any
 from .files import write_atomically
 
 
+# The shape of what is stored (observations, numbers): raised whenever it changes, so entries an older plugin wrote
+# are never read back as the new shape (they land in another folder, like any other change of environment).
+VALUES_VERSION = 2
+
+
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class ObservationStore:
     def __init__(self, root: Path, fingerprint: dict[str, str], space: str = "") -> None:
-        identity = json.dumps({k: v for k, v in sorted(fingerprint.items()) if k != "model"}, sort_keys=True)
+        kept = {k: v for k, v in sorted(fingerprint.items()) if k != "model"}
+        identity = json.dumps({**kept, "stored_values": VALUES_VERSION}, sort_keys=True)
         self.root, self.fingerprint, self.space = root, fingerprint, space
         self.folder = root / digest(identity)[:20]
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ model). Everything above it (the memo, the plan, the LM façade) speaks token id
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ class Logprobs:
 
     values: numpy.ndarray[Any, Any]
     known: int = 0
+    ranks: dict[int, int] = field(default_factory=dict)  # exact ranks a served model reported (teacher forcing)
 
 
 Step = tuple[tuple[int, float], ...]  # a step's best candidates: (id, log-probability), best first

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..models import LoadedModel
 from ..sampling import Policy
-from ..vocabulary import Vocabulary, stored_at
+from ..vocabulary import Vocabulary, built
 from . import Decoded, Logprobs, limits, prefill
 from .decoding import RowPicker, RowState
 from .drafts import verify
@@ -65,21 +65,9 @@ class TransformersBackend:
         return str(self.tokenizer.decode(list(ids)))
 
     def vocabulary(self) -> Vocabulary:
-        """Each id decoded alone, and the pieces that read back as their id: built once per model and tokenizer
-        version (about a second for 49,152 entries) and kept in the cache folder."""
-        if self._vocabulary is not None:
-            return self._vocabulary
-        path, digest = stored_at(self.cache_dir or Path(), self.loaded.fingerprint)
-        found = None if self.cache_dir is None else Vocabulary.load(path, digest)
-        if found is None:
-            size = self.vocab_size
-            pieces = [str(p) for p in self.tokenizer.batch_decode([[i] for i in range(size)])]
-            read_back = self.tokenizer(pieces, add_special_tokens=False)["input_ids"]
-            found = Vocabulary.from_pieces(pieces, read_back, digest)
-            if self.cache_dir is not None:
-                found.save(path)
-        self._vocabulary = found
-        return found
+        if self._vocabulary is None:
+            self._vocabulary = built(self.tokenizer, self.vocab_size, self.cache_dir, self.loaded.fingerprint)
+        return self._vocabulary
 
     # -- forward passes -------------------------------------------------------------------------------------------
     def logits(self, ids: Sequence[int]) -> Any:

@@ -6,13 +6,45 @@ from the fingerprint, vocabulary and context alone, so torch and transformers ar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from ..models import ModelFacts
+from ..conversion import cache_key, entry_problem
+from ..models import ModelSource, content_hash, fingerprint
 from ..sampling import Policy
-from ..vocabulary import Vocabulary
+from ..settings import Settings
+from ..vocabulary import Vocabulary, stored_at
 from . import Backend, Decoded, Logprobs
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the LM API needs of a model besides its answers: known without loading it once it has been loaded."""
+
+    fingerprint: dict[str, str]
+    vocabulary: Vocabulary
+    context: int
+
+
+def facts_without_loading(source: ModelSource, settings: Settings) -> ModelFacts | None:
+    """The model's fingerprint, vocabulary and context from the cache folder and its config, with neither torch
+    nor transformers imported; None when any of them is not known yet (the model was never loaded here)."""
+    folder = source.path
+    if source.is_gguf:
+        folder = settings.cache_dir / cache_key(content_hash(source, settings.cache_dir))
+        if entry_problem(folder) is not None:
+            return None
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = fingerprint(source, settings)
+    vocabulary = Vocabulary.load(*stored_at(settings.cache_dir, found))
+    if vocabulary is None:
+        return None
+    return ModelFacts(found, vocabulary, int(config.get("max_position_embeddings") or 0))
 
 
 class LazyBackend:

@@ -1,0 +1,148 @@
+"""What an OpenAI-compatible server can answer, probed once at session start with a few tiny requests.
+
+vLLM answers everything the LM API asks; other engines lack some of it (llama.cpp's server ignores ``echo`` and
+has no ``prompt_logprobs``, so it cannot score a given text). A verb the server cannot answer is a clear
+``BackendUnavailable`` (its specs are skipped with the reason), never an answer at chance.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .http import Client, ServerRefused
+
+PROBE = "Hello, my name is"
+WANTED_LOGPROBS = 20  # what the plugin asks for at most (vLLM's default --max-logprobs)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    engine: str  # "vllm", or "openai-compatible" when the server does not say
+    version: str
+    model: str  # the served model's name
+    context: int  # its max_model_len (0 when the server does not say)
+    max_logprobs: int  # candidates per position it reports at most
+    teacher: str | None  # how it scores a given text: "prompt_logprobs" (vLLM), "echo" (OpenAI), or None
+    token_ids: bool  # names tokens by id in its log-probabilities (return_tokens_as_token_ids)
+    tokenizer: bool  # has /tokenize and /detokenize
+
+    def lacking(self) -> list[str]:
+        """What the LM API cannot do on this server, one line each, naming the verbs (and so the specs) it costs."""
+        found = []
+        if self.teacher is None:
+            found.append(
+                "no log-probabilities of a given text (prompt_logprobs, or echo with logprobs): choose() with "
+                "multi-token options, steps(), and the teacher-forced localisation of a diverging snapshot"
+            )
+        if not self.token_ids:
+            found.append("no token ids in its log-probabilities (return_tokens_as_token_ids): every logprob verb")
+        found.append("no raw logits over HTTP: lm.logits() and the specs that take tensors from it")
+        return found
+
+
+def probe(client: Client, name: str | None) -> Capabilities:
+    """Ask the server what it is and what it answers."""
+    models = client.models()
+    names = [str(m.get("id")) for m in models]
+    if name is None:
+        if len(names) != 1:
+            raise ServerRefused(
+                f"the server at {client.url} serves {len(names)} models ({', '.join(names) or 'none'}); name the one "
+                f"to test: --lm-server {client.url}#NAME, or --lm-model NAME"
+            )
+        name = names[0]
+    elif name not in names:
+        raise ServerRefused(f"the server at {client.url} serves {', '.join(names) or 'no model'}, not {name!r}")
+    served = next(m for m in models if str(m.get("id")) == name)
+    engine, version = "openai-compatible", "unknown"
+    try:
+        answer = client.get("/version", "telling its version")
+        if isinstance(answer, dict) and answer.get("version"):
+            engine, version = "vllm", str(answer["version"])
+    except ServerRefused:
+        pass
+    most = _max_logprobs(client, name)
+    first = client.complete("a probe", model=name, prompt=PROBE, max_tokens=1, temperature=0, logprobs=2)[0]
+    token_ids = _names_ids(client, name)
+    return Capabilities(
+        engine=engine,
+        version=version,
+        model=name,
+        context=int(served.get("max_model_len") or 0),
+        max_logprobs=most,
+        teacher=_teacher(client, name, first),
+        token_ids=token_ids,
+        tokenizer=_has_tokenizer(client, name),
+    )
+
+
+def _max_logprobs(client: Client, name: str) -> int:
+    try:
+        client.complete("a probe", model=name, prompt=PROBE, max_tokens=1, temperature=0, logprobs=WANTED_LOGPROBS)
+        return WANTED_LOGPROBS
+    except ServerRefused as error:
+        found = re.search(r"max(?:imum)? allowed:? (\d+)", str(error))
+        if found:
+            return int(found.group(1))
+        raise
+
+
+def _names_ids(client: Client, name: str) -> bool:
+    try:
+        choice = client.complete(
+            "a probe",
+            model=name,
+            prompt=PROBE,
+            max_tokens=1,
+            temperature=0,
+            logprobs=2,
+            return_tokens_as_token_ids=True,
+        )[0]
+    except ServerRefused:
+        return False
+    tokens = (choice.get("logprobs") or {}).get("tokens") or []
+    return bool(tokens) and all(str(t).startswith("token_id:") for t in tokens)
+
+
+def _teacher(client: Client, name: str, plain: dict[str, Any]) -> str | None:
+    """How the server scores the prompt itself, checked by its answer (a server that ignores a field says nothing)."""
+    try:
+        choice = client.complete(
+            "a probe", model=name, prompt=PROBE, max_tokens=1, temperature=0, logprobs=1, prompt_logprobs=1
+        )[0]
+        if isinstance(choice.get("prompt_logprobs"), list) and len(choice["prompt_logprobs"]) > 1:
+            return "prompt_logprobs"
+    except ServerRefused:
+        pass
+    try:
+        choice = client.complete(
+            "a probe", model=name, prompt=PROBE, max_tokens=1, temperature=0, logprobs=1, echo=True
+        )[0]
+    except ServerRefused:
+        return None
+    scored = (choice.get("logprobs") or {}).get("token_logprobs") or []
+    generated = ((plain.get("logprobs") or {}).get("token_logprobs")) or []
+    return "echo" if str(choice.get("text", "")).startswith(PROBE) and len(scored) > len(generated) else None
+
+
+def _has_tokenizer(client: Client, name: str) -> bool:
+    try:
+        answer = client.post("/tokenize", "tokenizing", {"model": name, "prompt": PROBE})
+    except ServerRefused:
+        return False
+    return isinstance(answer, dict) and isinstance(answer.get("tokens"), list)
+
+
+def announcement(spec: str, timeout: float) -> str:
+    """The line a run with a served model starts with: what serves it, and what it cannot answer."""
+    from .http import split_spec
+
+    url, name = split_spec(spec)
+    found = probe(Client(url, timeout), name)
+    return (
+        f"pytest-lmbehave: {found.engine} {found.version} at {url} serves {found.model!r} (top {found.max_logprobs} "
+        "candidates per position); specs that need what it lacks are skipped with the reason: "
+        + "; ".join(found.lacking())
+    )

@@ -1,0 +1,163 @@
+"""A served model behind the same protocol: an OpenAI-compatible server on loopback (tests/fake_server.py, in vLLM's
+shapes, answering from the tiny model) keeps the backend contract, passes the snapshots the in-process model
+recorded, says what a lesser server cannot answer, and a server that dies ends the run with one message.
+
+The same checks against a real vLLM server: `make served` (see tests/test_vllm.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fake_server import Behaviour, FakeServer
+from tests.test_backend_contract import check_backend
+
+
+@pytest.fixture
+def serve(tiny_backend: Any, tiny_model: Path) -> Iterator[Any]:
+    servers: list[FakeServer] = []
+
+    def start(**behaviour: Any) -> FakeServer:
+        servers.append(FakeServer(tiny_backend, Behaviour(name=str(tiny_model), **behaviour)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.die()
+
+
+def connected(server: FakeServer, tmp_path: Path) -> Any:
+    from pytest_lmbehave.backends.connect import connect
+    from pytest_lmbehave.settings import Settings
+
+    return connect(f"{server.url}#{server.behaviour.name}", Settings(cache_dir=tmp_path, server_timeout=30))
+
+
+def test_a_served_model_keeps_the_backend_contract(serve: Any, tmp_path: Path) -> None:
+    server = serve()
+    backend = connected(server, tmp_path)
+    probes = len(server.requests)
+    check_backend(backend, "Shakespeare was a")
+    completions = [r for r in server.requests[probes:] if r["path"] == "/v1/completions"]
+    assert all(isinstance(r["prompt"], list) for r in completions)  # the model reads our ids, not its own split
+    assert backend.fingerprint()["engine"] == "vllm" and backend.fingerprint()["engine_version"] == "fake-0.32"
+
+
+def test_a_list_of_prompts_is_one_request(serve: Any, tmp_path: Path) -> None:
+    server = serve()
+    backend = connected(server, tmp_path)
+    rows = [backend.tokenize(p) for p in ("hello", "hello hello", "Review: good game")]
+    before = len(server.requests)
+    backend.next_logprobs(rows)
+    backend.generate(rows, 4, [__import__("pytest_lmbehave.sampling").sampling.Policy()] * 3)
+    assert len(server.requests) - before == 2
+
+
+SPECS = """
+def test_next(lm, lm_snapshot):
+    assert lm.next_token("hello hello") == lm_snapshot
+
+def test_generation(lm, lm_snapshot):
+    assert lm.generate("hello", max_new_tokens=6) == lm_snapshot
+
+def test_choice(lm, lm_snapshot):
+    assert lm.choose("Review: good game. Decision:", [" good game", " bad game"]) == lm_snapshot
+
+def test_steps(lm):
+    generation = lm.generate("Shakespeare was a", max_new_tokens=5)
+    assert [d.argmax_id for d in lm.steps(generation)] == list(generation.ids)
+
+def test_logits(lm):
+    lm.logits("hello")
+"""
+
+
+def test_a_served_copy_passes_the_snapshots_the_in_process_model_recorded(
+    run_with_tiny: Any, serve: Any, tiny_model: Path
+) -> None:
+    run_with_tiny(SPECS, "--snapshot-update").assert_outcomes(passed=5)
+    server = serve()
+    result = run_with_tiny(SPECS, f"--lm-server={server.url}", "-rs")
+    result.assert_outcomes(passed=4, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["*3 snapshots passed*", "*SKIPPED*not available on this backend: lm.logits() needs the raw logits*"]
+    )
+    result.stderr.fnmatch_lines(["*vllm fake-0.32 at * serves * (top 20 candidates per position)*"])
+
+
+def test_a_server_without_prompt_scoring_says_so_and_its_specs_are_skipped_not_scored_at_chance(
+    run_with_tiny: Any, serve: Any
+) -> None:
+    server = serve(prompt_logprobs=False, echo=False)  # llama.cpp's server: echo ignored, no prompt_logprobs
+    result = run_with_tiny(SPECS, f"--lm-server={server.url}", "-rs", "--snapshot-update")
+    result.stderr.fnmatch_lines(["*specs that need what it lacks are skipped*no log-probabilities of a given text*"])
+    result.assert_outcomes(passed=2, skipped=3)
+    assert result.stdout.str().count("reports no log-probabilities of a given text") == 2  # choose, steps
+
+
+def test_a_server_that_names_no_token_ids_answers_no_logprob_question(run_with_tiny: Any, serve: Any) -> None:
+    server = serve(vllm=False)
+    result = run_with_tiny(SPECS, f"--lm-server={server.url}", "-rs", "--snapshot-update")
+    result.stderr.fnmatch_lines(["*no token ids in its log-probabilities*"])
+    result.assert_outcomes(skipped=5)
+
+
+def test_asking_for_more_candidates_than_the_server_reports_is_a_clear_skip(run_with_tiny: Any, serve: Any) -> None:
+    server = serve(max_logprobs=5)
+    source = (
+        "def test_top(lm):\n    assert len(lm.next_token('hello').top(5)) == 5\n    lm.next_token('hello').top(8)\n"
+    )
+    result = run_with_tiny(source, f"--lm-server={server.url}", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*top(k=8): the served model reports at most 5 candidates (its --max-logprobs)*"])
+
+
+def test_a_busy_server_is_retried_and_an_unreachable_one_is_a_usage_error(run_with_tiny: Any, serve: Any) -> None:
+    server = serve(failures=2)  # two HTTP 503 answers, then the real one
+    run_with_tiny("def test_next(lm):\n    lm.next_token('hello')\n", f"--lm-server={server.url}").assert_outcomes(
+        passed=1
+    )
+    server.die()
+    result = run_with_tiny("def test_next(lm):\n    pass\n", f"--lm-server={server.url}", "--lm-server-timeout=2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--lm-model: the server at * stopped answering*curl *health*"])
+
+
+KILLED = """
+import json, urllib.request
+
+def test_1(lm):
+    lm.next_token("hello")
+
+def test_2(lm):
+    lm.generate("hello", max_new_tokens=3)
+    url = lm.fingerprint["model"].split("#")[0][: -len("/v1")] + "/die"
+    urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"))
+
+def test_3(lm):
+    lm.next_token("hello world")
+
+def test_4(lm):
+    lm.next_token("Review: good game")
+"""
+
+
+def test_a_server_that_dies_mid_run_ends_it_with_one_message_and_no_half_written_file(
+    pytester: pytest.Pytester, serve: Any, tiny_model: Path
+) -> None:
+    server = serve()
+    pytester.makepyfile(KILLED)
+    result = pytester.runpytest_subprocess(
+        f"--lm-server={server.url}", f"--lm-model={tiny_model}", "--lm-report=report.json", "-p", "no:randomly",
+        "--lm-server-timeout=5",
+    )  # fmt: skip
+    text = result.stdout.str()
+    result.assert_outcomes(passed=2, failed=1)  # test_4 never ran
+    assert text.count("stopped answering") <= 3 and "Traceback" not in text
+    result.stdout.fnmatch_lines(["*Interrupted: pytest-lmbehave: the server at * stopped answering*"])
+    report = json.loads((pytester.path / "report.json").read_text())  # whole, with what ran before
+    assert sorted(t.split("::")[1] for t in report["observations"]) == ["test_1", "test_2"]

@@ -1,0 +1,23 @@
+"""The served backend against a real vLLM server (`make served` starts one on the embedded model and sets
+LMBEHAVE_TEST_VLLM): the same contract every backend keeps. Skipped, with the reason, when no server is given."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.test_backend_contract import check_backend
+
+SERVER = os.environ.get("LMBEHAVE_TEST_VLLM", "")
+
+
+@pytest.mark.skipif(not SERVER, reason="no vLLM server: `make served` starts one (LMBEHAVE_TEST_VLLM=URL#NAME)")
+def test_a_real_vllm_server_keeps_the_backend_contract(tmp_path: Path) -> None:
+    from pytest_lmbehave.backends.connect import connect
+    from pytest_lmbehave.settings import Settings, default_cache_dir
+
+    backend = connect(SERVER, Settings(cache_dir=default_cache_dir()))
+    assert backend.fingerprint()["engine"] == "vllm"
+    check_backend(backend, "Shakespeare was a")

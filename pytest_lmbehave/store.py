@@ -16,7 +16,6 @@ from typing import Any
 
 from .files import write_atomically
 
-
 # The shape of what is stored (observations, numbers): raised whenever it changes, so entries an older plugin wrote
 # are never read back as the new shape (they land in another folder, like any other change of environment).
 VALUES_VERSION = 2

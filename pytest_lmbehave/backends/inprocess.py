@@ -27,6 +27,17 @@ def stop_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     return frozenset(configured if isinstance(configured, (list, tuple)) else [configured]) - {None}
 
 
+def give_back() -> None:
+    """Return the heap a large pass freed to the OS (glibc keeps it otherwise): a teacher-forced batch's logits are
+    tens of MB that no later question needs, and an xdist worker would hold them for the rest of the run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to give back this way
+
+
 def _numbers(row: Any) -> Logprobs:
     values = row.numpy()
     values.flags.writeable = False  # handed to many observations: none may write into another's numbers
@@ -83,7 +94,9 @@ class TransformersBackend:
     def forced_logprobs(self, rows: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[Logprobs]]:
         whole = [list(p) + list(c)[:-1] for p, c in rows]
         starts = [len(p) - 1 for p, _ in rows]
-        return [[_numbers(r) for r in each] for each in prefill.forced(self.model, whole, starts, self.pad_id)]
+        found = [[_numbers(r) for r in each] for each in prefill.forced(self.model, whole, starts, self.pad_id)]
+        give_back()
+        return found
 
     # -- generation -----------------------------------------------------------------------------------------------
     def generate(
@@ -97,9 +110,13 @@ class TransformersBackend:
         decoded only from where the model departs from it (``drafts.verify``)."""
         each = limits(steps, len(rows))
         if drafts is not None and any(drafts):
-            return verify(self, rows, each, policies, drafts)
-        decoded = self.decode_rows(rows, max(each), [RowState(p) for p in policies])
-        return [row.cut(n) for row, n in zip(decoded, each)]
+            found = verify(self, rows, each, policies, drafts)
+        else:
+            found = [
+                row.cut(n) for row, n in zip(self.decode_rows(rows, max(each), [RowState(p) for p in policies]), each)
+            ]
+        give_back()
+        return found
 
     def decode_rows(self, rows: Sequence[Sequence[int]], steps: int, states: Sequence[RowState]) -> list[Decoded]:
         """One batch through transformers' generate, each row's tokens picked by its own policy and generator."""

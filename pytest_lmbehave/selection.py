@@ -54,7 +54,7 @@ def comparable(
     if skipped:
         first = next(iter(sorted(skipped.items())))
         notes.append(
-            f"{len(skipped)} test(s) skipped in one of the runs are not compared (first: {first[0]}: {first[1][:140]})"
+            f"{len(skipped)} test(s) skipped in either run are not compared (first: {first[0]}: {first[1][:140]})"
         )
     if left_out["engine"]:
         pairs = ", ".join(f"{name}: {before[name]} -> {after[name]}" for name in sorted(other))

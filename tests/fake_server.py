@@ -15,7 +15,7 @@ from pytest_lmbehave.sampling import Policy, Sampling
 
 @dataclass
 class Behaviour:
-    name: str = "tiny"
+    name: str = "tiny"  # the served model's name; a local path gives the client the same tokenizer
     vllm: bool = True  # /version, /tokenize, return_tokens_as_token_ids
     prompt_logprobs: bool = True  # vLLM's prompt_logprobs
     echo: bool = True  # echo=true returns the prompt's log-probabilities (llama.cpp ignores it)
@@ -79,6 +79,8 @@ class FakeServer:
         if path == "/tokenize" and b.vllm:
             return 200, {"tokens": self.backend.tokenize(body["prompt"], body.get("add_special_tokens", True))}
         if path == "/detokenize" and b.vllm:
+            if any(not 0 <= t < self.backend.vocab_size for t in body["tokens"]):
+                return 400, {"error": {"message": "Token id out of vocabulary", "code": 400}}
             return 200, {"prompt": self.backend.detokenize(body["tokens"])}
         if path == "/v1/completions":
             return self.complete(body)

@@ -22,7 +22,8 @@ def serve(tiny_backend: Any, tiny_model: Path) -> Iterator[Any]:
     servers: list[FakeServer] = []
 
     def start(**behaviour: Any) -> FakeServer:
-        servers.append(FakeServer(tiny_backend, Behaviour(name=str(tiny_model), **behaviour)))
+        behaviour.setdefault("name", str(tiny_model))
+        servers.append(FakeServer(tiny_backend, Behaviour(**behaviour)))
         return servers[-1]
 
     yield start
@@ -45,6 +46,20 @@ def test_a_served_model_keeps_the_backend_contract(serve: Any, tmp_path: Path) -
     completions = [r for r in server.requests[probes:] if r["path"] == "/v1/completions"]
     assert all(isinstance(r["prompt"], list) for r in completions)  # the model reads our ids, not its own split
     assert backend.fingerprint()["engine"] == "vllm" and backend.fingerprint()["engine_version"] == "fake-0.32"
+
+
+def test_a_model_not_here_is_read_through_the_servers_own_tokenizer(
+    serve: Any, tmp_path: Path, tiny_backend: Any
+) -> None:
+    server = serve(name="remote-model")  # no local copy: /tokenize, /detokenize, and the vocabulary read once
+    backend = connected(server, tmp_path)
+    assert backend.fingerprint()["model_sha256"] == "unknown"
+    assert backend.tokenize("Shakespeare was a") == tiny_backend.tokenize("Shakespeare was a")
+    assert backend.vocabulary().pieces == tiny_backend.vocabulary().pieces
+    check_backend(backend, "hello hello")
+    reads = sum(r["path"] == "/detokenize" for r in server.requests)
+    connected(server, tmp_path)  # the vocabulary is kept: a second connection reads no id again
+    assert sum(r["path"] == "/detokenize" for r in server.requests) == reads
 
 
 def test_a_list_of_prompts_is_one_request(serve: Any, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from ..errors import BackendUnavailable, ModelNotFoundError
 from ..settings import Settings
 from ..vocabulary import Vocabulary, built, stored_at
 from .capabilities import Capabilities, probe
-from .http import Client, split_spec
+from .http import Client, ServerRefused, split_spec
 from .served import CONCURRENT, ServedBackend
 
 
@@ -103,6 +103,6 @@ def _probe_size(detokenize: Any) -> int:
         try:
             detokenize([middle])
             low = middle + 1
-        except Exception:
+        except ServerRefused:
             high = middle
     return low

@@ -13,7 +13,8 @@ from typing import Any
 
 from . import plan
 from .backends import Backend, Decoded, Logprobs
-from .errors import InputError, LMBehaveError
+from .backends.decoding import ALTERNATIVES
+from .errors import BackendUnavailable, InputError, LMBehaveError
 from .memo import Memo
 from .observations import Choice, Distribution, Generation, Tokenization
 from .sampling import GREEDY, Policy, Sampling, row_seed
@@ -37,7 +38,7 @@ class Engine:
         self.announce = announce
         self.memo = Memo(store)
         self.schedule = Scheduler(self.memo, self._compute, shared)
-        self.drafts: dict[tuple[Any, ...], tuple[int, ...]] = {}  # a row's ids last time, by plan.draft_key
+        self.drafts: plan.Drafts = {}  # a row's ids last time
         self.vocabulary = backend.vocabulary()
         self.tokens = Tokens(backend, self.vocabulary, backend.context, self.memo)
 
@@ -55,7 +56,7 @@ class Engine:
         return self.schedule.shared is not None
 
     # -- the plan ---------------------------------------------------------------------------------------------
-    def use_plan(self, asks: Iterable[plan.Ask], drafts: dict[tuple[Any, ...], tuple[int, ...]] | None = None) -> None:
+    def use_plan(self, asks: Iterable[plan.Ask], drafts: plan.Drafts | None = None) -> None:
         """Batch the plan's requests for the tests this run collected into fixed groups; each generation's ids from
         the last run (the plan's, else a recorded snapshot's: ``drafts``) are verified instead of decoded."""
         rows, dropped = [], []
@@ -67,9 +68,8 @@ class Engine:
                 dropped.append(f"{ask.prompt!r:.40}: {str(error).splitlines()[0]}")
                 continue  # a request the model cannot take is left to its test to report
             rows.append(plan.Row(ask.kind, ids, ask.n, ask.policy))
-            key = plan.draft_key(ids, ask.policy)
-            if ask.draft and len(ask.draft) > len(self.drafts.get(key, ())):  # the longest run is every shorter's
-                self.drafts[key] = ask.draft
+            if ask.draft:
+                plan.add_draft(self.drafts, plan.draft_key(ids, ask.policy.describe(), ask.policy.seed), ask.draft)
         if dropped and self.announce is not None:
             self.announce(
                 f"pytest-lmbehave: {len(dropped)} request(s) of the plan dropped, the model cannot take them "
@@ -194,7 +194,7 @@ class Engine:
     def _one_token(self, ids: tuple[int, ...], numbers: Logprobs) -> Generation:
         dist = self._distribution("", ids, numbers)
         token = dist.argmax_id
-        best = tuple((c.id, c.logprob) for c in dist.top(min(5, numbers.known or dist.vocab_size)))
+        best = tuple((c.id, c.logprob) for c in dist.top(min(ALTERNATIVES, numbers.known or dist.vocab_size)))
         return self.tokens.generation(
             ids, Decoded((token,), (dist.logprob(token),), (dist.margin,), (token,), (best,)), GREEDY
         )
@@ -202,7 +202,7 @@ class Engine:
     def _decode(
         self, id_rows: Sequence[Sequence[int]], n: int | Sequence[int], policies: Sequence[Policy]
     ) -> list[Generation]:
-        drafts = [self.drafts.get(plan.draft_key(tuple(r), p)) for r, p in zip(id_rows, policies)]
+        drafts = [self.drafts.get(plan.draft_key(r, p.describe(), p.seed)) for r, p in zip(id_rows, policies)]
         decoded = self.backend.generate(id_rows, n, policies, drafts if any(drafts) else None)
         for row in decoded:
             self.memo.stats["tokens verified"] += row.verified
@@ -259,12 +259,14 @@ class Engine:
             return []
         checks = []
         for numbers, token in zip(self.backend.forced_logprobs([(context, ids)])[0], ids):
-            row = numbers.values
-            best, value = int(row.argmax()), float(row[token])
-            rank = int((row > value).sum()) + 1
-            if numbers.known and rank > numbers.known:
-                rank = numbers.known + 1  # below what a served model reports: at least this
-            checks.append(StepCheck(token, best, value, rank, float(row[best]) - value))
+            dist = self._distribution("", context, numbers)
+            value = dist.logprob(token)  # the token read is always reported, by a served model too
+            try:
+                rank = dist.rank(token)
+            except BackendUnavailable:
+                rank = numbers.known + 1  # below the top candidates a served model reports: at least this
+            best = dist.argmax_id
+            checks.append(StepCheck(token, best, value, rank, dist.logprob(best) - value))
         return checks
 
     def logits(self, prompt: Prompt) -> Any:

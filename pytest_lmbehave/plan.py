@@ -12,7 +12,7 @@ it lacks is computed when asked, and one no test makes any more is computed for 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,9 +88,19 @@ class Ask:
         return cls.of(kind, text, int(entry.get("n", 1)), policy, None if draft is None else tuple(map(int, draft)))
 
 
-def draft_key(ids: tuple[int, ...], policy: Policy) -> tuple[Any, ...]:
-    """How a draft is found for a row: its ids, its sampling in words and its seed, as plan and snapshots hold them."""
-    return (tuple(ids), policy.describe(), policy.seed)
+Drafts = dict[tuple[Any, ...], tuple[int, ...]]  # a row's ids from an earlier run, by draft_key
+
+
+def draft_key(ids: Sequence[int], sampling: str, seed: int | None) -> tuple[Any, ...]:
+    """How a draft is found for a row: its ids, its sampling in words and its seed, as plan and snapshots hold them
+    (a policy's words: ``Policy.describe()``)."""
+    return (tuple(ids), sampling, seed)
+
+
+def add_draft(drafts: Drafts, key: tuple[Any, ...], ids: Sequence[int]) -> None:
+    """Keep the longest run of a row: it holds every shorter one (a shorter run is its prefix)."""
+    if len(ids) > len(drafts.get(key, ())):
+        drafts[key] = tuple(ids)
 
 
 def key(kind: str, ids: tuple[int, ...], policy: Policy = GREEDY) -> tuple[Any, ...]:

@@ -32,7 +32,7 @@ class Registry:
         self.shared = shared  # under xdist: the run's folder of batches shared among workers
         self.plan: list[plan.Ask] = []
         self.sets: list[Path] = []  # the snapshot-set folders of this run (for drafts), known with the plan
-        self._recorded: dict[str, dict[tuple[Any, ...], tuple[int, ...]]] = {}
+        self._recorded: dict[str, plan.Drafts] = {}
         self._engines: dict[str, Engine] = {}
         self._failures: dict[str, LMBehaveError] = {}
         self._sources: dict[str, models.ModelSource | LMBehaveError] = {}
@@ -104,7 +104,7 @@ class Registry:
         for spec, engine in self._engines.items():
             engine.use_plan(self.plan, self._drafts(spec))
 
-    def _drafts(self, spec: str) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    def _drafts(self, spec: str) -> plan.Drafts:
         """The recorded snapshots' generations of this model, by plan.draft_key; none without a plan."""
         if not self.sets:
             return {}

@@ -20,6 +20,7 @@ from syrupy.utils import snapshot_file_lock_enabled
 
 from . import defaults, environment, near_ties
 from .errors import LMBehaveError
+from .plan import Drafts, add_draft, draft_key
 from .records import to_record
 from .snapshot_sets import SETS_DIRNAME, VARIANT, damage
 from .verdict import Difference, Teacher, Tolerances, compare
@@ -72,12 +73,12 @@ def parse(text: str) -> list[dict[str, Any]]:
     return records
 
 
-def recorded_drafts(folders: list[Path], slug: str) -> dict[tuple[Any, ...], tuple[int, ...]]:
+def recorded_drafts(folders: list[Path], slug: str) -> Drafts:
     """Every recorded generation of a model's sets (its variants too), as drafts for the next run to verify, by
     ``plan.draft_key``: (input ids, sampling in words, seed). A damaged file is left to its test to report."""
     from syrupy.extensions.amber.serializer import AmberDataSerializer
 
-    drafts: dict[tuple[Any, ...], tuple[int, ...]] = {}
+    drafts: Drafts = {}
     for folder in folders:
         for path in sorted(folder.glob(f"{slug}*/*.ambr")):
             if path.parent.name != slug and not path.parent.name.startswith(slug + VARIANT):
@@ -89,9 +90,8 @@ def recorded_drafts(folders: list[Path], slug: str) -> dict[tuple[Any, ...], tup
                 continue
             for record in records:
                 if record.get("kind") == "generation" and record.get("ids") and record.get("input_ids"):
-                    key = (tuple(record["input_ids"]), record.get("sampling", "greedy"), record.get("seed"))
-                    if len(record["ids"]) > len(drafts.get(key, ())):  # the longest run holds every shorter one
-                        drafts[key] = tuple(record["ids"])
+                    key = draft_key(record["input_ids"], record.get("sampling", "greedy"), record.get("seed"))
+                    add_draft(drafts, key, record["ids"])
     return drafts
 
 

@@ -258,7 +258,7 @@ class Engine:
         if not ids or any(not 0 <= i < self.vocabulary.size for i in ids):
             return []
         checks = []
-        for numbers, token in zip(self.backend.forced_logprobs([(context, ids)])[0], ids):
+        for numbers, token in zip(self.backend.forced_logprobs([(context, ids)], generated=True)[0], ids):
             dist = self._distribution("", context, numbers)
             value = dist.logprob(token)  # the token read is always reported, by a served model too
             try:

@@ -21,6 +21,7 @@ PACKAGES = {"torch": "torch", "transformers": "transformers", "tokenizers": "tok
 # Fields of a snapshot's `env` line, in order (values never hold spaces).
 LINE_FIELDS = (
     "model_sha256",
+    "generation",
     "engine",
     "engine_version",
     "served_model",
@@ -120,14 +121,20 @@ def parse_line(text: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in str(text).split() if "=" in part)
 
 
+# Fields written only when they hold something: absent means this value, on either side.
+WHEN_ABSENT = {"generation": "none"}
+
+
 def differences(recorded: dict[str, Any], now: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The fields whose values differ ("threads 2 -> 1"), and those the recording does not hold at all."""
+    known = {**WHEN_ABSENT, **recorded} if recorded else {}
+    fallback = {**WHEN_ABSENT, **now}
     changed = [
-        f"{key} {recorded[key]} -> {now.get(key, 'unset')}"
-        for key in sorted(set(recorded) | set(now))
-        if key in recorded and recorded[key] != now.get(key, "unset")
+        f"{key} {known[key]} -> {fallback.get(key, 'unset')}"
+        for key in sorted(set(known) | set(fallback))
+        if key in known and known[key] != fallback.get(key, "unset")
     ]
-    unrecorded = sorted(key for key in now if key not in recorded)
+    unrecorded = sorted(key for key in now if key not in known)
     return changed, unrecorded
 
 

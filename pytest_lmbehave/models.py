@@ -269,11 +269,15 @@ def fingerprint(source: ModelSource, settings: Settings) -> dict[str, str]:
     """Everything that can change what a model computes: printed in the header, stored with snapshots. Known
     without importing torch once this machine's facts are learned (``facts.py``)."""
     from . import environment
+    from .backends.configured import describe, settings_of
 
+    # A GGUF's generation config is inside the file (its hash holds it); a directory's is a file of its own.
+    generation = {} if source.is_gguf else settings_of(source.path)
     return {
         "model": source.spec,
         "model_name": source.name,
         "model_sha256": content_hash(source, settings.cache_dir)[:16],
+        **({"generation": describe(generation)} if generation else {}),
         "dtype": settings.dtype,
         "device": settings.device,
         "threads": str(settings.threads),

@@ -14,6 +14,7 @@ from . import models, plan
 from .backends import Backend
 from .backends.inprocess import TransformersBackend
 from .backends.lazy import LazyBackend, facts_without_loading
+from .conversion import say
 from .engine import Engine
 from .errors import LMBehaveError, ModelLoadError, ModelNotFoundError, SettingsError
 from .settings import Settings
@@ -93,7 +94,10 @@ class Registry:
             raise self._failures[spec] from None
         self.import_seconds[spec] = round(imported - started, 3)
         self.load_seconds[spec] = round(time.perf_counter() - imported, 3)
-        return TransformersBackend(loaded, self.settings.cache_dir)
+        backend = TransformersBackend(loaded, self.settings.cache_dir)
+        for note in backend.configured.notes(spec):
+            say(self.announce, note)
+        return backend
 
     def use_plan(self, asks: list[plan.Ask], sets: list[Path] | None = None) -> None:
         """The plan's requests for this run's tests, and the snapshot sets beside them (whose recorded generations

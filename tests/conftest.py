@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +64,39 @@ def build_tiny_model(folder: Path, *, seed: int = 0, context: int = 64, bos: boo
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def document() -> Any:
+    """The document's prompts, ``specs/document.py``, as a module."""
+    import importlib.util
+    import sys
+
+    specs = Path(__file__).resolve().parent.parent / "specs"
+    spec = importlib.util.spec_from_file_location("document", specs / "document.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("document", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def document_prompts() -> list[str]:
+    """Every prompt the document gives a model."""
+    doc = document()
+    return [
+        doc.SHAKESPEARE,
+        doc.JOB_PROMPT,
+        *doc.ONE_TOKEN_PROMPTS,
+        "Shakespeare's job was",
+        doc.BOSTON_CONVERSATION,
+        doc.BOSTON_PLACES,
+        doc.BOSTON_VISIT,
+        doc.FANEUIL,
+        doc.comment_prompt(doc.REVIEWS[0]),
+        doc.sentiment_prompt(doc.REVIEWS[0]),
+        *[doc.classify_prompt(r) for r in doc.REVIEWS],
+        *[doc.few_shot_prompt(r) for r in doc.REVIEWS],
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,15 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_lmbehave"
 # The only modules that import torch or transformers to compute or load; the others import them at most for a
 # type or a conversion a caller asked for (Distribution.logprobs, Engine.logits hand out tensors).
-COMPUTE = {"backends.inprocess", "backends.prefill", "backends.decoding", "backends.drafts", "models", "conversion"}
+COMPUTE = {
+    "backends.inprocess",
+    "backends.prefill",
+    "backends.decoding",
+    "backends.drafts",
+    "backends.configured",
+    "models",
+    "conversion",
+}
 HANDS_OUT_TENSORS = {"observations", "engine", "settings", "environment"}
 LIMIT = 300  # lines: a module that needs more does several jobs
 

@@ -40,37 +40,16 @@ def test_batched_greedy_on_the_embedded_model_equals_one_prompt_at_a_time(pytest
 def test_drafts_verified_on_the_embedded_model_give_free_decoding_on_every_document_prompt() -> None:
     """Every prompt of the document, greedy and sampled (top-50, as the document sampled): one free batch, then
     the same batch again with each row's draft right, wrong from step 5, or cut to 7 tokens, by turns."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
     from pytest_lmbehave.registry import Registry
     from pytest_lmbehave.sampling import Policy, Sampling
     from pytest_lmbehave.settings import Settings, default_cache_dir
 
-    specs = Path(__file__).resolve().parent.parent / "specs"
-    spec = importlib.util.spec_from_file_location("document", specs / "document.py")
-    assert spec is not None and spec.loader is not None
-    document = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("document", document)
-    spec.loader.exec_module(document)
-    prompts = [
-        document.SHAKESPEARE,
-        document.JOB_PROMPT,
-        *document.ONE_TOKEN_PROMPTS,
-        "Shakespeare's job was",
-        document.BOSTON_CONVERSATION,
-        document.BOSTON_PLACES,
-        document.BOSTON_VISIT,
-        document.FANEUIL,
-        document.comment_prompt(document.REVIEWS[0]),
-        document.sentiment_prompt(document.REVIEWS[0]),
-        *[document.classify_prompt(r) for r in document.REVIEWS],
-        *[document.few_shot_prompt(r) for r in document.REVIEWS],
-    ]
+    from .conftest import document, document_prompts
+
+    prompts = document_prompts()
     backend = Registry(Settings(cache_dir=default_cache_dir())).engine("embedded").backend
-    rows = [backend.tokenize(p) for p in prompts] + [backend.tokenize(document.SHAKESPEARE)] * 3
-    rows += [backend.tokenize(document.BOSTON_VISIT)] * 3
+    rows = [backend.tokenize(p) for p in prompts] + [backend.tokenize(document().SHAKESPEARE)] * 3
+    rows += [backend.tokenize(document().BOSTON_VISIT)] * 3
     top50 = Sampling(top_k=50)
     policies = [Policy()] * len(prompts) + [Policy(top50, seed) for seed in (1, 2, 3, 4, 5, 6)]
     free = backend.generate(rows, 20, policies)

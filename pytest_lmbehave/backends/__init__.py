@@ -89,9 +89,12 @@ class Backend(Protocol):
         the last bits of a float."""
         ...
 
-    def forced_logprobs(self, rows: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[Logprobs]]:
+    def forced_logprobs(
+        self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
+    ) -> list[list[Logprobs]]:
         """Teacher forcing: for each (prompt, continuation), the distribution before each continuation token,
-        from one forward pass per batch."""
+        from one forward pass per batch. ``generated``: as generate picked from it, through the model's own
+        generation-config processors (a repetition penalty...), where the backend applies them itself."""
         ...
 
     def generate(

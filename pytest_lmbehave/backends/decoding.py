@@ -58,13 +58,21 @@ def draw(probs: Any, generator: Any) -> int:
 
 
 class RowState:
-    """One row's policy and, for a sampled row, its own generator: carried from a draft's replay into decoding,
-    so a row continued after its draft draws exactly what free decoding would have drawn."""
+    """One row's policy, the model's own processors for it (``configured.py``) and, for a sampled row, its own
+    generator: carried from a draft's replay into decoding, so a row continued after its draft draws exactly what
+    free decoding would have drawn. ``sampling`` is the policy's, with the config's defaults filled in."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, processors: Any = None, sampling: Sampling | None = None) -> None:
         self.policy = policy
-        self.warpers = None if policy.sampling is None else warpers_for(policy.sampling)
+        self.processors = processors
+        drawn = sampling if sampling is not None else policy.sampling
+        self.warpers = None if policy.sampling is None or drawn is None else warpers_for(drawn)
         self._generator: Any = None
+
+    def process(self, input_ids: Any, scores: Any) -> Any:
+        """The scores [1, vocab] generate picks from: the raw ones, through the model's own processors (which read
+        the row's ids so far, [1, length], never a batch's padding)."""
+        return scores if self.processors is None else self.processors(input_ids, scores.clone())
 
     def generator(self, device: Any) -> Any:
         import torch
@@ -75,7 +83,8 @@ class RowState:
         return self._generator
 
     def pick(self, input_ids: Any, scores: Any, argmax: Any) -> int:
-        """This step's token from the raw scores [1, vocab]: the argmax, or a draw from the warped distribution."""
+        """This step's token from the processed scores [1, vocab]: the argmax, or a draw from the warped
+        distribution."""
         import torch
 
         if self.warpers is None:
@@ -94,10 +103,12 @@ def step_numbers(scores: Any) -> tuple[Any, Any, Any]:
 
 
 class RowPicker:
-    """A ``LogitsProcessor``: chooses each row's token by its policy and records the step's figures."""
+    """A ``LogitsProcessor``: chooses each row's token by its policy and records the step's figures. ``pads`` is
+    each row's left padding in the batch, so a row's own processors read its own ids."""
 
-    def __init__(self, states: list[RowState]) -> None:
+    def __init__(self, states: list[RowState], pads: list[int]) -> None:
         self.states = states
+        self.pads = pads
         self.chosen: list[Any] = []  # per step: [B] token ids
         self.logprobs: list[Any] = []  # per step: [B] log-probability of the chosen token (untempered)
         self.margins: list[Any] = []  # per step: [B] top-1 minus top-2 log-probability
@@ -107,6 +118,10 @@ class RowPicker:
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
+        if any(state.processors is not None for state in self.states):
+            scores = scores.clone()
+            for row, (state, pad) in enumerate(zip(self.states, self.pads)):
+                scores[row : row + 1] = state.process(input_ids[row : row + 1, pad:], scores[row : row + 1])
         logprobs, best, argmax = step_numbers(scores)
         chosen = argmax.clone()
         for row, state in enumerate(self.states):

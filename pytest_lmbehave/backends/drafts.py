@@ -30,6 +30,8 @@ class Decoder(Protocol):
     pad_id: int
     stop_ids: frozenset[int]
 
+    def state(self, policy: Policy, begin: int) -> RowState: ...
+
     def decode_rows(self, rows: Sequence[Sequence[int]], steps: int, states: Sequence[RowState]) -> list[Decoded]: ...
 
 
@@ -72,7 +74,7 @@ def verify(
     drafts: Sequence[Sequence[int] | None],
 ) -> list[Decoded]:
     """Each row as free decoding would give it; a row's draft is checked first and decoded only past it."""
-    states = [RowState(p) for p in policies]
+    states = [backend.state(p, len(r)) for p, r in zip(policies, rows)]
     walks = [Walk() for _ in rows]
     drafted = [i for i, draft in enumerate(drafts) if draft]
     read = {i: list(rows[i]) + list(drafts[i] or [])[: steps[i]] for i in drafted}
@@ -108,9 +110,9 @@ def _walk_drafts(
         walk, sequence = walks[i], read[i]
         draft = sequence[len(rows[i]) :]
         for step in range(min(len(draft) + 1, steps[i])):
-            row = scores[step : step + 1]
+            seen = torch.tensor([sequence[: len(rows[i]) + step]], device=scores.device)
+            row = states[i].process(seen, scores[step : step + 1])  # the model's own processors, as decoding
             logprobs, best, argmax = step_numbers(row)
-            seen = torch.tensor([sequence[: len(rows[i]) + step]], device=row.device)
             token = states[i].pick(seen, row, argmax[0])
             walk.take(token, logprobs, best, int(argmax[0]))
             agreed = step < len(draft) and token == draft[step]

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ..models import LoadedModel
-from ..sampling import Policy
+from ..sampling import GREEDY, Policy
 from ..vocabulary import Vocabulary, built
 from . import Decoded, Logprobs, limits, prefill
+from .configured import Configured
 from .decoding import RowPicker, RowState
 from .drafts import verify
 
@@ -53,6 +54,7 @@ class TransformersBackend:
         self.tokenizer = loaded.tokenizer
         self.cache_dir = cache_dir  # where the vocabulary table is kept between runs
         self.stop_ids = stop_ids(self.model, self.tokenizer)
+        self.configured = Configured(self.model, self.stop_ids)  # the model's own generation config
         self.pad_id = int(self.tokenizer.pad_token_id)
         self._argument = prefill.cache_argument(self.model)
         self._vocabulary: Vocabulary | None = None
@@ -91,12 +93,35 @@ class TransformersBackend:
     def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
         return [_numbers(r) for r in prefill.shared_beginning(self.model, rows, self.pad_id, self._argument)]
 
-    def forced_logprobs(self, rows: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[Logprobs]]:
+    def forced_logprobs(
+        self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
+    ) -> list[list[Logprobs]]:
         whole = [list(p) + list(c)[:-1] for p, c in rows]
         starts = [len(p) - 1 for p, _ in rows]
-        found = [[_numbers(r) for r in each] for each in prefill.forced(self.model, whole, starts, self.pad_id)]
+        if generated and self.configured.processing:
+            logits = prefill.forced_logits(self.model, whole, starts, self.pad_id)
+            found = [self._as_generated(p, c, row) for (p, c), row in zip(rows, logits)]
+        else:
+            found = [[_numbers(r) for r in each] for each in prefill.forced(self.model, whole, starts, self.pad_id)]
         give_back()
         return found
+
+    def _as_generated(self, prompt: Sequence[int], continuation: Sequence[int], scores: Any) -> list[Logprobs]:
+        """A continuation's steps as generate saw them: each step's scores through the model's own processors."""
+        import torch
+
+        state, read = self.state(GREEDY, len(prompt)), [*prompt, *continuation]
+        seen = [torch.tensor([read[: len(prompt) + i]], device=scores.device) for i in range(len(continuation))]
+        return [
+            _numbers(torch.log_softmax(state.process(ids, scores[i : i + 1]).float(), dim=-1)[0].cpu())
+            for i, ids in enumerate(seen)
+        ]
+
+    def state(self, policy: Policy, begin: int) -> RowState:
+        """A row's policy with the model's own processors for its prompt length, and its sampling knobs with the
+        config's defaults filled in."""
+        sampling = None if policy.sampling is None else self.configured.sampling(policy.sampling)
+        return RowState(policy, self.configured.for_row(begin, self.model.device), sampling)
 
     # -- generation -----------------------------------------------------------------------------------------------
     def generate(
@@ -109,12 +134,11 @@ class TransformersBackend:
         """Greedy or seeded-sampled rows in one batch; a row with a draft is checked by teacher forcing first and
         decoded only from where the model departs from it (``drafts.verify``)."""
         each = limits(steps, len(rows))
-        if drafts is not None and any(drafts):
+        if drafts is not None and any(drafts) and self.configured.replayable:
             found = verify(self, rows, each, policies, drafts)
         else:
-            found = [
-                row.cut(n) for row, n in zip(self.decode_rows(rows, max(each), [RowState(p) for p in policies]), each)
-            ]
+            states = [self.state(p, len(r)) for p, r in zip(policies, rows)]
+            found = [row.cut(n) for row, n in zip(self.decode_rows(rows, max(each), states), each)]
         give_back()
         return found
 
@@ -124,8 +148,9 @@ class TransformersBackend:
         from transformers.generation.logits_process import LogitsProcessorList
 
         batch = prefill.pad(rows, self.pad_id, self.model.device)
-        picker = RowPicker(list(states))
-        with torch.no_grad():
+        width = batch["input_ids"].shape[1]
+        picker = RowPicker(list(states), [width - len(r) for r in rows])
+        with torch.no_grad(), self.configured.neutral():
             sequences = self.model.generate(
                 **batch,
                 **prefill.stitched(self.model, rows, self.pad_id, self._argument),
@@ -137,7 +162,6 @@ class TransformersBackend:
                 top_k=None,
                 logits_processor=LogitsProcessorList([picker]),
             )
-        width = batch["input_ids"].shape[1]
         return [self.finish(sequences[row, width:].tolist(), picker.row(row)) for row in range(len(rows))]
 
     def finish(self, new: list[int], steps: Any) -> Decoded:

@@ -94,8 +94,10 @@ class LazyBackend:
     def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
         return self.real.next_logprobs(rows)
 
-    def forced_logprobs(self, rows: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[Logprobs]]:
-        return self.real.forced_logprobs(rows)
+    def forced_logprobs(
+        self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
+    ) -> list[list[Logprobs]]:
+        return self.real.forced_logprobs(rows, generated)
 
     def generate(
         self,

@@ -117,7 +117,10 @@ class ServedBackend:
         answers = [choice for answer in self._many("next-token log-probabilities", bodies) for choice in answer]
         return [self._numbers(_entries(choice["logprobs"]["top_logprobs"][0])) for choice in _ordered(answers)]
 
-    def forced_logprobs(self, rows: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[Logprobs]]:
+    def forced_logprobs(
+        self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
+    ) -> list[list[Logprobs]]:
+        # ``generated`` changes nothing here: a server applies its own generation defaults, which it does not show.
         self._need_ids()
         teacher = self.capabilities.teacher
         if teacher is None:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .defaults import TOP
 from .observations import Choice, Distribution, Generation, Tokenization
 from .verdict import first_difference
 
@@ -14,7 +15,7 @@ def _bar(prob: float, width: int = 20) -> str:
     return "█" * max(1, round(prob * width)) if prob >= 0.005 else "·"
 
 
-def candidate_rows(dist: Distribution, k: int = 5) -> list[str]:
+def candidate_rows(dist: Distribution, k: int = TOP) -> list[str]:
     return _rows([(c.piece, c.id, c.prob) for c in dist.top(k)])
 
 
@@ -25,14 +26,15 @@ def _rows(candidates: Sequence[tuple[str, int, float]]) -> list[str]:
     ]
 
 
-def explain_next_token(dist: Distribution, expected: str | int, k: int = 5) -> list[str]:
+def explain_next_token(dist: Distribution, expected: str | int, k: int = TOP) -> list[str]:
     lines = [f"next token after {dist.prompt!r}: expected {expected!r}, the model's top candidate is {dist.argmax!r}"]
     try:
         lines.append(f"  {expected!r} has rank {dist.rank(expected)} with p={dist.prob(expected):.4f}")
     except Exception as error:  # an expected piece that is not one token
         lines.append(f"  {error}")
-    lines.append(f"  top {k} (margin of the top candidate: {dist.margin:.3f} nats):")
-    lines.extend(candidate_rows(dist, k))
+    shown = min(k, dist.known or k)
+    lines.append(f"  top {shown} (margin of the top candidate: {dist.margin:.3f} nats):")
+    lines.extend(candidate_rows(dist, shown))
     return lines
 
 
@@ -52,7 +54,7 @@ def explain_tokens(tok: Tokenization, expected: Sequence[str] | Sequence[int]) -
     return lines
 
 
-def explain_generation(gen: Generation, expected: str, k: int = 5) -> list[str]:
+def explain_generation(gen: Generation, expected: str, k: int = TOP) -> list[str]:
     lines = [f"generation after {gen.prompt!r} ({gen.sampling}{'' if gen.seed is None else f', seed {gen.seed}'}):"]
     lines.append(f"  expected: {expected!r}")
     lines.append(f"  actual:   {gen.text!r}")
@@ -65,7 +67,8 @@ def explain_generation(gen: Generation, expected: str, k: int = 5) -> list[str]:
             )
             if step < len(gen.alternatives):
                 best = gen.alternatives[step][:k]
-                lines.append(f"  top {len(best)} at that step:")
+                kept = "" if len(best) >= k else f" (of {k} asked: each step keeps its best {len(best)})"
+                lines.append(f"  top {len(best)} at that step{kept}:")
                 lines.extend(_rows([(piece, token, math.exp(logprob)) for piece, token, logprob in best]))
             break
         consumed += len(piece)
@@ -79,23 +82,24 @@ def explain_choice(choice: Choice, expected: str) -> list[str]:
     return lines
 
 
-def explain(left: Any, right: Any) -> list[str] | None:
-    """Explanation lines for ``left == right`` when ``left`` is an observation; None when not ours."""
+def explain(left: Any, right: Any, k: int = TOP) -> list[str] | None:
+    """Explanation lines for ``left == right`` when ``left`` is an observation (``k`` candidates shown: --lm-top);
+    None when not ours."""
     if isinstance(left, Distribution) and isinstance(right, (str, int)):
-        return explain_next_token(left, right)
+        return explain_next_token(left, right, k)
     if isinstance(left, Tokenization) and isinstance(right, (list, tuple)):
         return explain_tokens(left, right)
     if isinstance(left, Generation) and isinstance(right, str):
-        return explain_generation(left, right)
+        return explain_generation(left, right, k)
     if isinstance(left, Choice) and isinstance(right, str):
         return explain_choice(left, right)
     return None
 
 
-def assert_next_token(dist: Distribution, expected: str | int) -> None:
+def assert_next_token(dist: Distribution, expected: str | int, top: int = TOP) -> None:
     __tracebackhide__ = True
     if dist != expected:
-        raise AssertionError("\n".join(explain_next_token(dist, expected)))
+        raise AssertionError("\n".join(explain_next_token(dist, expected, top)))
 
 
 def assert_tokens(tok: Tokenization, expected: Sequence[str] | Sequence[int]) -> None:
@@ -104,10 +108,10 @@ def assert_tokens(tok: Tokenization, expected: Sequence[str] | Sequence[int]) ->
         raise AssertionError("\n".join(explain_tokens(tok, expected)))
 
 
-def assert_generates(gen: Generation, expected: str) -> None:
+def assert_generates(gen: Generation, expected: str, top: int = TOP) -> None:
     __tracebackhide__ = True
     if gen.text != expected:
-        raise AssertionError("\n".join(explain_generation(gen, expected)))
+        raise AssertionError("\n".join(explain_generation(gen, expected, top)))
 
 
 def assert_chooses(choice: Choice, expected: str) -> None:

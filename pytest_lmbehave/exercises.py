@@ -83,25 +83,40 @@ def _calls_in(filename: str) -> list[ast.Call]:
         tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, ValueError):
         return []
-    return [
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "check"
-    ]
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
 
 
-def answer_source(filename: str, line: int) -> ast.expr | None:
-    """The expression written in the answer's place of the ``exercise.check(...)`` call at ``line``."""
-    for call in _calls_in(filename):
-        if call.lineno <= line <= (call.end_lineno or call.lineno):
-            if len(call.args) > 1:
-                return call.args[1]
-            return next((k.value for k in call.keywords if k.arg == "answer"), None)
-    return None
+def _call_at(frame: Any) -> ast.Call | None:
+    """The call being made in ``frame``, found by the exact source position of its instruction (whatever name the
+    function is reached by: ``exercise.check``, an alias, a helper), or by its line where positions are unknown."""
+    code = frame.f_code
+    calls = _calls_in(code.co_filename)
+    positions = getattr(code, "co_positions", None)
+    if positions is not None:
+        found = list(positions())[frame.f_lasti // 2]
+        if None not in found:
+            exact = [c for c in calls if (c.lineno, c.end_lineno, c.col_offset, c.end_col_offset) == found]
+            if exact:
+                return exact[0]
+    spanning = [c for c in calls if c.lineno <= frame.f_lineno <= (c.end_lineno or c.lineno) and len(c.args) > 1]
+    return spanning[-1] if len(spanning) == 1 else None
+
+
+def answer_source(frame: Any) -> ast.expr | None:
+    """The expression written in the answer's place of the call to ``check`` made in ``frame``: its second
+    argument, or ``answer=``; None when the call cannot be read (then the answer cannot be shown to be a literal)."""
+    call = _call_at(frame)
+    if call is None or any(isinstance(a, ast.Starred) for a in call.args[:2]):
+        return None
+    if len(call.args) > 1:
+        return call.args[1]
+    return next((k.value for k in call.keywords if k.arg == "answer"), None)
 
 
 def is_literal(node: ast.expr | None) -> bool:
-    if node is None or (isinstance(node, ast.Name) and node.id == "___"):
+    if node is None:
+        return False
+    if isinstance(node, ast.Name) and node.id == "___":
         return True
     try:
         ast.literal_eval(node)
@@ -124,13 +139,18 @@ class Exercise:
     def check(self, actual: Any, answer: Any, *, hint: Hint | Sequence[Hint]) -> None:
         """Compare the model's ``actual`` value with the student's ``answer`` (``___`` while unanswered)."""
         __tracebackhide__ = True
-        caller = sys._getframe(1)
-        written = answer_source(caller.f_code.co_filename, caller.f_lineno)
+        written = answer_source(sys._getframe(1))
         if not is_literal(written):
             raise NotALiteral(
-                f"write your answer as a literal (a number, a string, True/False, a list or tuple of them), not "
-                f"{ast.unparse(written) if written is not None else 'an expression'!s}: the exercise asks what you "
-                "predict the model does, and an expression computed from the model would agree with it whatever it does"
+                "write your answer as a literal (a number, a string, True/False, a list or tuple of them), not "
+                + (
+                    ast.unparse(written)
+                    if written is not None
+                    else "an answer that cannot be read from the call (call exercise.check(actual, ANSWER, hint=...) "
+                    "with the answer written in the call itself)"
+                )
+                + ": the exercise asks what you predict the model does, and an expression computed from the model "
+                "would agree with it whatever it does"
             )
         if isinstance(answer, _Blank) and self.use_key:
             if self.name not in self.key:

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .defaults import TOP
 from .errors import BackendUnavailable, InputError
 from .vocabulary import Vocabulary
 
@@ -94,7 +95,7 @@ class Distribution:
     def vocab_size(self) -> int:
         return int(self.values.shape[0])
 
-    def top(self, k: int = 5) -> list[Candidate]:
+    def top(self, k: int = TOP) -> list[Candidate]:
         __tracebackhide__ = True
         import numpy
 

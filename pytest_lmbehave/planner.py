@@ -7,6 +7,7 @@ the plan file atomically at the end of the run.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,31 @@ def plan_path(config: pytest.Config) -> Path | None:
     return None if str(given).strip().lower() == "none" else base / str(given)
 
 
+SPACED = ("--lm-model", "--lm-report", "--lm-plan")  # options whose value may be a path
+
+
+def spaced_path(args: list[str], invocation: Path) -> tuple[str, str] | None:
+    """A path option written as two arguments (``--lm-model /abs/dir``) whose path lies outside the invocation
+    folder: pytest reads it as a test path too when it picks the rootdir (plugins' options are not known yet then),
+    and takes a common parent outside the project, where the plan and reports would be written."""
+    for flag, value in itertools.pairwise(args):
+        if flag in SPACED and not value.startswith("-"):
+            path = Path(value).expanduser()
+            if (path.exists() or path.parent.exists()) and not path.resolve().is_relative_to(invocation.resolve()):
+                return flag, value
+    return None
+
+
 def check_paths(config: pytest.Config) -> None:
     """Files the run will write or read must be possible before any test runs: one usage error, not a traceback."""
+    spaced = spaced_path(list(config.invocation_params.args), config.invocation_params.dir)
+    if spaced is not None:
+        flag, value = spaced
+        raise pytest.UsageError(
+            f"{flag} {value}: write it as {flag}={value}. Given as a separate argument, a path outside this folder "
+            f"is read by pytest as a test path when it picks the rootdir (it picked {config.rootpath}), and the "
+            "plugin's plan and reports would be written there"
+        )
     report = config.getoption("lm_report")
     if report and path_problem(Path(report)) is not None:
         raise pytest.UsageError(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from . import environment, near_ties, snapshot_sets
+from . import environment, near_ties, snapshot_sets, tally
 from .assertions import explain
 from .backends.http import ServerGone
 from .errors import BackendUnavailable, LMBehaveError, SettingsError
@@ -82,6 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REGISTRY] = registry
     config.pluginmanager.register(ExerciseProgress(), "lmbehave-exercises")
     config.pluginmanager.register(near_ties.NearTieSummary(), "lmbehave-near-ties")
+    controller_header = lambda: header(config) if config.pluginmanager.hasplugin("dsession") else []  # noqa: E731
+    config.pluginmanager.register(tally.ModelTests(controller_header), "lmbehave-model-tests")
     if given(lookup, "lm_accept_near_ties"):
         announce(
             config,
@@ -150,18 +152,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             raise pytest.UsageError(f"--lm-model: {error}") from None
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    # Versions from package metadata, the CPU from the OS: importing torch here would hold back xdist's workers.
+def header(config: pytest.Config) -> list[str]:
+    """The model, its numerics, the versions and the seed, in two lines. Versions come from package metadata and the
+    CPU from the OS: importing torch here would hold back xdist's workers."""
     settings = config.stash[SETTINGS]
     versions = " ".join(f"{k}={v}" for k, v in environment.software().items())
-    variables = " ".join(f"{k}={v}" for k, v in environment.numerics_variables().items())
+    variables = "".join(f" {k}={v}" for k, v in environment.numerics_variables().items() if v != "unset")
     return [
-        f"lmbehave: model {config.stash[REGISTRY].describe(settings.model)}",
-        f"lmbehave: dtype={settings.dtype} device={settings.device} threads={settings.threads} "
-        f"attention={settings.attention} base seed={settings.seed} (--lm-seed)",
-        f"lmbehave: {versions}",
-        f"lmbehave: cpu={environment.cpu_without_torch()} {variables}",
+        f"lmbehave: model {config.stash[REGISTRY].describe(settings.model)}; dtype={settings.dtype} "
+        f"device={settings.device} threads={settings.threads} attention={settings.attention} base seed={settings.seed}",
+        f"lmbehave: {versions} cpu={environment.cpu_without_torch()}{variables}",
     ]
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> list[str]:
+    # Only a run that collected a test asking for a model says which: a project with the plugin installed and no
+    # model test prints nothing. (Under xdist the controller collects nothing: the summary says it instead.)
+    return header(config) if any(tally.uses_model(item) for item in items) else []
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -190,6 +197,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     near_ties.attach(report)
+    tally.attach(item, report)
     error = None if call.excinfo is None else call.excinfo.value
     if isinstance(error, ServerGone):  # like a model that cannot load: one message, and the run ends
         item.session.shouldstop = f"pytest-lmbehave: {error}"
@@ -206,7 +214,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: Any) -> list[str] | None:
-    return explain(left, right) if op == "==" else None
+    return explain(left, right, config.stash[SETTINGS].top_shown) if op == "==" else None
 
 
 @pytest.fixture(scope="session")

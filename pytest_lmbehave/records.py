@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .defaults import TOP
 from .observations import Choice, Distribution, Generation, Tokenization
 
 
@@ -11,7 +12,7 @@ def _round(values: Any, digits: int) -> list[float]:
     return [round(float(v), digits) for v in values]
 
 
-def to_record(observation: Any, top: int = 5) -> dict[str, Any]:
+def to_record(observation: Any, top: int = TOP) -> dict[str, Any]:
     """An observation as an ordered dict of JSON values ("top" holds [piece, id, probability] rows)."""
     if isinstance(observation, Tokenization):
         return {

@@ -152,6 +152,11 @@ class LMSnapshotExtension(AmberSnapshotExtension):
         return True
 
     def diff_lines(self, serialized_data: Any, snapshot_data: Any) -> Iterator[str]:
+        if not snapshot_data:  # nothing recorded yet (syrupy passes ""): no differences, no environment to compare
+            name = self.set_name or self.model_slug
+            yield f"no snapshot yet: the {name} set holds no recording of this observation"
+            yield f"to record one: pytest --snapshot-update (writes only the {name} set)"
+            return
         try:
             diffs = self._differences(serialized_data, snapshot_data)
         except (ValueError, TypeError):

@@ -21,6 +21,9 @@ class Behaviour:
     echo: bool = True  # echo=true returns the prompt's log-probabilities (llama.cpp ignores it)
     max_logprobs: int = 20
     failures: int = 0  # answer this many requests with HTTP 503 first (the client retries them)
+    max_temperature: float = 2.0  # vLLM refuses hotter sampling
+    refuse: str = ""  # refuse every completions request whose body holds this key, as a server might (HTTP 400)
+    short: bool = False  # answer a request of several prompts with one choice too few
 
 
 class FakeServer:
@@ -79,9 +82,8 @@ class FakeServer:
         if path == "/tokenize" and b.vllm:
             return 200, {"tokens": self.backend.tokenize(body["prompt"], body.get("add_special_tokens", True))}
         if path == "/detokenize" and b.vllm:
-            if any(not 0 <= t < self.backend.vocab_size for t in body["tokens"]):
-                return 400, {"error": {"message": "Token id out of vocabulary", "code": 400}}
-            return 200, {"prompt": self.backend.detokenize(body["tokens"])}
+            inside = [t for t in body["tokens"] if 0 <= t < self.backend.vocab_size]  # vLLM drops the others
+            return 200, {"prompt": self.backend.detokenize(inside)}
         if path == "/v1/completions":
             return self.complete(body)
         if path == "/die":  # a test's way to pull the plug mid-run: answered, then nothing listens any more
@@ -95,12 +97,23 @@ class FakeServer:
         if k > b.max_logprobs:
             message = f"Requested sample logprobs of {k}, which is greater than max allowed: {b.max_logprobs}"
             return 400, {"error": {"message": message, "code": 400}}
+        temperature = body.get("temperature", 1.0)
+        if temperature > b.max_temperature:
+            message = f"temperature must be in [0, {b.max_temperature:g}], got {float(temperature)}."
+            return 400, {"error": {"message": message, "type": "BadRequestError", "code": 400}}
+        if b.refuse and b.refuse in body:
+            return 400, {"error": {"message": f"unknown field {b.refuse!r}", "type": "BadRequestError", "code": 400}}
         prompts = body["prompt"]
         if isinstance(prompts, str) or (prompts and isinstance(prompts[0], int)):
             prompts = [prompts]
         rows = [self.backend.tokenize(p) if isinstance(p, str) else list(p) for p in prompts]
+        outside = [t for row in rows for t in row if not 0 <= t < self.backend.vocab_size]
+        if outside:
+            return 400, {"error": {"message": f"Token id {outside[0]} is out of vocabulary", "code": 400}}
         by_id = b.vllm and bool(body.get("return_tokens_as_token_ids"))
         choices = [self._choice(i, row, body, k, by_id) for i, row in enumerate(rows)]
+        if b.short and len(choices) > 1:
+            choices = choices[:-1]
         return 200, {"object": "text_completion", "model": b.name, "choices": choices}
 
     def _name(self, token: int, by_id: bool) -> str:

@@ -19,7 +19,7 @@ def test_the_embedded_model_is_the_default_and_reproduces_the_document_tokens(py
     result = pytester.runpytest_subprocess("-p", "no:randomly")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["lmbehave: model embedded = SmolLM2-135M-Instruct (Q4_1 GGUF, embedded) (embedded, sha256 *)"]
+        ["lmbehave: model embedded = SmolLM2-135M-Instruct (Q4_1 GGUF, embedded) (embedded, sha256 *); dtype=float32*"]
     )
 
 

@@ -103,6 +103,65 @@ def test_an_answer_computed_from_the_model_is_refused_it_must_be_a_literal(exerc
     result.assert_outcomes(failed=3)
 
 
+TRICKS = '''
+import functools
+
+from pytest_lmbehave import ___
+
+def test_alias(lm, exercise):
+    """How many tokens is "hello hello"?"""
+    ids = len(lm.tokenize("hello hello").ids)
+    c = exercise.check
+    c(ids, ids, hint="count them")
+
+def test_helper(lm, exercise):
+    """How many tokens is "hello hello"?"""
+    def ask(actual, answer):
+        exercise.check(actual, answer, hint="count them")
+    ids = len(lm.tokenize("hello hello").ids)
+    ask(ids, ids)
+
+def test_partial(lm, exercise):
+    """How many tokens is "hello hello"?"""
+    ids = len(lm.tokenize("hello hello").ids)
+    functools.partial(exercise.check, ids)(ids, hint="count them")
+
+def test_keyword(lm, exercise):
+    """How many tokens is "hello hello"?"""
+    ids = len(lm.tokenize("hello hello").ids)
+    check = exercise.check
+    check(ids, hint="count them", answer=ids)
+
+def test_blank_through_an_alias(lm, exercise):
+    """How many tokens is "hello hello"?"""
+    c = exercise.check
+    c(len(lm.tokenize("hello hello").ids), ___, hint="count them")
+
+def test_literal_through_an_alias(lm, exercise):
+    """How many tokens is "hello hello"?"""
+    c = exercise.check
+    c(len(lm.tokenize("hello hello").ids), {count}, hint="count them")
+'''
+
+
+def test_the_answer_must_be_a_literal_however_check_is_reached(run_with_tiny, exercises) -> None:  # type: ignore[no-untyped-def]
+    """An alias, a helper, functools.partial or a keyword: the observed value passed as the answer is refused
+    wherever check is called from, and a literal (or the blank) through an alias still counts."""
+    _, truth = exercises
+    result = run_with_tiny(TRICKS.replace("{count}", str(truth["count"])))
+    result.assert_outcomes(passed=1, failed=5)
+    failures = result.stdout.str().split(" FAILURES ")[1].split("short test summary")[0]
+    refused = [line for line in failures.splitlines() if line.startswith("NotALiteral: ")]
+    assert len(refused) == 4, refused  # alias, helper, partial and keyword; the blank is not answered yet
+    assert {line.split(", not ")[1].split(":")[0] for line in refused} == {
+        "ids",
+        "answer",
+        "an answer that cannot be read from the call (call exercise.check(actual, ANSWER, hint=...) with the "
+        "answer written in the call itself)",
+    }
+    assert "NotAnswered: not answered yet" in failures
+
+
 LEVELS = '''
 from pytest_lmbehave import ___
 
@@ -129,8 +188,9 @@ def _appears(answer: object, hint: str, question: str = "") -> bool:
     if isinstance(answer, bool):
         return str(answer) in hint
     if isinstance(answer, (int, float)):
+        # Any number, small ones too, as a whole number in the text: 4 in "4 pieces", 1.0 as "1" or "1.0".
         number = int(answer) if float(answer).is_integer() else answer
-        return abs(number) >= 10 and re.search(rf"(?<![\d.]){re.escape(str(number))}(?![\d])", hint) is not None
+        return re.search(rf"(?<![\d.]){re.escape(str(number))}(?:\.0+)?(?!\.?\d)", hint) is not None
     text = str(answer).strip()
     return len(text) > 1 and text in hint and text not in question
 
@@ -173,3 +233,12 @@ def test_no_exercise_hint_gives_its_answer_away() -> None:
         for level, hint in enumerate(entry["hints"], start=1):
             told = _appears(answers[entry["name"]], hint, entry["question"])
             assert not told, f"{entry['name']} hint {level} tells the answer: {hint}"
+
+
+def test_a_hint_that_writes_a_small_number_answer_tells_it() -> None:
+    """The no-leak check reads small numbers too (it once skipped those below 10): 4, 1 and 1.0 as whole numbers."""
+    assert _appears(4, "it splits into 4 pieces")
+    assert _appears(1.0, "the probabilities sum to 1.") and _appears(1.0, "they sum to 1.0 exactly")
+    assert _appears(1, "one token: id 1")
+    assert _appears([2, 7], "the second is 7")
+    assert not _appears(4, "hint 14: 0.4 of them") and not _appears(1, "10 tokens, 1.5 nats")

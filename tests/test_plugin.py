@@ -36,16 +36,34 @@ def test_markers_are_registered_so_strict_markers_accepts_them(pytester: pytest.
     )
 
 
-def test_the_header_shows_model_numerics_versions_and_seed(run_with_tiny, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
-    result = run_with_tiny("def test_nothing(): pass", "--lm-seed=41")
+def test_the_header_shows_model_numerics_versions_and_seed_in_two_lines(run_with_tiny, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run_with_tiny("def test_model(lm): pass", "--lm-seed=41")
     result.stdout.fnmatch_lines(
         [
-            f"lmbehave: model {tiny_model} = tiny-llama (directory, sha256 *)",
-            "lmbehave: dtype=float32 device=cpu threads=1 attention=sdpa base seed=41 (--lm-seed)",
-            "lmbehave: torch=* transformers=* tokenizers=* gguf=* lmbehave=* decoding=*",
-            "lmbehave: cpu=* aten_cpu_capability=* mkl_enable_instructions=* mkl_cbwr=* onednn_max_cpu_isa=*",
+            f"lmbehave: model {tiny_model} = tiny-llama (directory, sha256 *); dtype=float32 device=cpu threads=1 "
+            "attention=sdpa base seed=41",
+            "lmbehave: torch=* transformers=* tokenizers=* gguf=* lmbehave=* decoding=* cpu=*",
         ]
     )
+    assert sum(line.startswith("lmbehave: ") for line in result.stdout.lines) == 2
+
+
+def test_a_run_with_no_test_that_uses_a_model_prints_no_lmbehave_lines(run_with_tiny) -> None:  # type: ignore[no-untyped-def]
+    for args in ((), ("-n", "2")):
+        result = run_with_tiny("def test_nothing():\n    assert 1 + 1 == 2\n", *args)
+        result.assert_outcomes(passed=1)
+        ours = [
+            line
+            for line in result.stdout.lines + result.stderr.lines
+            if line.startswith(("lmbehave:", "pytest-lmbehave:"))
+        ]
+        assert ours == [], args
+
+
+def test_under_xdist_the_header_comes_in_the_summary(run_with_tiny, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run_with_tiny("def test_model(lm):\n    lm.next_token('hello')\n", "-n", "2")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"lmbehave: model {tiny_model} = tiny-llama*", "lmbehave: torch=*", "*1 passed*"])
 
 
 def test_model_choice_follows_option_then_ini_then_environment(
@@ -135,6 +153,26 @@ def test_a_failed_generation_shows_where_the_texts_part_and_the_candidates_there
             "*top 5 at that step:*",
         ]
     )
+
+
+def test_lm_top_sets_how_many_candidates_a_failure_shows(run_with_tiny) -> None:  # type: ignore[no-untyped-def]
+    result = run_with_tiny(
+        """
+        def test_next(lm):
+            dist = lm.next_token("hello hello")
+            assert dist == dist.top(3)[2].piece
+
+        def test_generation(lm):
+            generation = lm.generate("hello", max_new_tokens=4)
+            assert generation == generation.pieces[0] + "\\u2603"
+        """,
+        "--lm-top=8",
+        "-vv",
+    )
+    result.assert_outcomes(failed=2)
+    text = result.stdout.str()
+    assert "top 8 (margin of the top candidate:" in text and "top 8 at that step:" in text
+    assert "  8. " in text and "  9. " not in text and "top 5" not in text
 
 
 def test_sampled_tests_get_a_seed_from_the_base_seed_and_node_id_whatever_the_order(run_with_tiny) -> None:  # type: ignore[no-untyped-def]
@@ -321,3 +359,16 @@ def test_a_crashed_worker_fails_its_test_with_one_message_and_the_report_survive
     assert "INTERNALERROR" not in result.stdout.str()
     observed = json.loads((pytester.path / "run.json").read_text())["observations"]
     assert sorted(test.split("::")[-1] for test in observed) == ["test_after", "test_fine"]
+
+
+def test_a_model_path_given_as_a_separate_argument_is_refused_with_the_equals_form(
+    pytester: pytest.Pytester, tiny_model: Path
+) -> None:
+    """pytest would read the path as a test path when it picks the rootdir, and the plan would be written into a
+    common parent outside the project."""
+    pytester.makepyfile("def test_next(lm):\n    lm.next_token('hello')\n")
+    result = pytester.runpytest("-p", "no:randomly", "--lm-model", str(tiny_model))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--lm-model {tiny_model}: write it as --lm-model={tiny_model}.*rootdir*"])
+    assert not (tiny_model.parent / "lmbehave-plan.json").exists()
+    pytester.runpytest("-p", "no:randomly", f"--lm-model={tiny_model}").assert_outcomes(passed=1)

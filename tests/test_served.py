@@ -176,3 +176,99 @@ def test_a_server_that_dies_mid_run_ends_it_with_one_message_and_no_half_written
     result.stdout.fnmatch_lines(["*Interrupted: pytest-lmbehave: the server at * stopped answering*"])
     report = json.loads((pytester.path / "report.json").read_text())  # whole, with what ran before
     assert sorted(t.split("::")[1] for t in report["observations"]) == ["test_1", "test_2"]
+
+
+def test_the_fake_server_answers_in_the_shapes_a_real_vllm_answered_in(serve: Any, tiny_backend: Any) -> None:
+    """Every request the served backend sends, to the fake server and (recorded by `make served`) to vLLM 0.32: the
+    same HTTP status, and nothing in the fake's answer that the real one lacks or holds as another kind."""
+    import os
+
+    from tests import vllm_shapes
+
+    recorded = Path(os.environ.get("LMBEHAVE_VLLM_RESPONSES") or Path(__file__).with_name("vllm_responses.json"))
+    real = json.loads(recorded.read_text())
+    server = serve()
+    fake = vllm_shapes.answers(server.url.removesuffix("/v1"), server.behaviour.name, tiny_backend.tokenize)
+    assert fake.keys() == real.keys() == vllm_shapes.REQUESTS.keys()
+    for name in fake:
+        assert fake[name]["status"] == real[name]["status"], name
+        where = vllm_shapes.missing(vllm_shapes.shape(fake[name]["body"]), vllm_shapes.shape(real[name]["body"]))
+        assert where == [], f"{name}: the fake answers what vLLM does not: {where}"
+    # The check can fail: an answer of another shape is caught.
+    wrong = {"choices": [{"index": "0", "logprobs": {"tokens": [1]}}]}
+    assert vllm_shapes.missing(vllm_shapes.shape(wrong), vllm_shapes.shape(real["greedy"]["body"]))
+
+
+def test_a_refusal_the_probe_did_not_predict_fails_the_test_with_the_request_and_the_servers_words(
+    run_with_tiny: Any, serve: Any
+) -> None:
+    server = serve(refuse="top_p")  # only sampled generations send top_p: nothing the probe asks
+    source = (
+        "from pytest_lmbehave import sampled\n\n"
+        "@sampled(top_p=0.9)\ndef test_sampled(lm):\n    lm.generate('hello', max_new_tokens=3)\n\n"
+        "def test_greedy(lm):\n    lm.generate('hello', max_new_tokens=3)\n"
+    )
+    result = run_with_tiny(source, f"--lm-server={server.url}", "-rs")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*ServerRefused: the server at * refused generation with HTTP 400: unknown field 'top_p' (request: *"
+         "prompt=1 row(s) of * token ids*top_p=0.9*"]
+    )  # fmt: skip
+
+
+def test_a_temperature_the_probe_found_too_hot_is_a_skip_with_the_reason(run_with_tiny: Any, serve: Any) -> None:
+    server = serve()  # refuses temperatures above 2, in vLLM's words
+    source = (
+        "from pytest_lmbehave import sampled\n\n"
+        "@sampled(temperature=14.0)\ndef test_hot(lm):\n    lm.generate('hello', max_new_tokens=3)\n\n"
+        "@sampled(temperature=1.5)\ndef test_warm(lm):\n    lm.generate('hello', max_new_tokens=3)\n"
+    )
+    result = run_with_tiny(source, f"--lm-server={server.url}", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*temperature=14: the server at * samples at temperatures up to 2 only*"])
+    result.stderr.fnmatch_lines(["*no sampling temperature above 2*"])
+
+
+def test_a_run_where_every_model_test_was_skipped_says_so(run_with_tiny: Any, serve: Any) -> None:
+    server = serve(vllm=False)  # names no token ids: no logprob verb can be answered
+    result = run_with_tiny(SPECS, f"--lm-server={server.url}", "--snapshot-update")
+    result.assert_outcomes(skipped=5)
+    result.stdout.fnmatch_lines(["*every test that uses a model was skipped (5 of them): nothing about the model*"])
+    checked = run_with_tiny("def test_next(lm):\n    lm.next_token('hello')\n", f"--lm-server={serve().url}")
+    assert "every test that uses a model was skipped" not in checked.stdout.str()
+
+
+def test_many_rows_come_back_on_their_own_prompts(serve: Any, tmp_path: Path, tiny_backend: Any) -> None:
+    """More rows than one request holds (32): every request's indices start at 0, and each answer stays with the
+    prompt it was asked for."""
+    backend = connected(serve(), tmp_path)
+    rows = [tiny_backend.tokenize("hello " * (1 + i % 7) + ("world" if i % 2 else "model")) for i in range(34)]
+    rows = [[*row[: 1 + i % len(row)], i % 50] for i, row in enumerate(rows)]  # 34 different prompts
+    assert len({tuple(r) for r in rows}) == 34
+    served = backend.next_logprobs(rows)
+    local = tiny_backend.next_logprobs(rows)
+    assert [int(s.values.argmax()) for s in served] == [int(n.values.argmax()) for n in local]
+    assert [round(float(s.values.max()), 4) for s in served] == [round(float(n.values.max()), 4) for n in local]
+
+
+def test_an_answer_with_fewer_choices_than_prompts_is_an_error_naming_the_request(serve: Any, tmp_path: Path) -> None:
+    from pytest_lmbehave.backends.http import ServerAnswer
+    from pytest_lmbehave.sampling import Policy
+
+    backend = connected(serve(short=True), tmp_path)
+    rows = [backend.tokenize(p) for p in ("hello", "hello hello", "Review: good game")]
+    with pytest.raises(ServerAnswer, match=r"with 2 choice\(s\) .* for 3 prompt\(s\).*prompt=3 row\(s\) of"):
+        backend.next_logprobs(rows)
+    with pytest.raises(ServerAnswer, match="generation"):
+        backend.generate(rows, 3, [Policy()] * 3)
+
+
+def test_two_servers_of_one_model_name_never_share_a_cache_entry(serve: Any, tmp_path: Path) -> None:
+    from pytest_lmbehave.store import ObservationStore
+
+    first, second = connected(serve(), tmp_path), connected(serve(), tmp_path)
+    assert first.fingerprint()["served_model"] == second.fingerprint()["served_model"]
+    assert first.fingerprint()["server"] != second.fingerprint()["server"]
+    assert first.fingerprint()["max_logprobs"] == "20" and first.fingerprint()["dtype"] == "unreported"
+    cache = tmp_path / "observations"
+    assert ObservationStore(cache, first.fingerprint()).folder != ObservationStore(cache, second.fingerprint()).folder

@@ -262,3 +262,14 @@ def test_lm_snapshot_rejects_something_that_is_not_an_observation(run_with_tiny)
             "*lm_snapshot takes observations from the lm fixture (tokenize, next_token, generate, choose) or a list of them, not dict*"
         ]
     )
+
+
+def test_a_missing_snapshot_says_there_is_none_yet_and_how_to_record_one(run_with_tiny) -> None:  # type: ignore[no-untyped-def]
+    result = run_with_tiny("def test_next(lm, lm_snapshot):\n    assert lm.next_token('hello') == lm_snapshot\n")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*no snapshot yet: the tiny-llama set holds no recording of this observation*",
+         "*to record one: pytest --snapshot-update (writes only the tiny-llama set)*"]
+    )  # fmt: skip
+    text = result.stdout.str()
+    assert "difference(s)" not in text and "transcribed by hand" not in text

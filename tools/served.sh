@@ -15,7 +15,8 @@ url="http://127.0.0.1:$port/v1"
 # few requests then run a little slower (measured: 38 s against 31 s), well worth it.
 echo "== starting vLLM on $model_dir at $url (log: $out/vllm.log)"
 started=$(date +%s)
-VLLM_CPU_KVCACHE_SPACE=1 setsid "$vllm" -m vllm.entrypoints.openai.api_server --model "$model_dir" --dtype float32 \
+# VLLM_SERVER_DEV_MODE=1: /server_info tells the probe the served dtype (a loopback server for these tests only).
+VLLM_SERVER_DEV_MODE=1 VLLM_CPU_KVCACHE_SPACE=1 setsid "$vllm" -m vllm.entrypoints.openai.api_server --model "$model_dir" --dtype float32 \
   --max-model-len 1024 --gpu-memory-utilization 0.4 --served-model-name embedded --host 127.0.0.1 --port "$port" \
   --enforce-eager \
   >"$out/vllm.log" 2>&1 &
@@ -34,8 +35,16 @@ begin=$(ms)
 "$py" -m pytest specs/ -n 2 -q -p no:randomly --lm-report "$out/in-process.json"
 inproc_ms=$(($(ms) - begin))
 begin=$(ms)
-"$py" -m pytest specs/ -n 2 -q -p no:randomly -rs --lm-server "$url" --lm-model embedded --lm-report "$out/served.json"
+"$py" -m pytest specs/ -n 2 -q -p no:randomly -rs --lm-server "$url" --lm-model embedded --lm-report "$out/served.json" \
+  | tee "$out/served.out"
 served_ms=$(($(ms) - begin))
+# A served run that checked nothing (every model test skipped) is a failure here, whatever pytest's exit status.
+if grep -q "every test that uses a model was skipped" "$out/served.out"; then
+  echo "every spec was skipped against the served model: nothing was checked"; exit 1
+fi
+# The fake server of tests/test_served.py is held to these real answers (tests/vllm_responses.json).
+"$py" -m tests.vllm_shapes "$url" "$out/vllm_responses.json"
+LMBEHAVE_VLLM_RESPONSES="$out/vllm_responses.json" "$py" -m pytest tests/test_served.py -q -p no:randomly -k shapes
 LMBEHAVE_TEST_VLLM="$url#embedded" "$py" -m pytest tests/test_vllm.py -q -p no:randomly
 # Same weights, other engine: no greedy, next-token or choice observation may move beyond the tolerances.
 "$py" -m pytest_lmbehave diff "$out/in-process.json" "$out/served.json" --only greedy,next_token,choice --limit 10

@@ -27,6 +27,8 @@ class Capabilities:
     teacher: str | None  # how it scores a given text: "prompt_logprobs" (vLLM), "echo" (OpenAI), or None
     token_ids: bool  # names tokens by id in its log-probabilities (return_tokens_as_token_ids)
     tokenizer: bool  # has /tokenize and /detokenize
+    max_temperature: float | None = None  # the highest sampling temperature it takes (None: no limit found)
+    dtype: str = "unreported"  # what it computes in, where it says (vLLM's /server_info, in its dev mode)
 
     def lacking(self) -> list[str]:
         """What the LM API cannot do on this server, one line each, naming the verbs (and so the specs) it costs."""
@@ -38,6 +40,8 @@ class Capabilities:
             )
         if not self.token_ids:
             found.append("no token ids in its log-probabilities (return_tokens_as_token_ids): every logprob verb")
+        if self.max_temperature is not None:
+            found.append(f"no sampling temperature above {self.max_temperature:g}: the specs that sample hotter")
         found.append("no raw logits over HTTP: lm.logits() and the specs that take tensors from it")
         return found
 
@@ -75,7 +79,38 @@ def probe(client: Client, name: str | None) -> Capabilities:
         teacher=_teacher(client, name, first),
         token_ids=token_ids,
         tokenizer=_has_tokenizer(client, name),
+        max_temperature=_max_temperature(client, name),
+        dtype=_dtype(client),
     )
+
+
+HOT = 100.0  # a temperature beyond any spec's: refused by a server with a limit, which the refusal names
+
+
+def _max_temperature(client: Client, name: str) -> float | None:
+    """The server's highest temperature: none when it samples at HOT; else the bound its refusal names (vLLM:
+    "temperature must be in [0, 2]"), or the OpenAI API's documented 2 when it takes that."""
+    body = {"model": name, "prompt": PROBE, "max_tokens": 1, "top_k": 1, "seed": 0}
+    try:
+        client.complete("a probe", **body, temperature=HOT)
+        return None
+    except ServerRefused as error:
+        found = re.search(r"temperature[^\[]*\[\s*0(?:\.0*)?\s*,\s*(\d+(?:\.\d*)?)\s*\]", str(error))
+        if found:
+            return float(found.group(1))
+    client.complete("a probe", **body, temperature=2.0)  # refused too: a real problem, shown as the server says
+    return 2.0
+
+
+def _dtype(client: Client) -> str:
+    """The served weights' dtype, where the server tells it (vLLM's /server_info, served with VLLM_SERVER_DEV_MODE=1)."""
+    try:
+        info = client.get("/server_info?config_format=json", "telling its configuration")
+    except ServerRefused:
+        return "unreported"
+    config = info.get("vllm_config") if isinstance(info, dict) else None
+    dtype = config.get("model_config", {}).get("dtype") if isinstance(config, dict) else None
+    return str(dtype).removeprefix("torch.") if dtype else "unreported"
 
 
 def _max_logprobs(client: Client, name: str) -> int:

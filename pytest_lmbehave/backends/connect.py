@@ -22,8 +22,10 @@ from .served import CONCURRENT, ServedBackend
 
 
 def fingerprint(spec: str, capabilities: Capabilities, local: models.ModelSource | None, cache: Path) -> dict[str, str]:
-    """The served model's identity: the engine and its version, the served name, and the weights' hash when the
-    same weights are here (so a served run and an in-process run of them compare as same weights, other engine)."""
+    """The served model's identity: the engine and its version, the server, the served name, its dtype and how many
+    candidates it reports, and the weights' hash when the same weights are here (so a served run and an in-process
+    run of them compare as same weights, other engine). All of it keys --lm-cache: two servers that serve the same
+    name never share an entry."""
     return {
         "model": spec,
         "model_name": capabilities.model,
@@ -31,6 +33,9 @@ def fingerprint(spec: str, capabilities: Capabilities, local: models.ModelSource
         "engine": capabilities.engine,
         "engine_version": capabilities.version,
         "served_model": capabilities.model,
+        "server": split_spec(spec)[0],
+        "dtype": capabilities.dtype,
+        "max_logprobs": str(capabilities.max_logprobs),
         **environment.software(),
     }
 
@@ -86,7 +91,7 @@ def _server_vocabulary(
     found = Vocabulary.load(path, digest)
     if found is not None:
         return found
-    size = int(client.models()[0].get("vocab_size") or 0) or _probe_size(detokenize)
+    size = int(client.models()[0].get("vocab_size") or 0) or _probe_size(client, model)
     with ThreadPoolExecutor(CONCURRENT) as pool:
         pieces = list(pool.map(lambda i: detokenize([i]), range(size)))
         read_back = list(pool.map(lambda piece: tokenize(piece, False) if piece else [], pieces))
@@ -95,13 +100,14 @@ def _server_vocabulary(
     return found
 
 
-def _probe_size(detokenize: Any) -> int:
-    """The vocabulary's size, by bisecting for the first id the server refuses to decode."""
+def _probe_size(client: Client, model: str) -> int:
+    """The vocabulary's size, by bisecting for the first id the server refuses to read as a prompt (vLLM: "Token id
+    N is out of vocabulary"; its /detokenize answers an empty text for such an id instead of refusing it)."""
     low, high = 1, 1 << 20
     while low < high:
         middle = (low + high) // 2
         try:
-            detokenize([middle])
+            client.complete("reading one id", model=model, prompt=[middle], max_tokens=1, temperature=0)
             low = middle + 1
         except ServerRefused:
             high = middle

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 # the environment fingerprint, so recorded snapshots and --lm-cache entries name the algorithm that made them.
 ALGORITHM_VERSION = "1"
 
-ALTERNATIVES = 5  # best candidates kept per step, to explain a failing generation
+ALTERNATIVES = 10  # best candidates kept per step, to explain a failing generation (up to --lm-top of them)
 
 
 def warpers_for(sampling: Sampling) -> Any:

@@ -114,8 +114,9 @@ class ServedBackend:
             {"prompt": [list(r) for r in chunk], "max_tokens": 1, "temperature": 0, "logprobs": self.known}
             for chunk in chunks
         ]
+        # Each answer comes in its own request's order (Client.complete); their indices restart in every request.
         answers = [choice for answer in self._many("next-token log-probabilities", bodies) for choice in answer]
-        return [self._numbers(_entries(choice["logprobs"]["top_logprobs"][0])) for choice in _ordered(answers)]
+        return [self._numbers(_entries(choice["logprobs"]["top_logprobs"][0])) for choice in answers]
 
     def forced_logprobs(
         self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
@@ -161,6 +162,13 @@ class ServedBackend:
         """Greedy rows of one length go as one request; each sampled row alone, with its own seed (a request's
         seed is shared by its prompts). The server decodes; drafts are not needed."""
         self._need_ids()
+        hottest = self.capabilities.max_temperature
+        for policy in policies:
+            if hottest is not None and policy.sampling is not None and (policy.sampling.temperature or 1) > hottest:
+                raise BackendUnavailable(
+                    f"temperature={policy.sampling.temperature:g}: the server at {self.client.url} samples at "
+                    f"temperatures up to {hottest:g} only (its probe was refused above that)"
+                )
         each = limits(steps, len(rows))
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, policy in enumerate(policies):
@@ -172,12 +180,16 @@ class ServedBackend:
         ]
         results: list[Decoded | None] = [None] * len(rows)
         for members, answer in zip(groups.values(), self._many("generation", bodies)):
-            for i, choice in zip(members, _ordered(answer)):
+            for i, choice in zip(members, answer):
                 results[i] = _decoded(choice)
         return [r for r in results if r is not None]
 
     def _body(self, rows: list[Sequence[int]], steps: int, policy: Policy) -> dict[str, Any]:
-        body: dict[str, Any] = {"prompt": [list(r) for r in rows], "max_tokens": steps, "logprobs": ALTERNATIVES}
+        body: dict[str, Any] = {
+            "prompt": [list(r) for r in rows],
+            "max_tokens": steps,
+            "logprobs": min(ALTERNATIVES, self.known),
+        }
         sampling = policy.sampling
         if sampling is None:
             return {**body, "temperature": 0}
@@ -188,10 +200,6 @@ class ServedBackend:
             seed=policy.seed,
         )
         return body
-
-
-def _ordered(choices: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(choices, key=lambda c: int(c.get("index", 0)))
 
 
 def _decoded(choice: dict[str, Any]) -> Decoded:

@@ -1,0 +1,49 @@
+"""Whether a run checked anything about a model: one where every test that asked for a model was skipped (a server
+that answers none of its verbs, a model that is not here) says so at the end, instead of passing in silence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+PROPERTY = "lmbehave_model_test"
+MARKER_LINE = "pytest-lmbehave: every test that uses a model was skipped"
+
+
+MODEL_FIXTURES = frozenset({"lm", "lm_snapshot", "model", "tokenizer", "exercise"})
+
+
+def uses_model(item: pytest.Item) -> bool:
+    return not MODEL_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
+def attach(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Mark the reports of a test that uses a model (xdist brings reports, and their properties, to the controller)."""
+    if uses_model(item) and (PROPERTY, "1") not in report.user_properties:
+        report.user_properties.append((PROPERTY, "1"))
+
+
+class ModelTests:
+    """Counts how the tests that use a model ended, from every process's reports; under xdist, whose controller
+    collects nothing, the model's header lines come at the end (``header``)."""
+
+    def __init__(self, header: Callable[[], list[str]] | None = None) -> None:
+        self.outcomes: dict[str, set[str]] = {}
+        self.header = header
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # A test's outcome is its call's, or a setup that did not pass (a skip mark, a failing fixture).
+        if (PROPERTY, "1") in report.user_properties and (report.when == "call" or report.outcome != "passed"):
+            self.outcomes.setdefault(report.nodeid, set()).add(report.outcome)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.header is not None and self.outcomes:
+            for line in self.header():
+                terminalreporter.write_line(line)
+        ran = [n for n, seen in self.outcomes.items() if seen - {"skipped"}]
+        if self.outcomes and not ran:
+            terminalreporter.write_sep(
+                "!", f"{MARKER_LINE} ({len(self.outcomes)} of them): nothing about the model was checked"
+            )

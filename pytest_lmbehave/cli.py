@@ -21,7 +21,7 @@ from .explore import add_arguments as add_explore_arguments
 from .explore import run as run_explore
 from .files import path_problem
 from .report_format import ReportError, load_report
-from .selection import KINDS, comparable, environments_side_by_side
+from .selection import KINDS, comparable, environments_side_by_side, weights_moved
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNUSABLE = 0, 1, 2
 
@@ -40,6 +40,7 @@ def _diff(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     thresholds = Thresholds(near_tie=args.near_tie, prob=args.prob, kl=args.kl, score=args.score)
     environments = environments_side_by_side(old, new)
+    weights = weights_moved(old, new)
     old, new, notes = comparable(old, new, tuple(args.only or ()))
     changes, compared = compare_reports(old, new, thresholds)
     table = summary_table(changes)
@@ -49,10 +50,11 @@ def _diff(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if notes:
         print()
-    causes = root_causes(changes)
+    causes = root_causes(changes, weights)
     if causes:
         tokenizer = sum(1 for line in causes if line.startswith("the tokenizer"))
-        print(f"root causes ({tokenizer} in the tokenizer):" if tokenizer else "where the changes come from:")
+        heading = "root causes:" if weights else "where the changes come from:"
+        print(f"root causes ({tokenizer} in the tokenizer):" if tokenizer else heading)
         for line in causes:
             print(f"  {line}")
         print()
@@ -65,9 +67,10 @@ def _diff(args: argparse.Namespace) -> int:
     print(f"{'severity':<10}{'kind':<16}{'count':>6}")
     for severity, kind, count in table or [("-", "no changes", 0)]:
         print(f"{severity:<10}{kind:<16}{count:>6}")
-    print(f"\n{'environment':<36}{'old':<46}{'new':<46}")
+    label = max([36, *(len(what) + 2 for what, _, _ in environments)])
+    print(f"\n{'environment':<{label}}{'old':<46}{'new':<46}")
     for what, a, b in environments:
-        print(f"{what:<36}{a:<46}{b:<46}{'<- differs' if a != b else ''}")
+        print(f"{what:<{label}}{a:<46}{b:<46}{'<- differs' if a != b else ''}")
     print(f"\nlargest change of any recorded number: {moved:.2g}" + (f" ({where})" if where else ""))
     if changes:
         print("\nchanges, worst first:")

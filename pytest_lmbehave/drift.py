@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import defaults, verdict
+from .causes import weights_line
 from .models import slug
 from .verdict import Difference, Tolerances
 
@@ -176,9 +177,9 @@ def largest_move(old: dict[str, Any], new: dict[str, Any]) -> tuple[float, str]:
     return found
 
 
-def root_causes(changes: list[Change]) -> list[str]:
+def root_causes(changes: list[Change], weights: tuple[str, str] | None = None) -> list[str]:
     """What the changes come from, leading with tokenizer changes (each with the changes that follow from it),
-    then the model and decoding: one line each."""
+    then the model (the weights, when their hash moved: ``weights``) and decoding: one line each."""
     names: dict[int, str] = {}  # pieces of ids, from the tokenization changes, to name what was added
     for change in changes:
         if "difference" in change.details:
@@ -204,13 +205,15 @@ def root_causes(changes: list[Change]) -> list[str]:
         f"{cause}: {count} observation(s) follow from it"
         for cause, count in sorted(causes.items(), key=lambda kv: -kv[1])
     ]
-    for layer, words in (
-        (verdict.MODEL, "the model (the same ids in, other numbers out)"),
-        (verdict.DECODING, "decoding (the same numbers, other tokens chosen)"),
-    ):
-        count = sum(1 for c in changes if c.layer == layer and c.kind != "missing")
-        if count:
-            lines.append(f"{words}: {count} change(s)")
+    moved = sum(1 for c in changes if c.layer == verdict.MODEL and c.kind != "missing")
+    if weights is not None and moved:
+        observations = len({(c.test, c.index) for c in changes if c.layer == verdict.MODEL and c.kind != "missing"})
+        lines.append(weights_line(*weights, bool(causes), f"{observations} observation(s) moved ({moved} change(s))"))
+    elif moved:
+        lines.append(f"the model (the same ids in, other numbers out): {moved} change(s)")
+    decoding = sum(1 for c in changes if c.layer == verdict.DECODING and c.kind != "missing")
+    if decoding:
+        lines.append(f"decoding (the same numbers, other tokens chosen): {decoding} change(s)")
     return lines
 
 

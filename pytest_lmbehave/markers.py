@@ -16,7 +16,10 @@ MARKERS = {
         "sampled(seed=None, temperature=None, top_p=None, top_k=None): sample instead of decoding greedily; "
         "the seed defaults to --lm-seed combined with the test's node id."
     ),
-    "lm_model": "lm_model(spec): run this test (class, module) against another model: 'embedded', a directory, a .gguf or a hub id.",
+    "lm_model": (
+        "lm_model(spec, expect=None): run this test (class, module) against another model: 'embedded', a directory, "
+        "a .gguf or a hub id; expect='embedded' holds it to that model's snapshot set (new weights, old expectations)."
+    ),
 }
 
 
@@ -47,7 +50,7 @@ def _sampled(
 def _greedy() -> None: ...
 
 
-def _lm_model(spec: str) -> None: ...
+def _lm_model(spec: str, expect: str | None = None) -> None: ...
 
 
 def sampling_for(item: pytest.Item, base_seed: int) -> tuple[Sampling | None, int]:
@@ -88,3 +91,15 @@ def model_for(item: pytest.Item, default: str) -> str:
             f"@pytest.mark.lm_model{_render(mark)}: the model must be a non-empty string such as 'embedded' or 'HuggingFaceTB/SmolLM2-360M'"
         )
     return spec
+
+
+def expected_set_for(item: pytest.Item, spec: str, chosen: str, expect: str | None) -> str | None:
+    """The snapshot set a test's model is held to when it is not the model's own: the ``lm_model`` marker's
+    ``expect``, else --lm-expect for the session's model; None for the model's own set."""
+    mark = item.get_closest_marker("lm_model")
+    if mark is not None:
+        named = _signature_check("lm_model", _lm_model, mark).get("expect")
+        if named is not None and (not isinstance(named, str) or not named.strip()):
+            raise MarkerError(f"@pytest.mark.lm_model{_render(mark)}: expect must be a set's name, e.g. 'embedded'")
+        return named
+    return expect if spec == chosen else None

@@ -202,6 +202,18 @@ OPTIONS: tuple[Option, ...] = (
         variant,
     ),
     Option(
+        "--lm-expect",
+        "lm_expect",
+        "hold the model to another model's recorded snapshot set, e.g. --lm-expect embedded for new weights of the "
+        "embedded model (a re-quantized GGUF, a fine-tune): failures name the weights as the root cause, and "
+        "--snapshot-update records the new weights as a variant of that set (<set>@weights-<sha>), never over it",
+        "expect",
+        "LMBEHAVE_EXPECT",
+        "",
+        variant,
+        metavar="SET",
+    ),
+    Option(
         "--lm-plan",
         "lm_plan",
         "request plan: what each test asked last time, batched up front (default lmbehave-plan.json in the "

@@ -17,14 +17,14 @@ from .backends.http import ServerGone
 from .errors import BackendUnavailable, LMBehaveError, SettingsError
 from .exercises import Exercise, ExerciseProgress, exercise_for
 from .lm import LM
-from .markers import MARKERS, model_for, sampling_for
+from .markers import MARKERS, expected_set_for, model_for, sampling_for
 from .models import slug
 from .options import OPTIONS, Lookup, Option, given
 from .planner import PlanPlugin, asks_for, check_paths, plan_path
 from .registry import Registry
 from .report import ReportPlugin, recorder_for
 from .settings import Settings, build_settings
-from .snapshots import LMSnapshotExtension, extension_for
+from .snapshots import extension_for_test
 
 SETTINGS = pytest.StashKey[Settings]()
 REGISTRY = pytest.StashKey[Registry]()
@@ -175,10 +175,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Model-specific expectations run for the chosen model and for every model that has a set beside the test.
     if "lm_snapshot" not in metafunc.fixturenames or metafunc.definition.get_closest_marker("lm_model") is not None:
         return
-    chosen = metafunc.config.stash[SETTINGS].model
+    settings = metafunc.config.stash[SETTINGS]
+    chosen = settings.model
     registry = metafunc.config.stash[REGISTRY]
     params = []
-    for spec, name in snapshot_sets.models_with_sets(metafunc.definition.path.parent, chosen, slug(chosen)):
+    held_to = slug(settings.expect) if settings.expect else slug(chosen)  # --lm-expect: new weights, old set
+    for spec, name in snapshot_sets.models_with_sets(metafunc.definition.path.parent, chosen, held_to):
         missing = None if spec == chosen else registry.unavailable(spec)
         reason = f"expectations for {spec} are kept, but the model is not available here: {missing}"
         params.append(pytest.param(spec, id=name, marks=[pytest.mark.skip(reason=reason)] if missing else []))
@@ -269,22 +271,17 @@ def tokenizer(lm: LM) -> Any:
 def lm_snapshot(
     request: pytest.FixtureRequest, snapshot: Any, lm: LM, lm_model_spec: str, lm_settings: Settings
 ) -> Any:
-    """syrupy's ``snapshot``, storing LM observations in this model's own set (``__lm_snapshots__/<model>/``)."""
-    model = slug(lm_model_spec)
-    set_name, reason = snapshot_sets.choose_variant(
-        Path(str(request.node.path)).parent, model, lm.fingerprint, lm_settings.variant
-    )
-    extension: type[LMSnapshotExtension] = extension_for(
-        model,
-        environment.line(lm.fingerprint),
-        lm_settings.tolerance,
-        lm_settings.near_tie,
-        lm_settings.strict,
-        lm_settings.top_shown,
-        teacher=lm.engine.teacher_force,
-        set_name=set_name,
-        variant_reason=reason,
+    """syrupy's ``snapshot``, storing LM observations in this model's own set (``__lm_snapshots__/<model>/``), or
+    in the set it is held to (--lm-expect, ``lm_model(expect=...)``)."""
+    expected = expected_set_for(request.node, lm_model_spec, lm_settings.model, lm_settings.expect)
+    extension = extension_for_test(
+        Path(str(request.node.path)).parent,
+        slug(expected or lm_model_spec),
+        lm.fingerprint,
+        lm_settings,
+        lm.engine.teacher_force,
         updating=bool(request.config.getoption("update_snapshots", False)),
+        held=expected is not None,
     )
     return snapshot.use_extension(extension)
 

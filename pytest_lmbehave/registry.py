@@ -115,7 +115,8 @@ class Registry:
         if spec not in self._recorded:
             from .snapshots import recorded_drafts
 
-            self._recorded[spec] = recorded_drafts(self.sets, models.slug(spec))
+            held_to = self.settings.expect if spec == self.settings.model and self.settings.expect else spec
+            self._recorded[spec] = recorded_drafts(self.sets, models.slug(held_to))
         return self._recorded[spec]
 
     def counts(self) -> dict[str, int]:

@@ -73,13 +73,36 @@ def _extends(record: dict[str, Any], prompt: str) -> bool:
     return bool(prompt) and asked.startswith(prompt) and len(asked) > len(prompt)
 
 
-def environments_side_by_side(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Each model's environment in both reports, a model paired with its served copy by their common slug."""
+def paired_environments(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Each model's environment in both reports: a model paired with its served copy by their common slug, and by
+    role, old run against new, when each report holds one model the other does not (new weights under another
+    name, held to the old set with --lm-expect)."""
     a_envs = {slug(m): env for m, env in old.get("environments", {}).items()}
     b_envs = {slug(m): env for m, env in new.get("environments", {}).items()}
-    rows = []
-    for model in sorted(set(a_envs) | set(b_envs)):
-        a, b = a_envs.get(model, {}), b_envs.get(model, {})
-        for key in sorted(set(a) | set(b)):
-            rows.append((f"{model}: {key}", str(a.get(key, "-")), str(b.get(key, "-"))))
-    return rows
+    only_a, only_b = sorted(set(a_envs) - set(b_envs)), sorted(set(b_envs) - set(a_envs))
+    pairs = [(model, a_envs[model], b_envs[model]) for model in sorted(set(a_envs) & set(b_envs))]
+    if len(only_a) == 1 and len(only_b) == 1:
+        pairs.append((f"{only_a[0]} -> {only_b[0]}", a_envs[only_a[0]], b_envs[only_b[0]]))
+    else:
+        pairs += [(m, a_envs[m], {}) for m in only_a] + [(m, {}, b_envs[m]) for m in only_b]
+    return sorted(pairs, key=lambda pair: pair[0])
+
+
+def environments_side_by_side(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The paired environments as table rows: (model: field, old, new)."""
+    return [
+        (f"{model}: {key}", str(a.get(key, "-")), str(b.get(key, "-")))
+        for model, a, b in paired_environments(old, new)
+        for key in sorted(set(a) | set(b))
+    ]
+
+
+def weights_moved(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, str] | None:
+    """The weights' hashes, old and new, when the reports' paired model moved to other weights (one pair only)."""
+    moved = [
+        (str(a["model_sha256"]), str(b["model_sha256"]))
+        for _, a, b in paired_environments(old, new)
+        if a.get("model_sha256", "unknown") not in ("unknown", b.get("model_sha256", "unknown"))
+        and b.get("model_sha256", "unknown") != "unknown"
+    ]
+    return moved[0] if len(moved) == 1 else None

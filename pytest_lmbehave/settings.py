@@ -36,6 +36,7 @@ class Settings:
     near_tie: float = defaults.NEAR_TIE
     strict: bool = False
     variant: str | None = None
+    expect: str | None = None  # --lm-expect: the snapshot set the chosen model is held to (its own by default)
     observation_cache: bool = False
     drafts: bool = True
     server: str = ""  # --lm-server: already folded into ``model`` (URL#NAME)

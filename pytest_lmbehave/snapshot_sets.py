@@ -59,6 +59,7 @@ VARIANT = "@"  # a set recorded in another environment: __lm_snapshots__/<model>
 # How much each field counts when a run picks the recorded variant closest to its environment.
 VARIANT_WEIGHTS = {"transformers_major": 100, "dtype": 20, "device": 20, "torch_minor": 10, "tokenizers_minor": 5}
 VARIANT_WEIGHTS |= {"transformers": 2, "torch": 1, "cpu_capability": 1, "blas": 1, "gpu": 1, "engine": 50}
+VARIANT_WEIGHTS |= {"model_sha256": 200}  # new weights held to a set: the variant recorded with these very weights
 
 
 def _derived(environment: dict[str, str]) -> dict[str, str]:
@@ -111,9 +112,27 @@ def choose_variant(test_dir: Path, slug: str, now: dict[str, str], named: str | 
         for k in ("engine", "transformers", "torch", "tokenizers", "dtype", "device")
         if recorded.get(k) != current.get(k)
     ]
+    moved = weights_moved(recorded, current)
+    weights = f"recorded with weights {moved[0]}…, now {moved[1]}…" if moved else ""
     if not differing:
-        return found[best].name, "recorded in this run's environment"
-    return found[best].name, "the recorded variant closest to this run; it differs in " + ", ".join(differing)
+        return found[best].name, weights or "recorded in this run's environment"
+    closest = "the recorded variant closest to this run; it differs in " + ", ".join(differing)
+    return found[best].name, f"{weights}; {closest}" if weights else closest
+
+
+def weights_moved(recorded: dict[str, str], now: dict[str, str]) -> tuple[str, str] | None:
+    """(recorded, current) weights hashes when both are known and differ: the model's bytes changed."""
+    old, new = recorded.get("model_sha256", "unknown"), now.get("model_sha256", "unknown")
+    return None if "unknown" in (old, new) or old == new else (old[:7], new[:7])
+
+
+def weights_variant(test_dir: Path, slug: str, now: dict[str, str]) -> str | None:
+    """Where --snapshot-update records new weights held to ``slug``'s set: a variant named after them
+    (``weights-<sha>``), unless the set was recorded with these very weights (or holds nothing yet)."""
+    plain = test_dir / SETS_DIRNAME / slug
+    if not plain.is_dir() or weights_moved(recorded_environment(plain), now) is None:
+        return None
+    return f"weights-{now['model_sha256'][:8]}"
 
 
 def set_folders(invocation_dir: Path, args: Iterable[str]) -> list[Path]:

@@ -19,14 +19,17 @@ from syrupy.extensions.amber import AmberSnapshotExtension
 from syrupy.utils import snapshot_file_lock_enabled
 
 from . import defaults, environment, near_ties
+from .causes import environment_lines, recorded_envs, root_cause
 from .errors import LMBehaveError
 from .plan import Drafts, add_draft, draft_key
 from .records import to_record
-from .snapshot_sets import SETS_DIRNAME, VARIANT, damage
+from .snapshot_sets import SETS_DIRNAME, VARIANT, choose_variant, damage, weights_variant
 from .verdict import Difference, Teacher, Tolerances, compare
 
 if TYPE_CHECKING:
     from syrupy.location import PyTestLocation
+
+    from .settings import Settings
 
 SEPARATOR = "---"
 __all__ = ["SEPARATOR", "SETS_DIRNAME", "LMSnapshotExtension", "extension_for", "parse", "render", "render_records"]
@@ -101,6 +104,7 @@ class LMSnapshotExtension(AmberSnapshotExtension):
     model_slug = "model"
     set_name = ""  # the folder of the set compared against: the model's slug, or <slug>@<variant>
     variant_reason = ""
+    accept = ""  # the command that accepts a failure, when not a plain --snapshot-update
     environment = ""
     tolerance = defaults.TOLERANCE
     near_tie = defaults.NEAR_TIE
@@ -152,8 +156,8 @@ class LMSnapshotExtension(AmberSnapshotExtension):
         return True
 
     def diff_lines(self, serialized_data: Any, snapshot_data: Any) -> Iterator[str]:
+        name = self.set_name or self.model_slug
         if not snapshot_data:  # nothing recorded yet (syrupy passes ""): no differences, no environment to compare
-            name = self.set_name or self.model_slug
             yield f"no snapshot yet: the {name} set holds no recording of this observation"
             yield f"to record one: pytest --snapshot-update (writes only the {name} set)"
             return
@@ -161,9 +165,13 @@ class LMSnapshotExtension(AmberSnapshotExtension):
             diffs = self._differences(serialized_data, snapshot_data)
         except (ValueError, TypeError):
             diffs = None
-        name = self.set_name or self.model_slug
+        try:
+            envs: list[str] | None = recorded_envs(parse(snapshot_data))
+        except (ValueError, TypeError):
+            envs = None
         if self.variant_reason:
             yield f"compared against the set {name} ({self.variant_reason})"
+        yield from root_cause(envs or [], self.environment, diffs)
         if diffs is None:
             yield f"the recorded snapshot of {name} does not have the same observations as this run"
         else:
@@ -175,23 +183,11 @@ class LMSnapshotExtension(AmberSnapshotExtension):
                 first, *rest = diff.text.split("\n")
                 yield f"  - [{diff.layer}] {first}"
                 yield from rest
-        yield from self._environment_lines(snapshot_data)
-        yield f"to accept the new behaviour: pytest --snapshot-update (rewrites only the {name} set)"
+        if envs is not None:
+            yield from environment_lines(envs, self.environment)
+        yield f"to accept the new behaviour: {self.accept or f'pytest --snapshot-update (rewrites only the {name} set)'}"
         yield "line diff (- recorded, + now):"
         yield from super().diff_lines(serialized_data, snapshot_data)
-
-    def _environment_lines(self, snapshot_data: Any) -> Iterator[str]:
-        try:
-            recorded = {str(r["env"]) for r in parse(snapshot_data) if r.get("env") is not None}
-        except (ValueError, TypeError):
-            return
-        if not recorded:
-            yield "environment: the snapshot records none (transcribed by hand)"
-            return
-        for env in sorted(recorded):
-            yield environment.describe_differences(
-                environment.parse_line(env), environment.parse_line(self.environment)
-            )
 
     @classmethod
     def write_snapshot_collection(cls, *, snapshot_collection: Any, name_order: dict[str, int] | None = None) -> None:
@@ -250,6 +246,7 @@ def extension_for(
     set_name: str = "",
     variant_reason: str = "",
     updating: bool = False,
+    accept: str = "",
 ) -> type[LMSnapshotExtension]:
     """A subclass bound to one model's set: the one attribute-setting subclass syrupy expects."""
     set_name = set_name or slug
@@ -259,6 +256,7 @@ def extension_for(
         "set_name": set_name,
         "variant_reason": variant_reason,
         "updating": updating,
+        "accept": accept,
         "environment": env,
         "tolerance": tolerance,
         "near_tie": near_tie,
@@ -267,3 +265,36 @@ def extension_for(
         "teacher": staticmethod(teacher) if teacher is not None else None,
     }
     return type(f"{CLASS_PREFIX}{re.sub(r'[^0-9A-Za-z_]', '_', set_name)}", (LMSnapshotExtension,), attributes)
+
+
+def extension_for_test(
+    folder: Path,
+    slug: str,
+    fingerprint: dict[str, str],
+    settings: Settings,
+    teacher: Teacher,
+    updating: bool,
+    held: bool = False,
+) -> type[LMSnapshotExtension]:
+    """The extension of one test's set: the variant closest to this run (or --lm-variant's). A model ``held`` to
+    another model's set (--lm-expect) records its new weights as a variant of that set, never over it."""
+    variant = settings.variant
+    if held and updating and variant is None:
+        variant = weights_variant(folder, slug, fingerprint)
+    set_name, reason = choose_variant(folder, slug, fingerprint, variant)
+    return extension_for(
+        slug,
+        environment.line(fingerprint),
+        settings.tolerance,
+        settings.near_tie,
+        settings.strict,
+        settings.top_shown,
+        teacher=teacher,
+        set_name=set_name,
+        variant_reason=reason,
+        updating=updating,
+        accept=f"pytest --snapshot-update --lm-expect {slug} (records these weights as a variant of the {slug} set, "
+        "beside the old weights' records)"
+        if held
+        else "",
+    )

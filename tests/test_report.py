@@ -92,7 +92,9 @@ def test_real_drift_is_found_classified_worst_first_and_exits_1(
     out = capsys.readouterr().out
     assert code == 1
     lines = out.splitlines()
-    assert lines[2] == "where the changes come from:" and lines[3].startswith("  the model (the same ids in")
+    # Other weights behind the same tokenizer: the weights are the root cause, with both hashes.
+    assert lines[2] == "root causes:" and lines[3].startswith("  the weights changed (sha256 ")
+    assert ", same tokenizer): " in lines[3]
     assert any(line.startswith("severity  kind") for line in lines)
     assert out.index("[major]") < out.index("[minor]") if "[minor]" in out else "[major]" in out
     assert "first diverging token 0" in out and "top-1 flip" in out

@@ -52,6 +52,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	# The floor plan (pyproject.toml [tool.importlinter]): layers import downwards only, the engines independently.
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest tests/ specs/ -n 2 $(PYTEST_ARGS)
@@ -90,7 +92,7 @@ served: $(STAMP) $(STAMPV)
 WEIGHTS := build/weights
 weights-upgrade: $(STAMP)
 	mkdir -p $(WEIGHTS)
-	$(PY) tools/requantize.py "$$($(PY) -c 'from pytest_lmbehave.models import embedded_gguf; print(embedded_gguf())')" \
+	$(PY) tools/requantize.py "$$($(PY) -c 'from pytest_lmbehave.backends.transformers.loading import embedded_gguf; print(embedded_gguf())')" \
 	  $(WEIGHTS)/smol-Q8_0.gguf Q8_0
 	$(PY) -m pytest specs/ -n 2 -q -p no:randomly --lm-report $(WEIGHTS)/old.json
 	-$(PY) -m pytest specs/ -n 2 -q -p no:randomly -rf --lm-model=$(WEIGHTS)/smol-Q8_0.gguf --lm-expect embedded \

@@ -19,8 +19,8 @@ CHILD = textwrap.dedent(
     import torch, transformers
     # Lazy submodules both paths need (Llama, the fast tokenizer) count as imports, not as loading.
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
-    from pytest_lmbehave import models
-    from pytest_lmbehave.settings import Settings
+    from pytest_lmbehave.backends.transformers import loading as models
+    from pytest_lmbehave.config.settings import Settings
     from pathlib import Path
     imported = time.perf_counter()
     torch.set_num_threads(1)

@@ -30,8 +30,9 @@ from document import (
     sentiment_prompt,
 )
 
-from pytest_lmbehave import conversion, models
-from pytest_lmbehave.settings import default_cache_dir
+from pytest_lmbehave.backends.transformers import conversion
+from pytest_lmbehave.backends.transformers import loading as models
+from pytest_lmbehave.config.settings import default_cache_dir
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported on first use
     import pytest
 
-    from .engine import Engine
-    from .errors import (
+    from .api.lm import LM
+    from .config.errors import (
         BackendUnavailable,
         InputError,
         LMBehaveError,
@@ -22,31 +22,34 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported
         ModelNotFoundError,
         SettingsError,
     )
-    from .exercises import ___
-    from .lm import LM
-    from .observations import Candidate, Choice, Distribution, Generation, Tokenization
-    from .sampling import Sampling
+    from .config.sampling import Sampling
+    from .engine.engine import Engine
+    from .observations.choice import Choice
+    from .observations.generation import Generation
+    from .observations.next_token import Candidate, Distribution
+    from .observations.tokenization import Tokenization
+    from .teaching.exercises import ___
 
     greedy: pytest.MarkDecorator
     sampled: pytest.MarkDecorator
 
 _WHERE = {
-    "InputError": "errors",
-    "LMBehaveError": "errors",
-    "MarkerError": "errors",
-    "ModelLoadError": "errors",
-    "ModelNotFoundError": "errors",
-    "SettingsError": "errors",
-    "BackendUnavailable": "errors",
-    "___": "exercises",
-    "LM": "lm",
-    "Engine": "engine",
-    "Sampling": "sampling",
-    "Candidate": "observations",
-    "Choice": "observations",
-    "Distribution": "observations",
-    "Generation": "observations",
-    "Tokenization": "observations",
+    "InputError": "config.errors",
+    "LMBehaveError": "config.errors",
+    "MarkerError": "config.errors",
+    "ModelLoadError": "config.errors",
+    "ModelNotFoundError": "config.errors",
+    "SettingsError": "config.errors",
+    "BackendUnavailable": "config.errors",
+    "___": "teaching.exercises",
+    "LM": "api.lm",
+    "Engine": "engine.engine",
+    "Sampling": "config.sampling",
+    "Candidate": "observations.next_token",
+    "Choice": "observations.choice",
+    "Distribution": "observations.next_token",
+    "Generation": "observations.generation",
+    "Tokenization": "observations.tokenization",
 }
 
 __all__ = [

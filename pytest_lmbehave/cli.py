@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import defaults
-from .arguments import non_negative, positive
-from .drift import (
+from .config import defaults
+from .config.arguments import non_negative, positive
+from .config.files import path_problem
+from .observations.drift import (
     SEVERITIES,
     Thresholds,
     compare_reports,
@@ -17,11 +18,10 @@ from .drift import (
     root_causes,
     summary_table,
 )
-from .explore import add_arguments as add_explore_arguments
-from .explore import run as run_explore
-from .files import path_problem
-from .report_format import ReportError, load_report
-from .selection import KINDS, comparable, environments_side_by_side, weights_moved
+from .reports.report_format import ReportError, load_report
+from .reports.selection import KINDS, comparable, environments_side_by_side, weights_moved
+from .teaching.explore import add_arguments as add_explore_arguments
+from .teaching.explore import run as run_explore
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNUSABLE = 0, 1, 2
 
@@ -79,8 +79,8 @@ def _diff(args: argparse.Namespace) -> int:
         if len(changes) > args.limit:
             print(f"  ... {len(changes) - args.limit} more (raise --limit)")
     if args.html:
-        from .files import write_atomically
-        from .html import render_html
+        from .config.files import write_atomically
+        from .reports.html import render_html
 
         write_atomically(
             Path(args.html), render_html(args.old, args.new, changes, table, environments, compared, causes)

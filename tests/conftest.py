@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lmbehave.settings import default_cache_dir
+from pytest_lmbehave.config.settings import default_cache_dir
 
 # pytester points HOME at a temporary folder; keep inner runs on the real conversion cache.
 os.environ.setdefault("LMBEHAVE_CACHE", str(default_cache_dir()))
@@ -149,9 +149,9 @@ def run_with_tiny(pytester: pytest.Pytester, tiny_model: Path, tmp_path: Path): 
 
 def tiny_backend_of(folder: Path, cache: Path):  # type: ignore[no-untyped-def]
     """The tests' backend: a tiny random transformers model behind the same protocol as every backend."""
-    from pytest_lmbehave.backends.inprocess import TransformersBackend
-    from pytest_lmbehave.models import load, resolve
-    from pytest_lmbehave.settings import Settings
+    from pytest_lmbehave.backends.transformers.inprocess import TransformersBackend
+    from pytest_lmbehave.backends.transformers.loading import load, resolve
+    from pytest_lmbehave.config.settings import Settings
 
     return TransformersBackend(load(resolve(str(folder)), Settings(cache_dir=cache)), cache)
 
@@ -165,6 +165,6 @@ def tiny_backend(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):  #
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_backend):  # type: ignore[no-untyped-def]
     """An engine over the tiny backend, for tests of the LM API without pytester."""
-    from pytest_lmbehave.engine import Engine
+    from pytest_lmbehave.engine.engine import Engine
 
     return Engine(tiny_backend)

@@ -1,25 +1,25 @@
-"""The package's shape: layers that import downwards only (no circle, type-checking imports included), modules
-small enough to read in one sitting, and torch or transformers imported only where the model is loaded or run."""
+"""The package's floor plan: a few parts by job at its top, layers that import downwards only (the import-linter
+contracts in pyproject.toml, which fail on one reversed import; no circle, type-checking imports included), modules
+small enough to read in one sitting, and torch or transformers imported only by the transformers backend."""
 
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_lmbehave"
-# The only modules that import torch or transformers to compute or load; the others import them at most for a
-# type or a conversion a caller asked for (Distribution.logprobs, Engine.logits hand out tensors).
-COMPUTE = {
-    "backends.inprocess",
-    "backends.prefill",
-    "backends.decoding",
-    "backends.drafts",
-    "backends.configured",
-    "models",
-    "conversion",
-}
-HANDS_OUT_TENSORS = {"observations", "engine", "settings", "environment"}
+ROOT = PACKAGE.parent
+TENSOR_HELPER = (
+    "observations.tensors"  # the one place outside the transformers backend that hands numbers out as tensors
+)
 LIMIT = 300  # lines: a module that needs more does several jobs
+TOP = 12  # entries at the package's top: a few parts by job, not a flat list of modules
 
 
 def modules() -> dict[str, Path]:
@@ -75,7 +75,7 @@ def test_the_import_graph_has_no_circle() -> None:
         if node not in state:
             visit(node)
     assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)
-    assert graph["engine"] >= {"backends", "memo", "scheduler"}  # the graph is really read
+    assert graph["engine.engine"] >= {"backends", "engine.memo", "engine.scheduler"}  # the graph is really read
 
 
 def test_no_module_needs_a_table_of_contents() -> None:
@@ -84,11 +84,55 @@ def test_no_module_needs_a_table_of_contents() -> None:
     assert {name: size for name, size in sizes.items() if size > LIMIT} == {}
 
 
-def test_only_the_backend_and_model_loading_compute_with_torch_or_transformers() -> None:
-    users = {
-        name
-        for name, path in modules().items()
-        if external_imports(path) & {"torch", "transformers"} and name not in COMPUTE | HANDS_OUT_TENSORS
-    }
-    assert users == set()
-    assert "backends.inprocess" in {n for n, p in modules().items() if "transformers" in p.read_text()}
+def test_only_the_transformers_backend_imports_torch_or_transformers() -> None:
+    users = {name for name, path in modules().items() if external_imports(path) & {"torch", "transformers"}}
+    assert "backends.transformers.inprocess" in users  # really read
+    assert {n for n in users if not n.startswith("backends.transformers")} == {TENSOR_HELPER}
+
+
+def test_the_package_top_holds_a_few_parts_by_job() -> None:
+    top = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
+    assert len(top) <= TOP, top
+    assert {"plugin", "api", "engine", "backends", "observations", "reports", "config", "teaching"} <= set(top)
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    """import-linter over the package found under ``root``, with the contracts of pyproject.toml."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
+    ]
+    return subprocess.run(
+        [*command, "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_layer_contracts_are_kept() -> None:
+    pytest.importorskip("importlinter")
+    done = lint_imports(ROOT)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "3 kept, 0 broken" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "reversed_import"),
+    [
+        ("config/defaults.py", "from ..engine import plan  # noqa"),  # the bottom reaching up
+        ("backends/served/http.py", "from ..transformers import loading  # noqa"),  # one engine into the other
+        ("observations/drift.py", "import torch  # noqa"),  # torch outside the transformers backend
+    ],
+)
+def test_one_reversed_import_breaks_a_contract(tmp_path: Path, module: str, reversed_import: str) -> None:
+    pytest.importorskip("importlinter")
+    copy = tmp_path / "pytest_lmbehave"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    target = copy / module
+    target.write_text(target.read_text() + f"\n{reversed_import}\n")
+    done = lint_imports(tmp_path)
+    assert done.returncode != 0 and "BROKEN" in done.stdout, done.stdout[-2000:]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lmbehave import facts
+from pytest_lmbehave.config import facts
 
 SOURCE = """
 from pytest_lmbehave import sampled

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lmbehave.verdict import Tolerances, compare
+from pytest_lmbehave.observations.verdict import Tolerances, compare
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 REVERSE_CONFTEST = """

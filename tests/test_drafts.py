@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_lmbehave.backends import Decoded
-from pytest_lmbehave.sampling import Policy, Sampling
+from pytest_lmbehave.config.sampling import Policy, Sampling
 
 # Teacher-forced and step-by-step passes read the same ids in another shape: their float32 numbers agree to
 # ~1e-6 (measured); 2e-4 is the determinism tolerance every mode is held to (tests/test_determinism.py).
@@ -85,7 +85,8 @@ def test_a_draft_that_ends_at_the_stop_token_ends_the_row_there(tiny_backend: An
 
 
 def test_a_planned_run_with_drafts_answers_as_a_run_without_them(tiny_engine: Any) -> None:
-    from pytest_lmbehave import LM, plan
+    from pytest_lmbehave import LM
+    from pytest_lmbehave.engine import plan
 
     recorded: list[plan.Ask] = []
     LM(tiny_engine.fresh(), seed=0, asks=recorded).generate(PROMPTS, 10)

@@ -40,9 +40,9 @@ def test_batched_greedy_on_the_embedded_model_equals_one_prompt_at_a_time(pytest
 def test_drafts_verified_on_the_embedded_model_give_free_decoding_on_every_document_prompt() -> None:
     """Every prompt of the document, greedy and sampled (top-50, as the document sampled): one free batch, then
     the same batch again with each row's draft right, wrong from step 5, or cut to 7 tokens, by turns."""
-    from pytest_lmbehave.registry import Registry
-    from pytest_lmbehave.sampling import Policy, Sampling
-    from pytest_lmbehave.settings import Settings, default_cache_dir
+    from pytest_lmbehave.config.sampling import Policy, Sampling
+    from pytest_lmbehave.config.settings import Settings, default_cache_dir
+    from pytest_lmbehave.engine.registry import Registry
 
     from .conftest import document, document_prompts
 

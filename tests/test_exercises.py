@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lmbehave.exercises import HINTS_LOG, load_key
+from pytest_lmbehave.teaching.exercises import HINTS_LOG, load_key
 
 EXERCISES = '''
 from pytest_lmbehave import ___
@@ -32,8 +32,8 @@ def test_vocabulary(lm, exercise):
 
 @pytest.fixture
 def exercises(run_with_tiny, pytester: pytest.Pytester, tiny_model):  # type: ignore[no-untyped-def]
-    from pytest_lmbehave.engine import Engine
-    from pytest_lmbehave.lm import LM
+    from pytest_lmbehave.api.lm import LM
+    from pytest_lmbehave.engine.engine import Engine
     from tests.conftest import tiny_backend_of
 
     tokens = LM(Engine(tiny_backend_of(tiny_model, pytester.path / "c"))).tokenize("hello hello")

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lmbehave import LM, conversion, models
+from pytest_lmbehave import LM
+from pytest_lmbehave.backends.transformers import conversion
+from pytest_lmbehave.backends.transformers import loading as models
 from pytest_lmbehave.cli import main
-from pytest_lmbehave.engine import Engine
-from pytest_lmbehave.errors import InputError, ModelLoadError, ModelNotFoundError
-from pytest_lmbehave.store import ObservationStore
+from pytest_lmbehave.config.errors import InputError, ModelLoadError, ModelNotFoundError
+from pytest_lmbehave.engine.engine import Engine
+from pytest_lmbehave.engine.store import ObservationStore
 
 # -- data loss and poisoning ------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_lmbehave.backends import Decoded
-from pytest_lmbehave.sampling import Policy, Sampling
+from pytest_lmbehave.config.sampling import Policy, Sampling
 
 from .conftest import build_tiny_model, document_prompts, tiny_backend_of
 
@@ -140,9 +140,10 @@ def test_a_processor_that_cannot_be_replayed_turns_drafts_off_and_is_said_once(
 def test_the_fingerprint_names_the_generation_config_so_an_edit_misses_the_cache_and_is_named(
     plain: Path, tmp_path: Path
 ) -> None:
-    from pytest_lmbehave import environment, models
-    from pytest_lmbehave.settings import Settings
-    from pytest_lmbehave.store import ObservationStore
+    from pytest_lmbehave.backends.transformers import loading as models
+    from pytest_lmbehave.config import environment
+    from pytest_lmbehave.config.settings import Settings
+    from pytest_lmbehave.engine.store import ObservationStore
 
     folder = with_config(plain, tmp_path / "model", {"repetition_penalty": 1.3})
     settings_ = Settings(cache_dir=tmp_path / "cache")
@@ -167,7 +168,7 @@ def test_a_diverging_generation_is_localised_through_the_models_own_processors(
 ) -> None:
     """The teacher-forced pass that explains a failure reads the steps as generate did: with the config's
     processors, the recorded tokens are today's top candidates at every step."""
-    from pytest_lmbehave.engine import Engine
+    from pytest_lmbehave.engine.engine import Engine
 
     backend = tiny_backend_of(with_config(plain, tmp_path / "model", {"repetition_penalty": 2.0}), tmp_path / "cache")
     engine = Engine(backend)

@@ -114,7 +114,7 @@ def test_bad_input_raises_an_error_that_names_the_problem(lm: LM, call, message:
 
 
 def test_prompts_keep_the_bos_their_tokenizer_adds_but_pieces_and_options_do_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from pytest_lmbehave.engine import Engine
+    from pytest_lmbehave.engine.engine import Engine
     from tests.conftest import build_tiny_model, tiny_backend_of
 
     folder = build_tiny_model(tmp_path / "bos-tiny", bos=True)

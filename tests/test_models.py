@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lmbehave import conversion, models
-from pytest_lmbehave.errors import ModelNotFoundError
+from pytest_lmbehave.backends.transformers import conversion
+from pytest_lmbehave.backends.transformers import loading as models
+from pytest_lmbehave.config.errors import ModelNotFoundError
+from pytest_lmbehave.config.naming import slug
 
 FAKE_GGUF = b"GGUF" + b"\x00" * 60
 
@@ -120,4 +122,4 @@ def test_a_directory_holding_one_gguf_resolves_to_that_file(tmp_path: Path, gguf
     ],
 )
 def test_each_model_spec_has_a_stable_file_system_safe_slug(spec: str, expected: str) -> None:
-    assert models.slug(spec) == expected
+    assert slug(spec) == expected

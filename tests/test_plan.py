@@ -9,36 +9,37 @@ from pathlib import Path
 import numpy
 import pytest
 
-from pytest_lmbehave import LM, Sampling, plan
-from pytest_lmbehave.backends import prefill
-from pytest_lmbehave.engine import Engine
-from pytest_lmbehave.sampling import Policy
-from pytest_lmbehave.store import SharedBatches
+from pytest_lmbehave import LM, Sampling
+from pytest_lmbehave.backends.transformers import prefill
+from pytest_lmbehave.config.sampling import Policy
+from pytest_lmbehave.engine import plan
+from pytest_lmbehave.engine.engine import Engine
+from pytest_lmbehave.engine.store import SharedBatches
 
 GREEDY = None
 WARM = Sampling(temperature=1.3)
 
 
 def rows_of(*specs: tuple[tuple[int, ...], int, Sampling | None, int | None]) -> list[plan.Row]:
-    return [plan.Row.of("gen", ids, n, Policy(sampling, seed)) for ids, n, sampling, seed in specs]
+    return [plan.Row.of("generation", ids, n, Policy(sampling, seed)) for ids, n, sampling, seed in specs]
 
 
 def test_the_same_requests_make_the_same_groups_in_any_order() -> None:
     rows = rows_of(*[((1, 2, i), 20, WARM if i % 2 else GREEDY, i) for i in range(30)], ((5,), 50, GREEDY, None))
-    rows += [plan.Row.of("next", (7, i)) for i in range(7)]
+    rows += [plan.Row.of("next_token", (7, i)) for i in range(7)]
     expected = plan.groups(rows)
     for seed in range(5):
         shuffled = list(rows)
         random.Random(seed).shuffle(shuffled)
         assert plan.groups(shuffled) == expected
-    assert [len(g.rows) for g in expected if g.kind == "gen"] == [1, plan.GROUP_ROWS, 30 - plan.GROUP_ROWS]
+    assert [len(g.rows) for g in expected if g.kind == "generation"] == [1, plan.GROUP_ROWS, 30 - plan.GROUP_ROWS]
 
 
 def test_a_shorter_run_rides_on_the_longest_and_one_greedy_token_is_a_next_token_question() -> None:
     groups = plan.groups(rows_of(((1, 2), 20, GREEDY, None), ((1, 2), 50, GREEDY, None), ((3, 4), 1, GREEDY, None)))
     assert [(g.kind, [(r.ids, r.n) for r in g.rows]) for g in groups] == [
-        ("gen", [((1, 2), 50)]),
-        ("next", [((3, 4), 1)]),
+        ("generation", [((1, 2), 50)]),
+        ("next_token", [((3, 4), 1)]),
     ]
     # A sampled row is a different request from the greedy one, and its seed is part of it.
     sampled = plan.groups(rows_of(((1, 2), 20, GREEDY, None), ((1, 2), 20, WARM, 1), ((1, 2), 20, WARM, 2)))
@@ -52,8 +53,8 @@ def test_no_row_runs_more_than_twice_its_length() -> None:
 
 def test_next_token_prompts_with_a_long_common_beginning_share_a_group() -> None:
     beginning = tuple(range(100, 100 + plan.PREFIX))
-    rows = [plan.Row.of("next", (*beginning, i)) for i in range(5)]
-    rows += [plan.Row.of("next", (i,)) for i in range(5)]
+    rows = [plan.Row.of("next_token", (*beginning, i)) for i in range(5)]
+    rows += [plan.Row.of("next_token", (i,)) for i in range(5)]
     groups = plan.groups(rows)
     shared = [g for g in groups if len(g.rows[0].ids) > plan.PREFIX]
     assert len(shared) == 1 and len(shared[0].rows) == 5
@@ -65,16 +66,22 @@ def test_next_token_prompts_with_a_long_common_beginning_share_a_group() -> None
 def test_a_plan_reads_back_what_was_written_and_merging_keeps_what_did_not_run(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     first = {
-        "a.py::test_one": [plan.Ask.of("gen", "hello", 5, Policy(WARM, 7)), plan.Ask.of("next", (1, 2, 3))],
-        "a.py::test_gone": [plan.Ask.of("next", "x")],
-        "b.py::test_other": [plan.Ask.of("gen", "hi", 3)],
+        "a.py::test_one": [
+            plan.Ask.of("generation", "hello", 5, Policy(WARM, 7)),
+            plan.Ask.of("next_token", (1, 2, 3)),
+        ],
+        "a.py::test_gone": [plan.Ask.of("next_token", "x")],
+        "b.py::test_other": [plan.Ask.of("generation", "hi", 3)],
     }
     path.write_text(plan.render(first, 0))
     tests, base_seed, problem = plan.read(path)
     assert (tests, base_seed, problem) == (first, 0, None)
     assert len(path.read_text().splitlines()) == 5 + 4 * 2 + 4  # one request a line, for readable diffs
-    merged = plan.merge(tests, {"a.py::test_one": [plan.Ask.of("next", "new")]}, collected={"a.py::test_one"})
-    assert merged == {"a.py::test_one": [plan.Ask.of("next", "new")], "b.py::test_other": first["b.py::test_other"]}
+    merged = plan.merge(tests, {"a.py::test_one": [plan.Ask.of("next_token", "new")]}, collected={"a.py::test_one"})
+    assert merged == {
+        "a.py::test_one": [plan.Ask.of("next_token", "new")],
+        "b.py::test_other": first["b.py::test_other"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -206,9 +213,9 @@ def test_plan_update_records_every_tests_requests_and_planned_runs_observe_the_s
     tests, base_seed, problem = plan.read(pytester.path / "lmbehave-plan.json")
     assert problem is None and base_seed == 0
     assert {node.split("::")[1]: [a.kind for a in asks] for node, asks in tests.items()} == {
-        "test_generations": ["gen", "gen", "next"],
-        "test_next_and_choice": ["next", "next"],
-        "test_sampled": ["gen", "gen"],
+        "test_generations": ["generation", "generation", "next_token"],
+        "test_next_and_choice": ["next_token", "next_token"],
+        "test_sampled": ["generation", "generation"],
     }
     assert observations(run_with_tiny, tmp_path / "serial.json", "-p", "no:xdist") == without
     assert observations(run_with_tiny, tmp_path / "n2.json", "-n", "2") == without

@@ -325,7 +325,7 @@ def test_the_lm_model_marker_loads_each_model_once_per_process(run_with_tiny, ti
                 assert lm.engine.backend.loaded.source.path.name == "other-tiny"
 
             def test_two(self, lm, request):
-                registry = request.config.stash[__import__("pytest_lmbehave.plugin").plugin.REGISTRY]
+                registry = request.config.stash[__import__("pytest_lmbehave.plugin").plugin.SESSION].registry
                 assert len(registry.engines) == 2
         """
     )

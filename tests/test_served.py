@@ -32,10 +32,10 @@ def serve(tiny_backend: Any, tiny_model: Path) -> Iterator[Any]:
 
 
 def connected(server: FakeServer, tmp_path: Path) -> Any:
-    from pytest_lmbehave.backends.connect import connect
-    from pytest_lmbehave.settings import Settings
+    from pytest_lmbehave.backends import open as open_backend
+    from pytest_lmbehave.config.settings import Settings
 
-    return connect(f"{server.url}#{server.behaviour.name}", Settings(cache_dir=tmp_path, server_timeout=30))
+    return open_backend(f"{server.url}#{server.behaviour.name}", Settings(cache_dir=tmp_path, server_timeout=30))
 
 
 def test_a_served_model_keeps_the_backend_contract(serve: Any, tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_a_list_of_prompts_is_one_request(serve: Any, tmp_path: Path) -> None:
     rows = [backend.tokenize(p) for p in ("hello", "hello hello", "Review: good game")]
     before = len(server.requests)
     backend.next_logprobs(rows)
-    backend.generate(rows, 4, [__import__("pytest_lmbehave.sampling").sampling.Policy()] * 3)
+    backend.generate(rows, 4, [__import__("pytest_lmbehave.config.sampling").config.sampling.Policy()] * 3)
     assert len(server.requests) - before == 2
 
 
@@ -252,8 +252,8 @@ def test_many_rows_come_back_on_their_own_prompts(serve: Any, tmp_path: Path, ti
 
 
 def test_an_answer_with_fewer_choices_than_prompts_is_an_error_naming_the_request(serve: Any, tmp_path: Path) -> None:
-    from pytest_lmbehave.backends.http import ServerAnswer
-    from pytest_lmbehave.sampling import Policy
+    from pytest_lmbehave.backends.served.http import ServerAnswer
+    from pytest_lmbehave.config.sampling import Policy
 
     backend = connected(serve(short=True), tmp_path)
     rows = [backend.tokenize(p) for p in ("hello", "hello hello", "Review: good game")]
@@ -264,7 +264,7 @@ def test_an_answer_with_fewer_choices_than_prompts_is_an_error_naming_the_reques
 
 
 def test_two_servers_of_one_model_name_never_share_a_cache_entry(serve: Any, tmp_path: Path) -> None:
-    from pytest_lmbehave.store import ObservationStore
+    from pytest_lmbehave.engine.store import ObservationStore
 
     first, second = connected(serve(), tmp_path), connected(serve(), tmp_path)
     assert first.fingerprint()["served_model"] == second.fingerprint()["served_model"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lmbehave.snapshots import parse, render
-from pytest_lmbehave.verdict import Tolerances, compare
+from pytest_lmbehave.observations.verdict import Tolerances, compare
+from pytest_lmbehave.plugin.snapshots import parse, render
 
 SOURCE = """
 def test_next(lm, lm_snapshot):
@@ -246,7 +246,7 @@ def test_a_transcribed_record_is_compared_on_the_keys_it_holds() -> None:
 
 
 def render_generation() -> str:
-    from pytest_lmbehave.observations import Generation
+    from pytest_lmbehave.observations.generation import Generation
 
     generation = Generation("p", " a b", (1, 2), "p a b", (9,), (" a", " b"), (-0.1, -0.2), (1.0, 0.5))
     return render(generation, "model_sha256=x")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_lmbehave import LM, Sampling
-from pytest_lmbehave.engine import Engine
-from pytest_lmbehave.store import ObservationStore
+from pytest_lmbehave.engine.engine import Engine
+from pytest_lmbehave.engine.store import ObservationStore
 
 
 def ask(engine: Engine) -> list[object]:

@@ -15,7 +15,7 @@ MAJOR = int(transformers.__version__.split(".")[0])
 
 
 def test_each_side_compares_against_the_variant_recorded_in_its_environment() -> None:
-    from pytest_lmbehave.snapshot_sets import choose_variant
+    from pytest_lmbehave.plugin.snapshot_sets import choose_variant
 
     now = {"transformers": transformers.__version__, "torch": "2.13.0+cpu", "dtype": "float32", "device": "cpu"}
     name, reason = choose_variant(SPECS, "embedded", now, None)
@@ -52,7 +52,7 @@ def test_without_its_own_variant_a_run_fails_and_names_the_tokenizer_change(tmp_
 
 
 def test_lmbehave_diff_attributes_each_change_to_its_layer_and_leads_with_the_root_cause() -> None:
-    from pytest_lmbehave.drift import Thresholds, compare_reports, root_causes
+    from pytest_lmbehave.observations.drift import Thresholds, compare_reports, root_causes
 
     def asked(prompt: str, ids: list[int], argmax: str, margin: float) -> dict:  # type: ignore[type-arg]
         row = [argmax, 7 if argmax == " x" else 8, 0.5]

@@ -15,9 +15,9 @@ SERVER = os.environ.get("LMBEHAVE_TEST_VLLM", "")
 
 @pytest.mark.skipif(not SERVER, reason="no vLLM server: `make served` starts one (LMBEHAVE_TEST_VLLM=URL#NAME)")
 def test_a_real_vllm_server_keeps_the_backend_contract(tmp_path: Path) -> None:
-    from pytest_lmbehave.backends.connect import connect
-    from pytest_lmbehave.settings import Settings, default_cache_dir
+    from pytest_lmbehave.backends import open as open_backend
+    from pytest_lmbehave.config.settings import Settings, default_cache_dir
 
-    backend = connect(SERVER, Settings(cache_dir=default_cache_dir()))
+    backend = open_backend(SERVER, Settings(cache_dir=default_cache_dir()))
     assert backend.fingerprint()["engine"] == "vllm"
     check_backend(backend, "Shakespeare was a")

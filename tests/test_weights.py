@@ -44,8 +44,8 @@ def recorded(pytester: pytest.Pytester, models: dict[str, Path]) -> Path:
 
 
 def sha(folder: Path, pytester: pytest.Pytester) -> str:
-    from pytest_lmbehave import models
-    from pytest_lmbehave.settings import default_cache_dir
+    from pytest_lmbehave.backends.transformers import loading as models
+    from pytest_lmbehave.config.settings import default_cache_dir
 
     return models.content_hash(models.resolve(str(folder)), default_cache_dir())[:7]
 

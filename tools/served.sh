@@ -6,7 +6,7 @@
 set -euo pipefail
 py=$1 vllm=$2 out=$3
 mkdir -p "$out"
-model_dir=$("$py" -c 'from pytest_lmbehave import conversion, models; from pytest_lmbehave.settings import default_cache_dir
+model_dir=$("$py" -c 'from pytest_lmbehave.backends.transformers import conversion, loading as models; from pytest_lmbehave.config.settings import default_cache_dir
 s = models.resolve("embedded"); print(conversion.converted_entry(s.path, models.content_hash(s, default_cache_dir()), default_cache_dir()))')
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port/v1"

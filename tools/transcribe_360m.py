@@ -30,7 +30,7 @@ from document import (  # noqa: E402
     sentiment_prompt,
 )
 
-from pytest_lmbehave.snapshots import SETS_DIRNAME, render_records  # noqa: E402
+from pytest_lmbehave.plugin.snapshots import SETS_DIRNAME, render_records  # noqa: E402
 
 SLUG = "HuggingFaceTB--SmolLM2-360M"
 LABELS = [" good", " bad"]

@@ -1,115 +1,91 @@
-"""The only code that computes: one small protocol, implemented in-process (transformers) and over HTTP (a served
-model). Everything above it (the memo, the plan, the LM façade) speaks token ids and plain numbers."""
+"""The only code that computes: one small protocol (``protocol.py``), implemented in this process
+(``transformers/``) and over HTTP (``served/``). ``open`` picks the engine for a model spec; everything above speaks
+token ids and plain numbers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..config.errors import LMBehaveError, ModelNotFoundError
+from .protocol import ALTERNATIVES, PREFIX, Backend, Decoded, Logprobs, Step, common_prefix, limits
 
 if TYPE_CHECKING:
-    import numpy
+    from ..config.settings import Settings
+    from .transformers.loading import ModelSource
 
-    from ..sampling import Policy
-    from ..vocabulary import Vocabulary
-
-
-@dataclass(frozen=True)
-class Logprobs:
-    """One next-token distribution as numbers: a log-probability per vocabulary entry (float32, read-only).
-
-    A served model reports only its top ``known`` entries (and the token it was made to read, under teacher
-    forcing); the rest are -inf. ``known`` 0 means every entry is known."""
-
-    values: numpy.ndarray[Any, Any]
-    known: int = 0
-    ranks: dict[int, int] = field(default_factory=dict)  # exact ranks a served model reported (teacher forcing)
+__all__ = ["ALTERNATIVES", "PREFIX", "Backend", "Decoded", "Logprobs", "Step", "common_prefix", "limits", "open"]
 
 
-Step = tuple[tuple[int, float], ...]  # a step's best candidates: (id, log-probability), best first
+def resolve(spec: str) -> ModelSource:
+    """Where a model spec's model comes from, without loading it or asking its server."""
+    from .transformers.loading import resolve as resolved
+
+    return resolved(spec)
 
 
-def limits(steps: int | Sequence[int], rows: int) -> list[int]:
-    """Each row's limit of new tokens, from one limit for all or one per row."""
-    return [steps] * rows if isinstance(steps, int) else list(steps)
+def open(
+    spec: str,
+    settings: Settings,
+    announce: Callable[[str], None] | None = None,
+    timings: dict[str, tuple[float, float]] | None = None,
+    source: ModelSource | None = None,
+) -> Backend:
+    """The engine that computes for a model spec (already resolved: ``source``): a served model's server, or the
+    model in this process. Each backend loads (or connects to) and fingerprints its own model."""
+    source = resolve(spec) if source is None else source
+    if source.kind == "served":
+        from .served.connect import connect
+
+        started = time.perf_counter()
+        served = connect(spec, settings, lambda name: _local_copy(name, settings, announce))
+        if timings is not None:
+            timings[spec] = (0.0, round(time.perf_counter() - started, 3))
+        return served
+    from .transformers import open_local
+
+    return open_local(source, settings, announce, timings)
 
 
-@dataclass(frozen=True)
-class Decoded:
-    """One generated row: the new ids (up to and including a stop token) and what each step recorded."""
+def describe(spec: str, settings: Settings, resolved: Callable[[str], ModelSource] = resolve) -> str:
+    """The header's words for a model spec, without loading it (resolving, by ``resolved``, and hashing only)."""
+    try:
+        source = resolved(spec)
+        if source.kind == "served":
+            return f"{spec} (served; probed at the start of the session)"
+        from .transformers.loading import content_hash
 
-    ids: tuple[int, ...]
-    logprobs: tuple[float, ...]  # the chosen token's log-probability under the untempered model
-    margins: tuple[float, ...]  # top-1 minus top-2 log-probability
-    argmax_ids: tuple[int, ...]  # the untempered model's top candidate
-    alternatives: tuple[Step, ...] = ()  # the step's best candidates, to explain a failure
-    verified: int = 0  # leading tokens taken from a draft after checking them (teacher forcing), not decoded
-
-    def cut(self, n: int) -> Decoded:
-        """The first ``n`` steps."""
-        if n >= len(self.ids):
-            return self
-        return Decoded(
-            self.ids[:n],
-            self.logprobs[:n],
-            self.margins[:n],
-            self.argmax_ids[:n],
-            self.alternatives[:n],
-            min(self.verified, n),
-        )
+        return f"{spec} = {source.name} ({source.kind}, sha256 {content_hash(source, settings.cache_dir)[:16]})"
+    except LMBehaveError as error:
+        return f"{spec} (not loadable: {str(error).splitlines()[0]})"
 
 
-class Backend(Protocol):
-    """What the LM API needs from an engine that computes. Every verb takes and returns token ids and numbers."""
+def announcement(source: ModelSource, settings: Settings) -> str | None:
+    """The line a run starts with when its model is served (what serves it, what it cannot answer), else None."""
+    spec = source.spec
+    if source.kind != "served":
+        return None
+    from .served.capabilities import announcement as probed
 
-    name: str  # "transformers", or the served engine's name
+    return probed(spec, settings.server_timeout)
 
-    @property
-    def vocab_size(self) -> int: ...
 
-    @property
-    def context(self) -> int:
-        """How many tokens the model reads at most (0 when it does not say)."""
-        ...
+def _local_copy(name: str, settings: Settings, announce: Callable[[str], None] | None) -> tuple[Any, str] | None:
+    """A served model's local copy, by its served name: its tokenizer (the ids the in-process model reads) and its
+    weights' hash; None when this machine does not have it."""
+    from .transformers import loading
 
-    def fingerprint(self) -> dict[str, str]:
-        """Everything that can change what it computes (model bytes, numerics, versions)."""
-        ...
+    try:
+        source = loading.resolve(name)
+    except ModelNotFoundError:
+        return None
+    return loading.load_tokenizer(source, settings, announce), loading.content_hash(source, settings.cache_dir)
 
-    def vocabulary(self) -> Vocabulary: ...
 
-    def tokenize(self, text: str, special: bool = True) -> list[int]:
-        """The ids the model reads for ``text`` (with a BOS where its tokenizer adds one, unless not ``special``)."""
-        ...
+def check(settings: Settings) -> None:
+    """What only an engine can judge of the settings (a device torch cannot use here), before any test runs."""
+    if settings.device != "cpu" and not settings.model.startswith(("http://", "https://")):
+        from .transformers.loading import check_device
 
-    def detokenize(self, ids: Sequence[int]) -> str: ...
-
-    def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
-        """The next-token distribution after each row. A row's numbers never depend on the rows beside it, beyond
-        the last bits of a float."""
-        ...
-
-    def forced_logprobs(
-        self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
-    ) -> list[list[Logprobs]]:
-        """Teacher forcing: for each (prompt, continuation), the distribution before each continuation token,
-        from one forward pass per batch. ``generated``: as generate picked from it, through the model's own
-        generation-config processors (a repetition penalty...), where the backend applies them itself."""
-        ...
-
-    def generate(
-        self,
-        rows: Sequence[Sequence[int]],
-        steps: int | Sequence[int],
-        policies: Sequence[Policy],
-        drafts: Sequence[Sequence[int] | None] | None = None,
-    ) -> list[Decoded]:
-        """Up to ``steps`` new tokens per row (one limit, or one per row), each row by its own policy (greedy, or
-        sampled by its own seed); a row never depends on the rows beside it, nor on their limits.
-        A draft (the row's ids from an earlier run) is checked in one teacher-forced pass instead of decoded
-        where the model agrees with it; the result is the same as without it."""
-        ...
-
-    def logits(self, ids: Sequence[int]) -> Any:
-        """The raw logits tensor [1, len(ids), vocab]; a served model has none (BackendUnavailable)."""
-        ...
+        check_device(settings.device)

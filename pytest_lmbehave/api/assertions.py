@@ -1,0 +1,52 @@
+"""Assertions whose failures explain themselves: expected and actual, top candidates, ranks, where text diverges.
+Each kind of observation explains its own failures (``observations``); these helpers raise with them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..config.defaults import TOP
+from ..observations import kind_of
+from ..observations.choice import Choice
+from ..observations.generation import Generation
+from ..observations.next_token import Distribution, candidate_rows
+from ..observations.tokenization import Tokenization
+
+__all__ = ["assert_chooses", "assert_generates", "assert_next_token", "assert_tokens", "candidate_rows", "explain"]
+
+
+def explain(left: Any, right: Any, k: int = TOP) -> list[str] | None:
+    """Explanation lines for ``left == right`` when ``left`` is an observation (``k`` candidates shown: --lm-top);
+    None when not ours."""
+    kind = kind_of(left)
+    return None if kind is None else kind.explain(left, right, k)
+
+
+def _fail(observation: Any, expected: Any, top: int) -> None:
+    __tracebackhide__ = True
+    raise AssertionError("\n".join(explain(observation, expected, top) or [f"{observation!r} != {expected!r}"]))
+
+
+def assert_next_token(dist: Distribution, expected: str | int, top: int = TOP) -> None:
+    __tracebackhide__ = True
+    if dist != expected:
+        _fail(dist, expected, top)
+
+
+def assert_tokens(tok: Tokenization, expected: Sequence[str] | Sequence[int]) -> None:
+    __tracebackhide__ = True
+    if tok != expected:
+        _fail(tok, expected, TOP)
+
+
+def assert_generates(gen: Generation, expected: str, top: int = TOP) -> None:
+    __tracebackhide__ = True
+    if gen.text != expected:
+        _fail(gen, expected, top)
+
+
+def assert_chooses(choice: Choice, expected: str) -> None:
+    __tracebackhide__ = True
+    if choice.best != expected:
+        _fail(choice, expected, TOP)

@@ -1,0 +1,177 @@
+"""The small LM API that specs, fixtures, snapshots and the command line all use: ``LM``, a test's handle.
+
+It carries the test's decoding settings (greedy, or sampled with a seed), checks what it is given, and hands
+each question to the model's ``Engine``; every observation it returns is also shown to the report recorder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, overload
+
+from ..backends.vocabulary import Vocabulary
+from ..config.errors import InputError
+from ..config.sampling import Sampling, derive_seed
+from ..engine import plan
+from ..engine.engine import Engine
+from ..engine.tokens import Prompt
+from ..observations.choice import Choice
+from ..observations.generation import Generation
+from ..observations.next_token import Distribution
+from ..observations.tokenization import Tokenization
+
+
+def _check_prompt(prompt: Any) -> None:
+    __tracebackhide__ = True
+    if isinstance(prompt, str):
+        if not prompt:
+            raise InputError("the prompt is empty; pass at least one character of text")
+        return
+    if (
+        isinstance(prompt, (list, tuple))
+        and prompt
+        and all(isinstance(i, int) and not isinstance(i, bool) for i in prompt)
+    ):
+        return
+    raise InputError(
+        f"the prompt must be a non-empty string (or a list of token ids), not {type(prompt).__name__}: {prompt!r:.80}"
+    )
+
+
+def _check_batch(prompts: Any) -> list[Prompt]:
+    __tracebackhide__ = True
+    if not prompts:
+        raise InputError("the list of prompts is empty; pass one prompt or a non-empty list")
+    for prompt in prompts:
+        _check_prompt(prompt)
+    return list(prompts)
+
+
+def _is_batch(prompt: Any) -> bool:
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and not isinstance(prompt[0], int)
+
+
+class LM:
+    """A test's handle on a model: greedy unless the test is marked sampled; see ``with_sampling``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sampling: Sampling | None = None,
+        seed: int | None = None,
+        recorder: Callable[[Any], None] | None = None,
+        asks: list[plan.Ask] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.sampling = sampling
+        self.seed = seed if sampling is None or sampling.seed is None else sampling.seed
+        self.recorder = recorder  # told of every observation (for --lm-report)
+        self.asks = asks  # every request made, normalised by the engine, for the plan (--lm-plan-update)
+        self._calls = 0
+
+    @property
+    def _asked(self) -> Callable[[plan.Ask], None] | None:
+        return None if self.asks is None else self.asks.append
+
+    def _seen(self, observation: Any) -> Any:
+        if self.recorder is not None:
+            for item in observation if isinstance(observation, list) else [observation]:
+                self.recorder(item)
+        return observation
+
+    @property
+    def model(self) -> Any:
+        """The raw transformers model (an in-process backend only)."""
+        return _in_process(self.engine, "model")
+
+    @property
+    def tokenizer(self) -> Any:
+        """The raw transformers tokenizer (an in-process backend only)."""
+        return _in_process(self.engine, "tokenizer")
+
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        return self.engine.fingerprint
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """Every token the model knows: ``len(lm.vocabulary)``, ``.piece(id)``, ``.id_of(piece)``."""
+        return self.engine.vocabulary
+
+    def with_sampling(
+        self,
+        *,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        seed: int | None = None,
+    ) -> LM:
+        """A handle that samples with these settings; its seed is ``seed`` or derived from this handle's seed."""
+        __tracebackhide__ = True
+        base = seed if seed is not None else derive_seed(self.seed or 0, f"{temperature}/{top_p}/{top_k}")
+        return LM(self.engine, Sampling(temperature, top_p, top_k, seed), base, self.recorder, self.asks)
+
+    def greedy(self) -> LM:
+        return LM(self.engine, None, self.seed, self.recorder, self.asks)
+
+    def tokenize(self, text: str) -> Tokenization:
+        __tracebackhide__ = True
+        return self._seen(self.engine.tokenize(text))  # type: ignore[no-any-return]
+
+    def decode(self, ids: Sequence[int] | int) -> str:
+        __tracebackhide__ = True
+        return self.engine.decode(ids)
+
+    def logits(self, prompt: Prompt) -> Any:
+        __tracebackhide__ = True
+        _check_prompt(prompt)
+        return self.engine.logits(prompt)
+
+    @overload
+    def next_token(self, prompt: str) -> Distribution: ...
+    @overload
+    def next_token(self, prompt: list[str]) -> list[Distribution]: ...
+    def next_token(self, prompt: Any) -> Any:
+        __tracebackhide__ = True
+        if _is_batch(prompt):
+            return self._seen(self.engine.next_tokens(_check_batch(prompt), self._asked))
+        _check_prompt(prompt)
+        return self._seen(self.engine.next_tokens([prompt], self._asked)[0])
+
+    @overload
+    def generate(self, prompt: str, max_new_tokens: int = 20) -> Generation: ...
+    @overload
+    def generate(self, prompt: list[str], max_new_tokens: int = 20) -> list[Generation]: ...
+    def generate(self, prompt: Any, max_new_tokens: int = 20) -> Any:
+        """Greedy, or sampled under this handle's seed; each sampled call gets the next seed in a fixed sequence."""
+        __tracebackhide__ = True
+        batch = _is_batch(prompt)
+        prompts = _check_batch(prompt) if batch else [prompt]
+        if not batch:
+            _check_prompt(prompt)
+        seed = None
+        if self.sampling is not None:
+            seed = derive_seed(self.seed or 0, f"call-{self._calls}")
+            self._calls += 1
+        results = self.engine.generate(prompts, max_new_tokens, self.sampling, seed, self._asked)
+        return self._seen(results if batch else results[0])
+
+    def choose(self, prompt: Prompt, options: Sequence[str]) -> Choice:
+        __tracebackhide__ = True
+        _check_prompt(prompt)
+        return self._seen(self.engine.choose(prompt, options, self._asked))  # type: ignore[no-any-return]
+
+    def steps(self, generation: Generation) -> list[Distribution]:
+        """The next-token distribution before each new token of ``generation`` (one forward pass)."""
+        return self._seen(self.engine.steps(generation))  # type: ignore[no-any-return]
+
+
+def _in_process(engine: Engine, name: str) -> Any:
+    __tracebackhide__ = True
+    found = getattr(engine.backend, name, None)
+    if found is None:
+        raise InputError(
+            f"lm.{name} is the raw transformers object of an in-process model; the {engine.backend.name} backend "
+            "has none. Use the LM API (tokenize, next_token, generate, choose), which works on every backend"
+        )
+    return found

@@ -1,0 +1,127 @@
+"""The protocol between the LM API and an engine that computes: token ids in, plain numbers out (``Logprobs``,
+``Decoded``). Each engine implements ``Backend``; everything above it speaks only this."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy
+
+    from ..config.sampling import Policy
+    from .vocabulary import Vocabulary
+
+
+@dataclass(frozen=True)
+class Logprobs:
+    """One next-token distribution as numbers: a log-probability per vocabulary entry (float32, read-only).
+
+    A served model reports only its top ``known`` entries (and the token it was made to read, under teacher
+    forcing); the rest are -inf. ``known`` 0 means every entry is known."""
+
+    values: numpy.ndarray[Any, Any]
+    known: int = 0
+    ranks: dict[int, int] = field(default_factory=dict)  # exact ranks a served model reported (teacher forcing)
+
+
+ALTERNATIVES = 10  # best candidates a generation keeps per step, to explain a failure (up to --lm-top of them)
+PREFIX = 32  # next-token prompts that share their first PREFIX tokens share one forward pass of their common part
+
+
+def common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all rows share, leaving each row at least its last token."""
+    shared = min(len(r) for r in rows) - 1
+    for row in rows[1:]:
+        shared = next((i for i, (a, b) in enumerate(zip(rows[0][:shared], row)) if a != b), shared)
+    return max(shared, 0)
+
+
+Step = tuple[tuple[int, float], ...]  # a step's best candidates: (id, log-probability), best first
+
+
+def limits(steps: int | Sequence[int], rows: int) -> list[int]:
+    """Each row's limit of new tokens, from one limit for all or one per row."""
+    return [steps] * rows if isinstance(steps, int) else list(steps)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One generated row: the new ids (up to and including a stop token) and what each step recorded."""
+
+    ids: tuple[int, ...]
+    logprobs: tuple[float, ...]  # the chosen token's log-probability under the untempered model
+    margins: tuple[float, ...]  # top-1 minus top-2 log-probability
+    argmax_ids: tuple[int, ...]  # the untempered model's top candidate
+    alternatives: tuple[Step, ...] = ()  # the step's best candidates, to explain a failure
+    verified: int = 0  # leading tokens taken from a draft after checking them (teacher forcing), not decoded
+
+    def cut(self, n: int) -> Decoded:
+        """The first ``n`` steps."""
+        if n >= len(self.ids):
+            return self
+        return Decoded(
+            self.ids[:n],
+            self.logprobs[:n],
+            self.margins[:n],
+            self.argmax_ids[:n],
+            self.alternatives[:n],
+            min(self.verified, n),
+        )
+
+
+class Backend(Protocol):
+    """What the LM API needs from an engine that computes. Every verb takes and returns token ids and numbers."""
+
+    name: str  # "transformers", or the served engine's name
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    @property
+    def context(self) -> int:
+        """How many tokens the model reads at most (0 when it does not say)."""
+        ...
+
+    def fingerprint(self) -> dict[str, str]:
+        """Everything that can change what it computes (model bytes, numerics, versions)."""
+        ...
+
+    def vocabulary(self) -> Vocabulary: ...
+
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """The ids the model reads for ``text`` (with a BOS where its tokenizer adds one, unless not ``special``)."""
+        ...
+
+    def detokenize(self, ids: Sequence[int]) -> str: ...
+
+    def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
+        """The next-token distribution after each row. A row's numbers never depend on the rows beside it, beyond
+        the last bits of a float."""
+        ...
+
+    def forced_logprobs(
+        self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
+    ) -> list[list[Logprobs]]:
+        """Teacher forcing: for each (prompt, continuation), the distribution before each continuation token,
+        from one forward pass per batch. ``generated``: as generate picked from it, through the model's own
+        generation-config processors (a repetition penalty...), where the backend applies them itself."""
+        ...
+
+    def generate(
+        self,
+        rows: Sequence[Sequence[int]],
+        steps: int | Sequence[int],
+        policies: Sequence[Policy],
+        drafts: Sequence[Sequence[int] | None] | None = None,
+    ) -> list[Decoded]:
+        """Up to ``steps`` new tokens per row (one limit, or one per row), each row by its own policy (greedy, or
+        sampled by its own seed); a row never depends on the rows beside it, nor on their limits.
+        A draft (the row's ids from an earlier run) is checked in one teacher-forced pass instead of decoded
+        where the model agrees with it; the result is the same as without it."""
+        ...
+
+    def logits(self, ids: Sequence[int]) -> Any:
+        """The raw logits tensor [1, len(ids), vocab]; a served model has none (BackendUnavailable)."""
+        ...

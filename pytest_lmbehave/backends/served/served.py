@@ -1,0 +1,217 @@
+"""``ServedBackend``: a model served over the OpenAI-compatible completions API (vLLM, SGLang, llama.cpp's server).
+
+Each verb is a completions request with prompts as token ids: next-token distributions from ``max_tokens=1,
+logprobs=k``; teacher forcing from ``prompt_logprobs`` (vLLM) or ``echo``; generation greedy (``temperature=0``) or
+seeded. A list of prompts is one request; requests run a few at a time. A served model reports only its top
+candidates (its ``max_logprobs``): a question beyond them says so, and raw logits are not available at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ...config.errors import BackendUnavailable
+from ...config.sampling import Policy
+from ..protocol import ALTERNATIVES, Decoded, Logprobs, limits
+from ..vocabulary import Vocabulary
+from .capabilities import Capabilities
+from .http import Client
+
+CONCURRENT = 4  # requests in flight at once: enough to keep a server's batcher busy, few enough to be polite
+ROWS = 32  # prompts per request
+
+
+def _entries(found: Any) -> dict[int, float]:
+    """A position's reported candidates, {id: log-probability}, from either shape vLLM answers in."""
+    out: dict[int, float] = {}
+    for key, value in (found or {}).items():
+        token = int(str(key).removeprefix("token_id:"))
+        out[token] = float(value["logprob"] if isinstance(value, dict) else value)
+    return out
+
+
+class ServedBackend:
+    def __init__(
+        self,
+        client: Client,
+        capabilities: Capabilities,
+        fingerprint: dict[str, str],
+        vocabulary: Vocabulary,
+        tokenize: Callable[[str, bool], list[int]],
+        detokenize: Callable[[Sequence[int]], str],
+    ) -> None:
+        self.client = client
+        self.capabilities = capabilities
+        self.name = capabilities.engine
+        self._fingerprint = fingerprint
+        self._vocabulary = vocabulary
+        self._tokenize = tokenize
+        self._detokenize = detokenize
+        self.known = min(capabilities.max_logprobs, 20)
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocabulary.size
+
+    @property
+    def context(self) -> int:
+        return self.capabilities.context
+
+    def fingerprint(self) -> dict[str, str]:
+        return self._fingerprint
+
+    def vocabulary(self) -> Vocabulary:
+        return self._vocabulary
+
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        return self._tokenize(text, special)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self._detokenize(ids)
+
+    def logits(self, ids: Sequence[int]) -> Any:
+        raise BackendUnavailable(
+            f"lm.logits() needs the raw logits, and a served model ({self.name} at {self.client.url}) has none: "
+            f"the completions API reports the log-probabilities of its top {self.known} candidates only"
+        )
+
+    # -- requests ---------------------------------------------------------------------------------------------
+    def _many(self, what: str, bodies: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Several completions requests, a few at a time, each answer in its request's order."""
+        model = self.capabilities.model
+        ids = {"return_tokens_as_token_ids": True} if self.capabilities.token_ids else {}
+        send = [{"model": model, **ids, **body} for body in bodies]
+        if len(send) == 1:
+            return [self.client.complete(what, **send[0])]
+        with ThreadPoolExecutor(CONCURRENT) as pool:
+            return list(pool.map(lambda body: self.client.complete(what, **body), send))
+
+    def _need_ids(self) -> None:
+        if not self.capabilities.token_ids:
+            raise BackendUnavailable(
+                f"the server at {self.client.url} does not name tokens by id in its log-probabilities "
+                "(return_tokens_as_token_ids), so none of them can be read exactly"
+            )
+
+    def _numbers(self, found: dict[int, float], ranks: dict[int, int] | None = None) -> Logprobs:
+        import numpy
+
+        values = numpy.full(self.vocab_size, -math.inf, dtype=numpy.float32)
+        for token, value in found.items():
+            if 0 <= token < self.vocab_size:
+                values[token] = value
+        values.flags.writeable = False
+        return Logprobs(values, known=min(self.known, len(found)), ranks=ranks or {})
+
+    def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
+        self._need_ids()
+        chunks = [list(rows[i : i + ROWS]) for i in range(0, len(rows), ROWS)]
+        bodies = [
+            {"prompt": [list(r) for r in chunk], "max_tokens": 1, "temperature": 0, "logprobs": self.known}
+            for chunk in chunks
+        ]
+        # Each answer comes in its own request's order (Client.complete); their indices restart in every request.
+        answers = [choice for answer in self._many("next-token log-probabilities", bodies) for choice in answer]
+        return [self._numbers(_entries(choice["logprobs"]["top_logprobs"][0])) for choice in answers]
+
+    def forced_logprobs(
+        self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
+    ) -> list[list[Logprobs]]:
+        # ``generated`` changes nothing here: a server applies its own generation defaults, which it does not show.
+        self._need_ids()
+        teacher = self.capabilities.teacher
+        if teacher is None:
+            raise BackendUnavailable(
+                f"the server at {self.client.url} reports no log-probabilities of a given text (no prompt_logprobs, "
+                "and echo with logprobs is ignored): choose() with multi-token options, steps() and teacher "
+                "forcing are not available on it"
+            )
+        read = [list(p) + list(c) for p, c in rows]
+        body: dict[str, Any] = {"max_tokens": 1, "temperature": 0, "logprobs": 1}
+        if teacher == "prompt_logprobs":
+            body["prompt_logprobs"] = self.known
+        else:
+            body.update(echo=True, logprobs=self.known)
+        answers = self._many("teacher forcing", [{**body, "prompt": sequence} for sequence in read])
+        results = []
+        for (prompt, continuation), [choice] in zip(rows, answers):
+            if teacher == "prompt_logprobs":
+                positions = choice["prompt_logprobs"][len(prompt) : len(prompt) + len(continuation)]
+                found = [_entries(p) for p in positions]
+                ranks = [{int(k): int(v["rank"]) for k, v in p.items() if "rank" in v} for p in positions]
+            else:
+                logprobs = choice["logprobs"]
+                tops = logprobs["top_logprobs"][len(prompt) : len(prompt) + len(continuation)]
+                actual = logprobs["token_logprobs"][len(prompt) : len(prompt) + len(continuation)]
+                found = [{**_entries(t), token: float(v)} for t, token, v in zip(tops, continuation, actual)]
+                ranks = [{} for _ in continuation]
+            results.append([self._numbers(f, r) for f, r in zip(found, ranks)])
+        return results
+
+    def generate(
+        self,
+        rows: Sequence[Sequence[int]],
+        steps: int | Sequence[int],
+        policies: Sequence[Policy],
+        drafts: Sequence[Sequence[int] | None] | None = None,
+    ) -> list[Decoded]:
+        """Greedy rows of one length go as one request; each sampled row alone, with its own seed (a request's
+        seed is shared by its prompts). The server decodes; drafts are not needed."""
+        self._need_ids()
+        hottest = self.capabilities.max_temperature
+        for policy in policies:
+            if hottest is not None and policy.sampling is not None and (policy.sampling.temperature or 1) > hottest:
+                raise BackendUnavailable(
+                    f"temperature={policy.sampling.temperature:g}: the server at {self.client.url} samples at "
+                    f"temperatures up to {hottest:g} only (its probe was refused above that)"
+                )
+        each = limits(steps, len(rows))
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, policy in enumerate(policies):
+            key = ("greedy", each[i]) if policy.greedy else ("sampled", i)
+            groups.setdefault(key, []).append(i)
+        bodies = [
+            self._body([rows[i] for i in members], each[members[0]], policies[members[0]])
+            for members in groups.values()
+        ]
+        results: list[Decoded | None] = [None] * len(rows)
+        for members, answer in zip(groups.values(), self._many("generation", bodies)):
+            for i, choice in zip(members, answer):
+                results[i] = _decoded(choice)
+        return [r for r in results if r is not None]
+
+    def _body(self, rows: list[Sequence[int]], steps: int, policy: Policy) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "prompt": [list(r) for r in rows],
+            "max_tokens": steps,
+            "logprobs": min(ALTERNATIVES, self.known),
+        }
+        sampling = policy.sampling
+        if sampling is None:
+            return {**body, "temperature": 0}
+        body.update(
+            temperature=1.0 if sampling.temperature is None else sampling.temperature,
+            top_p=1.0 if sampling.top_p is None else sampling.top_p,
+            top_k=-1 if sampling.top_k is None else sampling.top_k,
+            seed=policy.seed,
+        )
+        return body
+
+
+def _decoded(choice: dict[str, Any]) -> Decoded:
+    logprobs = choice["logprobs"]
+    ids = [int(str(t).removeprefix("token_id:")) for t in logprobs["tokens"]]
+    steps = []
+    for entries in logprobs["top_logprobs"]:
+        best = sorted(_entries(entries).items(), key=lambda kv: (-kv[1], kv[0]))
+        steps.append(tuple(best[:ALTERNATIVES]))
+    return Decoded(
+        ids=tuple(ids),
+        logprobs=tuple(float(v) for v in logprobs["token_logprobs"]),
+        margins=tuple(best[0][1] - best[1][1] if len(best) > 1 else math.inf for best in steps),
+        argmax_ids=tuple(best[0][0] for best in steps),
+        alternatives=tuple(steps),
+    )

@@ -1,0 +1,153 @@
+"""Reading many prompts into a transformers model at once: padding, length groups stitched into one KV cache,
+a shared beginning read once, and teacher-forced passes that keep only the positions asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..protocol import PREFIX, common_prefix
+
+
+def cache_argument(model: Any) -> str:
+    """The keyword the model takes its KV cache by ('cache' in transformers 5, 'past_key_values' before)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def cache_of(out: Any) -> Any:
+    """The KV cache a forward pass returned, under either name transformers has given it."""
+    return getattr(out, "cache", None) or out.past_key_values
+
+
+def pad(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> dict[str, Any]:
+    """Left padding, as generate expects: every row ends at the last column."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = [[pad_id] * (width - len(r)) + list(r) for r in rows]
+    mask = [[0] * (width - len(r)) + [1] * len(r) for r in rows]
+    return {"input_ids": torch.tensor(ids, device=device), "attention_mask": torch.tensor(mask, device=device)}
+
+
+def positions(mask: Any) -> Any:
+    """Position ids counted from each row's first real token, as generate counts them."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def length_groups(
+    rows: Sequence[Sequence[int]], factor: float = 2.0, extra: int = 16, most: int = 0
+) -> list[list[int]]:
+    """Row indices by similar length, shortest first: a group spans up to ``factor`` times its shortest length
+    + ``extra`` (and holds at most ``most`` rows, when given)."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    groups: list[list[int]] = []
+    for i in order:
+        fits = groups and len(rows[i]) <= factor * len(rows[groups[-1][0]]) + extra
+        if fits and not (most and len(groups[-1]) >= most):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def stitched(model: Any, rows: Sequence[Sequence[int]], pad_id: int, argument: str) -> dict[str, Any]:
+    """A batch's prompts of very different lengths, read into the KV cache a length group at a time.
+
+    Left-padding every prompt to the longest one would spend a forward pass on every pad (a batch of 17 prompts
+    of 4 to 61 tokens is 1037 positions for 290 tokens). Each group of similar lengths is read with its own
+    padding, its cache is padded at the left to the batch's width, and generate goes on from the last prompt
+    token. Returns the cache argument for generate, or nothing when one pass over the padded batch wastes little.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    if not hasattr(DynamicCache(), "layers"):  # an older transformers: read the padded batch in one pass
+        return {}
+    groups = length_groups(rows)
+    if len(groups) < 2 or min(len(r) for r in rows) < 2:
+        return {}
+    width = max(len(r) for r in rows) - 1  # the last prompt token is generate's first step
+    parts: dict[int, list[tuple[Any, ...]]] = {}
+    for group in groups:
+        padded = pad([rows[i][:-1] for i in group], pad_id, model.device)
+        out = model(**padded, position_ids=positions(padded["attention_mask"]), use_cache=True, logits_to_keep=1)
+        cache = cache_of(out)
+        if any(type(layer).__name__ != "DynamicLayer" for layer in cache.layers):
+            return {}  # sliding-window or other special layers: read the padded batch in one pass instead
+        for place, row in enumerate(group):
+            parts[row] = [
+                tuple(
+                    torch.nn.functional.pad(t[place : place + 1], (0, 0, width - t.shape[-2], 0))
+                    for t in (layer.keys, layer.values)
+                )
+                for layer in cache.layers
+            ]
+    joined = DynamicCache()
+    for index in range(len(parts[0])):
+        keys = torch.cat([parts[row][index][0] for row in range(len(rows))]).to(model.device)
+        values = torch.cat([parts[row][index][1] for row in range(len(rows))]).to(model.device)
+        joined.update(keys, values, index)
+    return {argument: joined}
+
+
+def last_logprobs(model: Any, ids: Sequence[int]) -> Any:
+    """The next-token log-probabilities after one prompt, from one forward pass of it alone: [vocab]."""
+    import torch
+
+    with torch.no_grad():
+        out = model(torch.tensor([list(ids)], device=model.device), logits_to_keep=1)
+    return torch.log_softmax(out.logits[0, -1].float().cpu(), dim=-1)
+
+
+def shared_beginning(model: Any, rows: Sequence[Sequence[int]], pad_id: int, argument: str) -> list[Any]:
+    """Next-token log-probabilities of prompts that share a long beginning: the shared part goes through the model
+    once, then all the different endings in one batch on its cache (right-padded, so positions stay true).
+    Prompts that share less are read one at a time."""
+    import torch
+
+    shared = common_prefix([tuple(r) for r in rows]) if len(rows) > 1 else 0
+    if shared < PREFIX:
+        return [last_logprobs(model, r) for r in rows]
+    device = model.device
+    endings = [list(r[shared:]) for r in rows]
+    width = max(len(e) for e in endings)
+    last = sorted({len(e) - 1 for e in endings})  # the only positions whose logits are needed
+    with torch.no_grad():
+        out = model(torch.tensor([list(rows[0][:shared])], device=device), use_cache=True)
+        cache = cache_of(out)
+        cache.batch_repeat_interleave(len(rows))
+        out = model(
+            torch.tensor([e + [pad_id] * (width - len(e)) for e in endings], device=device),
+            attention_mask=torch.tensor([[1] * (shared + len(e)) + [0] * (width - len(e)) for e in endings]).to(device),
+            use_cache=True,
+            logits_to_keep=torch.tensor(last, device=device),  # positions kept, the same for every row
+            **{argument: cache},
+        )
+    logits = out.logits.float().cpu()
+    return [torch.log_softmax(logits[i, last.index(len(e) - 1)], dim=-1) for i, e in enumerate(endings)]
+
+
+def forced_logits(model: Any, rows: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> list[Any]:
+    """Teacher forcing: for each row, the raw next-token logits at positions ``start`` to its end
+    ([len(row) - start, vocab], float32), from one forward pass over the (left-padded) batch. One row is read
+    unpadded."""
+    import torch
+
+    keep = max(len(r) - s for r, s in zip(rows, starts))
+    with torch.no_grad():
+        if len(rows) == 1:
+            out = model(torch.tensor([list(rows[0])], device=model.device), logits_to_keep=keep)
+        else:
+            batch = pad(rows, pad_id, model.device)
+            out = model(**batch, position_ids=positions(batch["attention_mask"]), logits_to_keep=keep)
+    logits = out.logits.float()
+    return [logits[i, keep - (len(r) - s) :] for i, (r, s) in enumerate(zip(rows, starts))]
+
+
+def forced(model: Any, rows: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> list[Any]:
+    """As ``forced_logits``, as log-probabilities on the CPU."""
+    import torch
+
+    return [torch.log_softmax(row.cpu(), dim=-1) for row in forced_logits(model, rows, starts, pad_id)]

@@ -1,0 +1,135 @@
+"""One model per spec per process: resolved once, loaded on first use, failures remembered so they are reported
+once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import backends
+from ..config.errors import LMBehaveError, ModelNotFoundError, SettingsError
+from ..config.naming import slug
+from ..config.settings import Settings
+from . import plan
+from .engine import Engine
+from .store import ObservationStore, SharedBatches
+
+if TYPE_CHECKING:
+    from ..backends.transformers.loading import ModelSource
+
+
+class Registry:
+    def __init__(
+        self,
+        settings: Settings,
+        announce: Callable[[str], None] | None = None,
+        shared: Path | None = None,
+        recorded: Callable[[list[Path], str], plan.Drafts] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.announce = announce
+        self.recorded = recorded  # a set's recorded generations, by their plan.key (the snapshot format's reader)
+        self.shared = shared  # under xdist: the run's folder of batches shared among workers
+        self.plan: list[plan.Ask] = []
+        self.sets: list[Path] = []  # the snapshot-set folders of this run (for drafts), known with the plan
+        self._recorded: dict[str, plan.Drafts] = {}
+        self._engines: dict[str, Engine] = {}
+        self._failures: dict[str, LMBehaveError] = {}
+        self._sources: dict[str, ModelSource | LMBehaveError] = {}
+        self.timings: dict[str, tuple[float, float]] = {}  # per model: (its imports, its load), in seconds
+
+    def engine(self, spec: str) -> Engine:
+        """The spec's engine. Under --lm-cache, a model this machine has loaded before is not loaded until a
+        question misses the cache (a warm re-run imports neither torch nor transformers)."""
+        __tracebackhide__ = True
+        if spec in self._engines:
+            return self._engines[spec]
+        if spec in self._failures:
+            raise type(self._failures[spec])(str(self._failures[spec]))
+        source = self.source(spec)
+        try:
+            backend = backends.open(spec, self.settings, self.announce, self.timings, source)
+        except LMBehaveError as error:
+            self._failures[spec] = error
+            raise
+        size = backend.vocab_size
+        if self.settings.top_shown > size:
+            self._failures[spec] = SettingsError(
+                f"--lm-top={self.settings.top_shown} is larger than the vocabulary of {spec} ({size} tokens); "
+                f"pass at most --lm-top={size}"
+            )
+            raise self._failures[spec]
+        fingerprint = backend.fingerprint()
+        store = None
+        if self.settings.observation_cache:
+            store = ObservationStore(self.settings.cache_dir / "observations", fingerprint)
+        shared = None if self.shared is None else SharedBatches(self.shared, fingerprint)
+        engine = self._engines[spec] = Engine(backend, store, shared, self.announce)
+        engine.use_plan(self.plan, self._drafts(spec))
+        return engine
+
+    def use_plan(self, asks: list[plan.Ask], sets: list[Path] | None = None) -> None:
+        """The plan's requests for this run's tests, and the snapshot sets beside them (whose recorded generations
+        are drafts too); engines made from now on batch them. --lm-drafts=false keeps the batches, not the drafts."""
+        self.plan = list(asks) if self.settings.drafts else [replace(ask, draft=None) for ask in asks]
+        self.sets = list(sets or []) if self.settings.drafts else []
+        self._recorded.clear()
+        for spec, engine in self._engines.items():
+            engine.use_plan(self.plan, self._drafts(spec))
+
+    def _drafts(self, spec: str) -> plan.Drafts:
+        """The recorded snapshots' generations of this model, by plan.key; none without a plan."""
+        if not self.sets or self.recorded is None:
+            return {}
+        if spec not in self._recorded:
+            held_to = self.settings.expect if spec == self.settings.model and self.settings.expect else spec
+            self._recorded[spec] = self.recorded(self.sets, slug(held_to))
+        return self._recorded[spec]
+
+    def counts(self) -> dict[str, int]:
+        """This process's figures over every model: tokens verified from drafts and decoded, results computed,
+        read from --lm-cache and read from other workers."""
+        total: Counter[str] = Counter()
+        for engine in self._engines.values():
+            total.update(engine.stats)
+        names = ("tokens verified", "tokens decoded", "computed", "from_disk", "shared")
+        return {name.replace(" ", "_"): int(total[name]) for name in names}
+
+    @property
+    def engines(self) -> dict[str, Engine]:
+        return dict(self._engines)
+
+    @property
+    def load_seconds(self) -> dict[str, float]:
+        """How long each model took to be ready, in this process."""
+        return {spec: load for spec, (_, load) in self.timings.items()}
+
+    @property
+    def import_seconds(self) -> dict[str, float]:
+        """Each model's transformers imports before its load, timed apart."""
+        return {spec: imports for spec, (imports, _) in self.timings.items()}
+
+    def source(self, spec: str) -> ModelSource:
+        """Where a spec's model comes from, resolved once per process (a failure too)."""
+        __tracebackhide__ = True
+        if spec not in self._sources:
+            try:
+                self._sources[spec] = backends.resolve(spec)
+            except LMBehaveError as error:
+                self._sources[spec] = error
+        found = self._sources[spec]
+        if isinstance(found, LMBehaveError):
+            raise type(found)(str(found))
+        return found
+
+    def unavailable(self, spec: str) -> str | None:
+        """Why a model with kept expectations cannot be had here (not found, with the command that gets it), or
+        None. Any other problem resolving it is raised."""
+        try:
+            self.source(spec)
+        except ModelNotFoundError as error:
+            return "; ".join(line.strip() for line in str(error).splitlines() if not line.startswith("["))
+        return None

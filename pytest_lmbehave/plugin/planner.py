@@ -1,0 +1,126 @@
+"""The pytest side of the request plan (``plan.py``): read it after collection, record it on an update.
+
+Each test's requests are kept on the item; on ``--lm-plan-update`` (or ``--snapshot-update``) they travel on the
+test's report (so xdist brings them to the controller) and the controller, or the only process, merges them into
+the plan file atomically at the end of the run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..config.files import path_problem, write_atomically
+from ..engine import plan
+from .snapshot_sets import set_folders
+
+ASKS = pytest.StashKey[list[plan.Ask]]()
+
+
+def asks_for(item: pytest.Item) -> list[plan.Ask]:
+    """The list an item's ``LM`` handles append their requests to."""
+    return item.stash.setdefault(ASKS, [])
+
+
+class PlanPlugin:
+    def __init__(
+        self,
+        path: Path,
+        base_seed: int,
+        update: bool,
+        announce: Callable[[str], None],
+        use: Callable[[list[plan.Ask], list[Path]], None],
+    ) -> None:
+        self.use = use  # hands the requests to the registry before any model loads
+        self.path = path
+        self.base_seed = base_seed
+        self.update = update
+        self.announce = announce
+        self.collected: set[str] = set()  # node ids collected, before any deselection
+        self.ran: dict[str, list[plan.Ask]] = {}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.collected.update(item.nodeid for item in items)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        tests, base_seed, problem = plan.read(self.path)
+        if problem is not None:
+            self.announce(f"pytest-lmbehave: {problem}")
+        chosen = {item.nodeid for item in session.items}
+        asks = [ask for node, entries in tests.items() if node in chosen for ask in entries]
+        if base_seed != self.base_seed:  # sampled seeds derive from the base seed: those requests will not come
+            asks = [ask for ask in asks if ask.policy.greedy]
+        # The plan's requests for the tests this run will run, and the snapshot sets whose generations are drafts.
+        self.use(plan.unique(asks), set_folders(session.config.invocation_params.dir, session.config.args))
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        if self.update and call.when == "teardown":
+            outcome.get_result().lmbehave_asks = [a.to_json() for a in item.stash.get(ASKS, [])]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        asks = getattr(report, "lmbehave_asks", None)
+        if asks is not None:
+            self.ran[report.nodeid] = [plan.Ask.from_json(a) for a in asks]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not self.update or hasattr(session.config, "workerinput") or not self.ran:
+            return
+        old, _, _ = plan.read(self.path)
+        merged = plan.merge(old, self.ran, self.collected)
+        write_atomically(self.path, plan.render(merged, self.base_seed))
+        self.announce(f"pytest-lmbehave: request plan for {len(self.ran)} tests written to {self.path}")
+
+
+def plan_path(config: pytest.Config) -> Path | None:
+    """--lm-plan (from the current directory), else ini lm_plan (from the rootdir), else the rootdir's
+    lmbehave-plan.json; None for 'none'."""
+    given, base = config.getoption("lm_plan"), config.invocation_params.dir
+    if given in (None, ""):
+        given, base = config.getini("lm_plan"), config.rootpath
+    if given in (None, ""):
+        return config.rootpath / "lmbehave-plan.json"
+    return None if str(given).strip().lower() == "none" else base / str(given)
+
+
+SPACED = ("--lm-model", "--lm-report", "--lm-plan")  # options whose value may be a path
+
+
+def spaced_path(args: list[str], invocation: Path) -> tuple[str, str] | None:
+    """A path option written as two arguments (``--lm-model /abs/dir``) whose path lies outside the invocation
+    folder: pytest reads it as a test path too when it picks the rootdir (plugins' options are not known yet then),
+    and takes a common parent outside the project, where the plan and reports would be written."""
+    for flag, value in itertools.pairwise(args):
+        if flag in SPACED and not value.startswith("-"):
+            path = Path(value).expanduser()
+            if (path.exists() or path.parent.exists()) and not path.resolve().is_relative_to(invocation.resolve()):
+                return flag, value
+    return None
+
+
+def check_paths(config: pytest.Config) -> None:
+    """Files the run will write or read must be possible before any test runs: one usage error, not a traceback."""
+    spaced = spaced_path(list(config.invocation_params.args), config.invocation_params.dir)
+    if spaced is not None:
+        flag, value = spaced
+        raise pytest.UsageError(
+            f"{flag} {value}: write it as {flag}={value}. Given as a separate argument, a path outside this folder "
+            f"is read by pytest as a test path when it picks the rootdir (it picked {config.rootpath}), and the "
+            "plugin's plan and reports would be written there"
+        )
+    report = config.getoption("lm_report")
+    if report and path_problem(Path(report)) is not None:
+        raise pytest.UsageError(
+            f"--lm-report={report}: {path_problem(Path(report))}; pass a file path such as report.json"
+        )
+    plan = plan_path(config)
+    if plan is not None and path_problem(plan) is not None:
+        raise pytest.UsageError(
+            f"--lm-plan: {path_problem(plan)}; pass a file path such as lmbehave-plan.json, or 'none' for no plan"
+        )

@@ -1,0 +1,120 @@
+"""``--lm-report PATH.json``: every observation a run made, keyed by test node id, with the environments.
+
+Workers attach each test's observations to its report, which xdist ships to the controller; the controller (or
+the only process) writes one file, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..config.files import write_atomically
+from ..observations.records import to_record
+from ..reports.report_format import FORMAT, VERSION
+
+REPORT_TOP = 10
+OBSERVED = pytest.StashKey[list[dict[str, Any]]]()
+ENVIRONMENTS = pytest.StashKey[dict[str, dict[str, str]]]()
+
+
+def recorder_for(item: pytest.Item, model: str, fingerprint: dict[str, str]) -> Any:
+    """A callback for ``LM`` that keeps the item's observations as records."""
+    records = item.stash.setdefault(OBSERVED, [])
+    item.stash.setdefault(ENVIRONMENTS, {})[model] = fingerprint
+
+    def record(observation: Any) -> None:
+        records.append({"model": model, **to_record(observation, REPORT_TOP)})
+
+    return record
+
+
+def _proportional_set_size_mb() -> float | None:
+    """Memory with shared pages split among the processes sharing them (the mapped weights, under xdist)."""
+    try:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+class ReportPlugin:
+    """Collects observations from test reports (local or from workers) and writes the report at the end."""
+
+    def __init__(
+        self,
+        path: Path,
+        load_seconds: dict[str, float],
+        import_seconds: dict[str, float],
+        counts: Callable[[], dict[str, int]] = dict,
+    ) -> None:
+        self.import_seconds = import_seconds
+        self.counts = counts  # tokens verified from drafts and decoded, observations computed and read
+        self.path = path
+        self.observations: dict[str, list[dict[str, Any]]] = {}
+        self.skipped: dict[str, str] = {}  # node id -> reason
+        self.environments: dict[str, dict[str, str]] = {}
+        self.processes: list[dict[str, Any]] = []
+        self.load_seconds = load_seconds  # the registry's, filled as models load
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        outcome = yield
+        if call.when == "teardown":
+            report = outcome.get_result()
+            report.lmbehave_observations = item.stash.get(OBSERVED, [])
+            report.lmbehave_environments = item.stash.get(ENVIRONMENTS, {})
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        observed = getattr(report, "lmbehave_observations", None)
+        if observed:
+            self.observations[report.nodeid] = list(observed)
+        self.environments.update(getattr(report, "lmbehave_environments", None) or {})
+        if report.skipped and isinstance(report.longrepr, tuple):  # why (a backend that cannot answer a verb)
+            self.skipped[report.nodeid] = str(report.longrepr[2]).removeprefix("Skipped: ")
+
+    def process_figures(self, name: str) -> dict[str, Any]:
+        import resource
+
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return {
+            "process": name,
+            "imports_s": dict(self.import_seconds),
+            "model_ready_s": dict(self.load_seconds),
+            "peak_rss_mb": round(peak_kib / 1024, 1),
+            "pss_mb": _proportional_set_size_mb(),
+            "imported_torch": "torch" in sys.modules,
+            "imported_transformers": "transformers" in sys.modules,
+            **self.counts(),
+        }
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        workerinput = getattr(session.config, "workerinput", None)
+        if workerinput is not None:  # a worker hands its figures over; the controller writes the one report
+            session.config.workeroutput["lmbehave_process"] = self.process_figures(workerinput["workerid"])  # type: ignore[attr-defined]
+            return
+        if session.config.pluginmanager.getplugin("dsession") is None:  # tests ran here: a run without workers
+            self.processes.append(self.process_figures("main"))
+        document = {
+            "format": FORMAT,
+            "version": VERSION,
+            "environments": dict(sorted(self.environments.items())),
+            "processes": sorted(self.processes, key=lambda p: str(p["process"])),
+            "observations": dict(sorted(self.observations.items())),
+            "skipped": dict(sorted(self.skipped.items())),
+        }
+
+        write_atomically(self.path, json.dumps(document, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        count = sum(len(v) for v in self.observations.values())
+        terminalreporter.write_line(
+            f"lmbehave: {count} observations from {len(self.observations)} tests written to {self.path}"
+        )

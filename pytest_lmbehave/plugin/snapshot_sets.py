@@ -1,0 +1,174 @@
+"""The snapshot sets on disk: where each model's set (and its variants) lives, which sets a run finds, which
+variant it compares against, and what an interrupted update left behind.
+
+A model's set is ``<test dir>/__lm_snapshots__/<model slug>/``; a set recorded in another environment is a
+variant, ``<model slug>@<name>/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..config import environment
+
+SETS_DIRNAME = "__lm_snapshots__"
+
+
+def damage(location: str) -> str | None:
+    """Why a snapshot file is damaged (it ends inside a record), or None when it is whole or absent."""
+    path = Path(location)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.strip() or text.rstrip("\n").endswith("# ---"):
+        return None
+    names = re.findall(r"^# name: (.*)$", text, flags=re.M)
+    complete = names[:-1] if names else []
+    last = f"the last whole record is {complete[-1]!r}" if complete else "no record in it is whole"
+    location = os.path.relpath(location) if path.resolve().is_relative_to(Path.cwd()) else location
+    return (
+        f"{location} is damaged: it ends in the middle of a record ({last}); restore it with "
+        f"`git checkout -- {location}`, or record it again with `pytest --snapshot-update`"
+    )
+
+
+def remove_stale_sidecars(folder: Path) -> list[Path]:
+    """Lock and staging files that an interrupted update left beside the sets (``x.ambr.lock``, ``x.ambr.tmp``);
+    a lock another process holds is left alone."""
+    import fcntl
+
+    removed = []
+    for path in sorted(folder.rglob("*.ambr.*")) if folder.is_dir() else []:
+        if path.suffix not in (".lock", ".tmp") or not path.is_file():
+            continue
+        try:
+            with open(path, "a") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # held by a running writer
+    return removed
+
+
+VARIANT = "@"  # a set recorded in another environment: __lm_snapshots__/<model>@<variant>/
+# How much each field counts when a run picks the recorded variant closest to its environment.
+VARIANT_WEIGHTS = {"transformers_major": 100, "dtype": 20, "device": 20, "torch_minor": 10, "tokenizers_minor": 5}
+VARIANT_WEIGHTS |= {"transformers": 2, "torch": 1, "cpu_capability": 1, "blas": 1, "gpu": 1, "engine": 50}
+VARIANT_WEIGHTS |= {"model_sha256": 200}  # new weights held to a set: the variant recorded with these very weights
+
+
+def _derived(environment: dict[str, str]) -> dict[str, str]:
+    found = {"engine": "transformers", **environment}  # sets recorded before served models name no engine
+    for key, parts in (("transformers", 1), ("torch", 2), ("tokenizers", 2)):
+        if key in environment:
+            found[f"{key}_{'major' if parts == 1 else 'minor'}"] = ".".join(environment[key].split(".")[:parts])
+    return found
+
+
+def variants(test_dir: Path, slug: str) -> dict[str, Path]:
+    """A model's recorded sets beside a test module: '' for the plain set, else the variant's name."""
+    sets = test_dir / SETS_DIRNAME
+    found = {"": sets / slug} if (sets / slug).is_dir() else {}
+    for folder in sorted(sets.glob(f"{slug}{VARIANT}*")) if sets.is_dir() else []:
+        if folder.is_dir():
+            found[folder.name.split(VARIANT, 1)[1]] = folder
+    return found
+
+
+def recorded_environment(folder: Path) -> dict[str, str]:
+    """The environment a set was recorded in, from the first `env` line of its files ({} when none)."""
+    for path in sorted(folder.glob("*.ambr")):
+        match = re.search(r'^  env: "(.*)"$', path.read_text(encoding="utf-8", errors="replace"), flags=re.M)
+        if match:
+            return environment.parse_line(match.group(1))
+    return {}
+
+
+def choose_variant(test_dir: Path, slug: str, now: dict[str, str], named: str | None) -> tuple[str, str]:
+    """The set a run compares against (its folder name) and why: the one ``--lm-variant`` names, else the variant
+    whose recorded environment matches this run's best (the plain set on a tie)."""
+    if named:
+        folder = slug if named == "default" else f"{slug}{VARIANT}{named}"
+        return folder, f"named by --lm-variant={named}"
+    found = variants(test_dir, slug)
+    if not found:
+        return slug, ""
+    current = _derived(now)
+    recorded_in = {name: _derived(recorded_environment(folder)) for name, folder in found.items()}
+
+    def score(name: str) -> int:
+        recorded = recorded_in[name]
+        return sum(w for key, w in VARIANT_WEIGHTS.items() if key in recorded and recorded[key] == current.get(key))
+
+    best = max(found, key=lambda name: (score(name), name == ""))
+    recorded = recorded_in[best]
+    differing = [
+        k
+        for k in ("engine", "transformers", "torch", "tokenizers", "dtype", "device")
+        if recorded.get(k) != current.get(k)
+    ]
+    moved = weights_moved(recorded, current)
+    weights = f"recorded with weights {moved[0]}…, now {moved[1]}…" if moved else ""
+    if not differing:
+        return found[best].name, weights or "recorded in this run's environment"
+    closest = "the recorded variant closest to this run; it differs in " + ", ".join(differing)
+    return found[best].name, f"{weights}; {closest}" if weights else closest
+
+
+def weights_moved(recorded: dict[str, str], now: dict[str, str]) -> tuple[str, str] | None:
+    """(recorded, current) weights hashes when both are known and differ: the model's bytes changed."""
+    old, new = recorded.get("model_sha256", "unknown"), now.get("model_sha256", "unknown")
+    return None if "unknown" in (old, new) or old == new else (old[:7], new[:7])
+
+
+def weights_variant(test_dir: Path, slug: str, now: dict[str, str]) -> str | None:
+    """Where --snapshot-update records new weights held to ``slug``'s set: a variant named after them
+    (``weights-<sha>``), unless the set was recorded with these very weights (or holds nothing yet)."""
+    plain = test_dir / SETS_DIRNAME / slug
+    if not plain.is_dir() or weights_moved(recorded_environment(plain), now) is None:
+        return None
+    return f"weights-{now['model_sha256'][:8]}"
+
+
+def set_folders(invocation_dir: Path, args: Iterable[str]) -> list[Path]:
+    """The snapshot-set folders under the paths a run was given (each ``__lm_snapshots__``)."""
+    folders: set[Path] = set()
+    for arg in list(args) or [str(invocation_dir)]:
+        path = (invocation_dir / arg.split("::")[0]).resolve()
+        start = path if path.is_dir() else path.parent
+        if (start / SETS_DIRNAME).is_dir():
+            folders.add(start / SETS_DIRNAME)
+        if path.is_dir():
+            for here, dirs, _ in os.walk(start):  # hidden folders (.venv, .git) are never entered
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+                if SETS_DIRNAME in dirs:
+                    folders.add(Path(here) / SETS_DIRNAME)
+    return sorted(folders)
+
+
+def spec_of_set(name: str) -> str | None:
+    """The model spec a set's folder name stands for: 'embedded' or a hub id ('owner--name'); None for local paths."""
+    if name == "embedded":
+        return name
+    owner, sep, repo = name.partition("--")
+    return f"{owner}/{repo}" if sep and owner and repo else None
+
+
+def models_with_sets(folder: Path, chosen: str, chosen_slug: str) -> list[tuple[str, str]]:
+    """(spec, set name) of the chosen model, then of every other model with a set beside a test module."""
+    found = [(chosen, chosen_slug)]
+    sets = folder / SETS_DIRNAME
+    seen = {chosen_slug}
+    for entry in sorted(sets.iterdir()) if sets.is_dir() else []:
+        name = entry.name.split(VARIANT, 1)[0]  # a model's variants run as that one model
+        spec = spec_of_set(name)
+        if spec is None or name in seen:
+            continue
+        seen.add(name)
+        found.append((spec, name))
+    return found

@@ -9,13 +9,23 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config.errors import LMBehaveError, ModelNotFoundError
-from .protocol import ALTERNATIVES, PREFIX, Backend, Decoded, Logprobs, Step, common_prefix, limits
+from .protocol import ALTERNATIVES, PREFIX, Backend, Decoded, Logprobs, ModelSource, Step, common_prefix, limits
 
 if TYPE_CHECKING:
     from ..config.settings import Settings
-    from .transformers.loading import ModelSource
 
-__all__ = ["ALTERNATIVES", "PREFIX", "Backend", "Decoded", "Logprobs", "Step", "common_prefix", "limits", "open"]
+__all__ = [
+    "ALTERNATIVES",
+    "PREFIX",
+    "Backend",
+    "Decoded",
+    "Logprobs",
+    "ModelSource",
+    "Step",
+    "common_prefix",
+    "limits",
+    "open",
+]
 
 
 def resolve(spec: str) -> ModelSource:

@@ -5,13 +5,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     import numpy
 
     from ..config.sampling import Policy
     from .vocabulary import Vocabulary
+
+
+Kind = Literal["embedded", "gguf", "directory", "hub", "served"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from, resolved from the spec a user wrote, without loading it."""
+
+    spec: str
+    kind: Kind
+    name: str
+    path: Path
+
+    @property
+    def is_gguf(self) -> bool:
+        return self.kind in ("embedded", "gguf")
 
 
 @dataclass(frozen=True)

@@ -29,3 +29,7 @@ class MarkerError(LMBehaveError):
 
 class BackendUnavailable(LMBehaveError):
     """A verb the backend cannot answer (a served model has no raw logits), or a server that went away."""
+
+
+class BackendGone(BackendUnavailable):
+    """The engine that computes went away (a server stopped answering): the run ends here, with this message."""

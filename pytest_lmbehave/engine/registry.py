@@ -18,7 +18,7 @@ from .engine import Engine
 from .store import ObservationStore, SharedBatches
 
 if TYPE_CHECKING:
-    from ..backends.transformers.loading import ModelSource
+    from ..backends import ModelSource
 
 
 class Registry:

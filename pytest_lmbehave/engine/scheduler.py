@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..backends.served.http import ServerGone
-from ..config.errors import BackendUnavailable
+from ..config.errors import BackendGone, BackendUnavailable
 from . import plan
 from .memo import Memo
 from .store import SharedBatches
@@ -65,7 +64,7 @@ class Scheduler:
                 if outcome == "busy":
                     return outcome  # another worker is computing it; a test that needs it will wait then
         except BackendUnavailable as error:
-            if isinstance(error, ServerGone):
+            if isinstance(error, BackendGone):
                 raise
             # One row the backend refuses (a temperature a server does not take) must not cost the others: each
             # request of this batch is computed when its test asks, and only the refused one fails there.

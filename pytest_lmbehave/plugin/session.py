@@ -14,9 +14,8 @@ import pytest
 
 from .. import backends
 from ..api.lm import LM
-from ..backends.served.http import ServerGone
 from ..config import environment
-from ..config.errors import BackendUnavailable, LMBehaveError, SettingsError
+from ..config.errors import BackendGone, BackendUnavailable, LMBehaveError, SettingsError
 from ..config.naming import slug
 from ..config.options import Lookup, Option, given
 from ..config.sampling import Sampling
@@ -181,7 +180,7 @@ class Session:
         self.near_ties.attach(report)
         tally.attach(item, report)
         error = None if call.excinfo is None else call.excinfo.value
-        if isinstance(error, ServerGone):  # like a model that cannot load: one message, and the run ends
+        if isinstance(error, BackendGone):  # like a model that cannot load: one message, and the run ends
             item.session.shouldstop = f"pytest-lmbehave: {error}"
         elif isinstance(error, BackendUnavailable) and report.failed:
             # A verb this backend cannot answer (a served model has no raw logits): the spec cannot run here.

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ...config.errors import BackendUnavailable, LMBehaveError
+from ...config.errors import BackendGone, LMBehaveError
 
 RETRIES = 3  # connection errors and 5xx answers are retried with the client's bounded exponential backoff
 
 
-class ServerGone(BackendUnavailable):
+class ServerGone(BackendGone):
     """The server stopped answering: the run ends here, with this message, and no file is left half-written."""
 
 

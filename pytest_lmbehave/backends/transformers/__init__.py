@@ -9,13 +9,13 @@ from collections.abc import Callable
 
 from ...config.errors import LMBehaveError, ModelLoadError
 from ...config.settings import Settings
-from ..protocol import Backend
+from ..protocol import Backend, ModelSource
 from . import loading
 from .conversion import say
 
 
 def open_local(
-    source: loading.ModelSource,
+    source: ModelSource,
     settings: Settings,
     announce: Callable[[str], None] | None = None,
     timings: dict[str, tuple[float, float]] | None = None,
@@ -31,7 +31,7 @@ def open_local(
 
 
 def load(
-    source: loading.ModelSource,
+    source: ModelSource,
     settings: Settings,
     announce: Callable[[str], None] | None = None,
     timings: dict[str, tuple[float, float]] | None = None,

@@ -14,10 +14,10 @@ from typing import Any
 from ...config.errors import LMBehaveError
 from ...config.sampling import Policy
 from ...config.settings import Settings
-from ..protocol import Backend, Decoded, Logprobs
+from ..protocol import Backend, Decoded, Logprobs, ModelSource
 from ..vocabulary import Vocabulary, stored_at
 from .conversion import cache_key, entry_problem
-from .loading import ModelSource, content_hash, fingerprint
+from .loading import content_hash, fingerprint
 
 
 @dataclass(frozen=True)

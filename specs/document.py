@@ -67,3 +67,10 @@ def classify_prompt(review: str) -> str:
 
 def few_shot_prompt(review: str) -> str:
     return REVIEW_PROMPT + f"\nReview:{review}\nDecision:"
+
+
+# The document's own prose, scored token by token (the corpus llama.cpp's KL tool would read).
+PROSE = (
+    "Here, we provide some input text to the tokenizer and examine the resulting token IDs. Ignore the attention "
+    "mask for now – we will get to it in a later class."
+)

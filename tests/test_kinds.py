@@ -45,10 +45,11 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> Kind:
 
 
 def test_every_built_in_kind_is_registered_with_its_whole_unit() -> None:
-    assert set(KINDS) == {"tokenization", "next_token", "generation", "choice"}
+    assert set(KINDS) == {"tokenization", "next_token", "generation", "choice", "scores"}
     for name, kind in KINDS.items():
         assert kind.name == name and callable(kind.record) and callable(kind.compare) and callable(kind.explain)
     assert KINDS["next_token"].drift is not None  # its drift line carries the KL divergence of the top rows
+    assert KINDS["scores"].summary is not None  # two reports' scores give distribution statistics
 
 
 def test_a_kind_registered_in_the_table_is_recorded_compared_explained_and_drifts(registered: Kind) -> None:
@@ -87,3 +88,39 @@ def test_a_teacher_forced_pass_is_computed_once_per_request(tiny_backend: Any, m
         engine.teacher_force(list(generation.prompt_ids), generation.ids)
         engine.steps(generation)
     assert sorted(calls) == [False, True]
+
+
+def test_a_scored_text_is_recorded_compared_and_summed_up_as_distributions(tiny_engine: Any) -> None:
+    """lm.score: one teacher-forced pass gives each token's log-probability given the ones before it; two runs'
+    records of the same ids give KL statistics (mean, median, p99, max, same top, RMS Δp) as llama.cpp's tool."""
+    import copy
+
+    from pytest_lmbehave.observations import scores
+
+    scored = tiny_engine.score("hello hello world, the model predicts")
+    assert len(scored.logprobs) == len(scored.ids) - 1 and scored.total < 0
+    for i in (1, len(scored.ids) - 1):
+        [after] = tiny_engine.next_tokens([list(scored.ids[:i])])
+        assert after.logprob(scored.ids[i]) == pytest.approx(scored.logprobs[i - 1], abs=2e-4)
+    old = to_record(scored)
+    assert compare(old, copy.deepcopy(old), Tolerances(kl=1e-6)) == []
+    same = scores.statistics([(old, old)])
+    assert same["mean_kl"] == pytest.approx(0.0, abs=1e-9) and same["same_top"] == 1.0 and same["rms_dp"] == 0.0
+    new = copy.deepcopy(old)
+    new["logprobs"][2] -= 0.5
+    (first, p_first), (second, p_second), *rest = new["top"][3]
+    new["top"][3] = [[second, p_first], [first, p_second], *rest]  # the runner-up now leads, by the leader's p
+    kinds = {d.kind for d in compare(old, new, Tolerances(kl=0.0))}
+    assert kinds == {SCORE, "top-1 flip", "distribution"}
+    moved_ = scores.statistics([(old, new)])
+    assert moved_["max_kl"] > 0 and moved_["same_top"] < 1 and moved_["rms_dp"] > 0
+    assert moved_["worst"][0]["token"] == 4
+    [line, *_] = scores.summary([(old, new)])
+    assert line.startswith(f"distributions over {len(scored.logprobs)} scored position(s) of the same ids")
+
+
+def test_scoring_a_single_token_is_refused_with_the_reason(tiny_engine: Any) -> None:
+    from pytest_lmbehave.config.errors import InputError
+
+    with pytest.raises(InputError, match="scoring needs at least two"):
+        tiny_engine.score([5])

@@ -18,6 +18,7 @@ from ..engine.tokens import Prompt
 from ..observations.choice import Choice
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution
+from ..observations.scores import Scores
 from ..observations.tokenization import Tokenization
 
 
@@ -160,6 +161,13 @@ class LM:
         __tracebackhide__ = True
         _check_prompt(prompt)
         return self._seen(self.engine.choose(prompt, options, self._asked))  # type: ignore[no-any-return]
+
+    def score(self, text: Prompt) -> Scores:
+        """Each token of ``text`` after the first, scored given the ones before it (one teacher-forced pass): its
+        log-probability (``.logprobs``, ``.total``, ``.perplexity``) and each position's best candidates."""
+        __tracebackhide__ = True
+        _check_prompt(text)
+        return self._seen(self.engine.score(text))  # type: ignore[no-any-return]
 
     def steps(self, generation: Generation) -> list[Distribution]:
         """The next-token distribution before each new token of ``generation`` (one forward pass)."""

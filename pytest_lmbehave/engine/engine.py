@@ -1,8 +1,5 @@
-"""Answers the LM API's questions about one model: from the memo, from the plan's batches, or from the backend.
-
-It speaks requests (``plan.Row``: one identity for every question) and hands out observations (plain data); the
-backend below it speaks token ids and numbers.
-"""
+"""Answers the LM API's questions about one model (from the memo, the plan's batches or the backend): requests
+in (``plan.key``: one identity for every question), observations out as plain data; the backend speaks ids."""
 
 from __future__ import annotations
 
@@ -17,6 +14,7 @@ from ..config.sampling import GREEDY, Policy, Sampling, row_seed
 from ..observations.choice import Choice
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution
+from ..observations.scores import Scores, scored
 from ..observations.tensors import tensor
 from ..observations.tokenization import Tokenization
 from ..observations.verdict import StepCheck
@@ -259,6 +257,13 @@ class Engine:
             self._distribution(self.decode(read[: len(prompt) + i]), read[: len(prompt) + i], numbers)
             for i, numbers in enumerate(found)
         ]
+
+    def score(self, text: Prompt) -> Scores:
+        """Each token of ``text`` after the first, scored given the ones before it, from one teacher-forced pass."""
+        __tracebackhide__ = True
+        ids = self.ids(text)
+        steps = self._forced(ids[:1], tuple(ids[1:]), False) if len(ids) > 1 else []
+        return scored(self.tokens.text(text, ids), ids, steps, self.vocabulary)
 
     def teacher_force(self, prompt: Prompt, ids: Sequence[int]) -> list[StepCheck]:
         """Score a recorded continuation under this model, one forward pass over prompt + continuation: at each

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import choice, generation, next_token, tokenization
+from . import choice, generation, next_token, scores, tokenization
 from .differences import Compared, Difference, Teacher, Tolerances
 
 
@@ -23,6 +23,8 @@ class Kind:
     compare: Callable[[dict[str, Any], dict[str, Any], Tolerances, Teacher | None], Compared]
     explain: Callable[[Any, Any, int], list[str] | None]  # why ``observation == expected`` failed (None: not ours)
     drift: Callable[[Difference, dict[str, Any], dict[str, Any]], tuple[str, dict[str, Any]]] | None = None
+    # What `lmbehave diff` says of all the paired records of this kind at once (the scores' KL statistics).
+    summary: Callable[[list[tuple[dict[str, Any], dict[str, Any]]]], list[str]] | None = None
 
 
 KINDS: dict[str, Kind] = {
@@ -41,6 +43,7 @@ KINDS: dict[str, Kind] = {
         ),
         Kind("generation", generation.Generation, generation.record, generation.compare, generation.explain),
         Kind("choice", choice.Choice, choice.record, choice.compare, choice.explain),
+        Kind("scores", scores.Scores, scores.record, scores.compare, scores.explain, scores.drift, scores.summary),
     )
 }
 

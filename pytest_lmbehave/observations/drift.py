@@ -119,6 +119,23 @@ def pair_tests(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str | Non
     return pairs
 
 
+def summaries(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What each kind says of all its paired records at once (``Kind.summary``: the scores' KL statistics)."""
+    lines: list[str] = []
+    for name, unit in KINDS.items():
+        if unit.summary is None:
+            continue
+        pairs = [
+            (a, b)
+            for before, after in pair_tests(old, new)
+            if before and after
+            for a, b in zip(old["observations"][before], new["observations"][after])
+            if a.get("kind") == name == b.get("kind")
+        ]
+        lines += unit.summary(pairs)
+    return lines
+
+
 def compare_reports(old: dict[str, Any], new: dict[str, Any], thresholds: Thresholds) -> tuple[list[Change], int]:
     """All changes, worst first, and the number of observations compared."""
     changes: list[Change] = []

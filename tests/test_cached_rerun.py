@@ -49,6 +49,7 @@ def test_an_unchanged_rerun_imports_neither_torch_nor_transformers_and_observes_
     first = run(pytester, tiny_model, "first.json")
     [computing] = first["processes"]
     assert computing["imported_torch"] and computing["computed"] > 0
+    assert computing["model_ready_s"][str(tiny_model)] > 0 and str(tiny_model) in computing["imports_s"]
     second = run(pytester, tiny_model, "second.json")
     [reading] = second["processes"]
     assert (reading["imported_torch"], reading["imported_transformers"]) == (False, False)

@@ -102,16 +102,6 @@ class Registry:
     def engines(self) -> dict[str, Engine]:
         return dict(self._engines)
 
-    @property
-    def load_seconds(self) -> dict[str, float]:
-        """How long each model took to be ready, in this process."""
-        return {spec: load for spec, (_, load) in self.timings.items()}
-
-    @property
-    def import_seconds(self) -> dict[str, float]:
-        """Each model's transformers imports before its load, timed apart."""
-        return {spec: imports for spec, (imports, _) in self.timings.items()}
-
     def source(self, spec: str) -> ModelSource:
         """Where a spec's model comes from, resolved once per process (a failure too)."""
         __tracebackhide__ = True

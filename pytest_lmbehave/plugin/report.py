@@ -51,18 +51,16 @@ class ReportPlugin:
     def __init__(
         self,
         path: Path,
-        load_seconds: dict[str, float],
-        import_seconds: dict[str, float],
+        timings: dict[str, tuple[float, float]],
         counts: Callable[[], dict[str, int]] = dict,
     ) -> None:
-        self.import_seconds = import_seconds
+        self.timings = timings  # the registry's, filled as models load: (imports, load) seconds per model
         self.counts = counts  # tokens verified from drafts and decoded, observations computed and read
         self.path = path
         self.observations: dict[str, list[dict[str, Any]]] = {}
         self.skipped: dict[str, str] = {}  # node id -> reason
         self.environments: dict[str, dict[str, str]] = {}
         self.processes: list[dict[str, Any]] = []
-        self.load_seconds = load_seconds  # the registry's, filled as models load
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -86,8 +84,8 @@ class ReportPlugin:
         peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {
             "process": name,
-            "imports_s": dict(self.import_seconds),
-            "model_ready_s": dict(self.load_seconds),
+            "imports_s": {spec: imports for spec, (imports, _) in self.timings.items()},
+            "model_ready_s": {spec: load for spec, (_, load) in self.timings.items()},
             "peak_rss_mb": round(peak_kib / 1024, 1),
             "pss_mb": _proportional_set_size_mb(),
             "imported_torch": "torch" in sys.modules,

@@ -94,9 +94,7 @@ class Session:
 
             config.pluginmanager.register(XdistShareHooks(), "lmbehave-xdist-share")
         if config.getoption("lm_report"):
-            report = ReportPlugin(
-                Path(config.getoption("lm_report")), registry.load_seconds, registry.import_seconds, registry.counts
-            )
+            report = ReportPlugin(Path(config.getoption("lm_report")), registry.timings, registry.counts)
             config.pluginmanager.register(report, "lmbehave-report")
             if xdist:
                 from .xdist import XdistReportHooks

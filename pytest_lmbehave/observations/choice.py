@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .differences import FIELD, LABEL, SCORE, Compared, Difference, Tolerances, flip_or_margin, moved
+from .rendering import rounded
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,6 @@ def record(observation: Choice, top: int) -> dict[str, Any]:
         "scores": rounded(observation.scores, 4),
         "margin": round(observation.margin, 4),
     }
-
-
-def rounded(values: Any, digits: int) -> list[float]:
-    return [round(float(v), digits) for v in values]
 
 
 def compare(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, teacher: Any) -> Compared:

@@ -25,7 +25,7 @@ from .differences import (
     is_near_tie,
     margin_words,
 )
-from .rendering import rows
+from .rendering import rounded, rows
 
 Alternatives = tuple[tuple[str, int, float], ...]
 
@@ -80,10 +80,6 @@ def record(observation: Generation, top: int) -> dict[str, Any]:
         "ids": list(observation.ids),
         "margins": rounded(observation.margins, 3),
     }
-
-
-def rounded(values: Any, digits: int) -> list[float]:
-    return [round(float(v), digits) for v in values]
 
 
 def compare(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, teacher: Teacher | None) -> Compared:

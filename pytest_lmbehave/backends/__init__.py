@@ -1,5 +1,5 @@
 """The only code that computes: one small protocol (``protocol.py``), implemented in this process
-(``transformers/``) and over HTTP (``served/``). ``open`` picks the engine for a model spec; everything above speaks
+(``transformers/``, or ``llamacpp/`` for a GGUF file) and over HTTP (``served/``). ``open`` picks the engine for a model spec; everything above speaks
 token ids and plain numbers."""
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ def open(
         if timings is not None:
             timings[spec] = (0.0, round(time.perf_counter() - started, 3))
         return served
+    if settings.engine == "llama.cpp":
+        from .llamacpp import open_gguf
+
+        return open_gguf(source, settings, announce, timings)
     from .transformers import open_local
 
     return open_local(source, settings, announce, timings)
@@ -69,6 +73,15 @@ def describe(spec: str, settings: Settings, resolved: Callable[[str], ModelSourc
         return f"{spec} = {source.name} ({source.kind}, sha256 {content_hash(source, settings.cache_dir)[:16]})"
     except LMBehaveError as error:
         return f"{spec} (not loadable: {str(error).splitlines()[0]})"
+
+
+def numerics(settings: Settings) -> str:
+    """The header's words for what computes in this process, and in which numerics."""
+    if settings.engine == "llama.cpp":
+        from .llamacpp import numerics as llama
+
+        return llama(settings)
+    return f"dtype={settings.dtype} device={settings.device} threads={settings.threads} attention={settings.attention}"
 
 
 def announcement(source: ModelSource, settings: Settings) -> str | None:
@@ -99,3 +112,7 @@ def check(settings: Settings) -> None:
         from .transformers.loading import check_device
 
         check_device(settings.device)
+    if settings.engine == "llama.cpp":
+        from .llamacpp import check_engine
+
+        check_engine(settings, resolve)

@@ -17,6 +17,11 @@ from .errors import SettingsError
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
 ATTENTION = ("sdpa", "eager")
+ENGINES = ("transformers", "llama.cpp")
+HELP_DTYPE, HELP_ATTENTION = (
+    "weights dtype: float32 (default), bfloat16 or float16",
+    "attention: sdpa (default) or eager",
+)
 
 
 def whole(minimum: int) -> Callable[[str, str], int]:
@@ -125,15 +130,7 @@ OPTIONS: tuple[Option, ...] = (
         non_negative,
         metavar="SECONDS",
     ),
-    Option(
-        "--lm-dtype",
-        "lm_dtype",
-        "weights dtype: float32 (default), bfloat16 or float16",
-        "dtype",
-        None,
-        "float32",
-        one_of(DTYPES),
-    ),
+    Option("--lm-dtype", "lm_dtype", HELP_DTYPE, "dtype", None, "float32", one_of(DTYPES)),
     Option("--lm-device", "lm_device", "device: cpu (default), cuda or mps", "device", None, "cpu", one_of(DEVICES)),
     Option(
         "--lm-threads",
@@ -145,14 +142,17 @@ OPTIONS: tuple[Option, ...] = (
         whole(1),
     ),
     Option(
-        "--lm-attention",
-        "lm_attention",
-        "attention implementation: sdpa (default) or eager",
-        "attention",
-        None,
-        "sdpa",
-        one_of(ATTENTION),
+        "--lm-engine",
+        "lm_engine",
+        "what computes a model in this process: transformers (default), or llama.cpp for a GGUF file (its own "
+        "quantized kernels, tokenizer and sampler; needs pytest-lmbehave[llamacpp]). Its expectations are kept in "
+        "their own variant, e.g. __lm_snapshots__/embedded@llama.cpp",
+        "engine",
+        "LMBEHAVE_ENGINE",
+        "transformers",
+        one_of(ENGINES),
     ),
+    Option("--lm-attention", "lm_attention", HELP_ATTENTION, "attention", None, "sdpa", one_of(ATTENTION)),
     Option(
         "--lm-seed",
         "lm_seed",

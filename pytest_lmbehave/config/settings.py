@@ -28,6 +28,7 @@ class Settings:
     model_named: bool = False  # given explicitly (so it must exist), not the default
     dtype: str = "float32"
     device: str = "cpu"
+    engine: str = "transformers"  # --lm-engine: what computes an in-process model (llama.cpp reads GGUF files)
     threads: int = 1
     attention: str = "sdpa"
     seed: int = 0

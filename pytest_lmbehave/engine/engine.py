@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy
+
 from ..backends import ALTERNATIVES, Backend, Decoded, Logprobs
 from ..config.errors import BackendUnavailable, InputError, LMBehaveError
 from ..config.sampling import GREEDY, Policy, Sampling, row_seed
@@ -290,7 +292,7 @@ class Engine:
         key = plan.key("logits", ids)
         found = self.memo.get(key)
         if found is None:
-            found = self.memo.put(key, self.backend.logits(ids).numpy())
+            found = self.memo.put(key, numpy.asarray(self.backend.logits(ids), dtype=numpy.float32))
         return tensor(found)
 
 

@@ -81,6 +81,8 @@ class Session:
         path = plan_path(config)
         if path is not None:
             update = bool(given(lookup, "lm_plan_update") or config.getoption("update_snapshots", False))
+            # llama.cpp decodes without drafts, and its generations would replace transformers' in the plan.
+            update = update and self.settings.engine != "llama.cpp"
             register(
                 PlanPlugin(path, self.settings.seed, update, self.announce, self.registry.use_plan), "lmbehave-plan"
             )
@@ -119,9 +121,8 @@ class Session:
         versions = " ".join(f"{k}={v}" for k, v in environment.software().items())
         variables = "".join(f" {k}={v}" for k, v in environment.numerics_variables().items() if v != "unset")
         return [
-            f"lmbehave: model {backends.describe(settings.model, settings, self.registry.source)}; dtype={settings.dtype} "
-            f"device={settings.device} threads={settings.threads} attention={settings.attention} "
-            f"base seed={settings.seed}",
+            f"lmbehave: model {backends.describe(settings.model, settings, self.registry.source)}; "
+            f"{backends.numerics(settings)} base seed={settings.seed}",
             f"lmbehave: {versions} cpu={environment.cpu_without_torch()}{variables}",
         ]
 

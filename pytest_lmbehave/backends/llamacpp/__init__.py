@@ -1,0 +1,86 @@
+"""A GGUF model computed by llama.cpp, its own engine, through ``llama-cpp-python``: the file read as it is (its
+quantized weights, its tokenizer, llama.cpp's kernels and sampler), chosen with ``--lm-engine llama.cpp``.
+
+The whole engine is this folder; ``backends.open`` reaches it by one branch. It imports neither torch nor
+transformers, and nothing of the other engines.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ...config.errors import BackendUnavailable, LMBehaveError, ModelLoadError, SettingsError
+from ...config.settings import Settings
+from ..protocol import Backend, ModelSource
+
+ENGINE = "llama.cpp"
+INSTALL = "pip install 'pytest-lmbehave[llamacpp]'   (or: pip install llama-cpp-python; it builds llama.cpp)"
+
+
+def check_engine(settings: Settings, resolve: Callable[[str], ModelSource]) -> None:
+    """Before any test: llama-cpp-python is installed, and the session's model is a GGUF file it can read."""
+    __tracebackhide__ = True
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise SettingsError(f"--lm-engine={ENGINE} needs llama-cpp-python, which is not installed: {INSTALL}")
+    if settings.model.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"--lm-engine={ENGINE} computes a model in this process, and {settings.model!r} is served; drop one of "
+            "them (a llama.cpp server is tested with --lm-server, as any OpenAI-compatible server)"
+        )
+    source = resolve(settings.model)
+    if not source.is_gguf:
+        raise SettingsError(_not_gguf(source))
+
+
+def numerics(settings: Settings) -> str:
+    """The header's words for what computes: llama.cpp's version and threads (the GGUF's own types, no dtype)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("llama-cpp-python")
+    except metadata.PackageNotFoundError:
+        version = "absent"
+    return f"engine=llama.cpp {version} (the GGUF's own quantized kernels) threads={settings.threads}"
+
+
+def _not_gguf(source: ModelSource) -> str:
+    return (
+        f"--lm-engine={ENGINE} runs GGUF files, and {source.spec!r} is a {source.kind} model ({source.path}); "
+        f"pass a .gguf file (or 'embedded'), or drop --lm-engine to run it with transformers"
+    )
+
+
+def open_gguf(
+    source: ModelSource,
+    settings: Settings,
+    announce: Callable[[str], None] | None = None,
+    timings: dict[str, tuple[float, float]] | None = None,
+) -> Backend:
+    """The GGUF file loaded by llama.cpp (its import and its load timed apart, in ``timings``)."""
+    __tracebackhide__ = True
+    if not source.is_gguf:  # a model named by a marker or a kept set: the session's own model was checked first
+        raise BackendUnavailable(_not_gguf(source))
+    started = time.perf_counter()
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ModelLoadError(
+            f"--lm-engine={ENGINE} needs llama-cpp-python, which is not installed: {INSTALL}"
+        ) from None
+    imported = time.perf_counter()
+    from .backend import LlamaCppBackend
+
+    try:
+        backend = LlamaCppBackend(source, settings, llama_cpp)
+    except LMBehaveError:
+        raise
+    except Exception as error:
+        raise ModelLoadError(
+            f"llama.cpp could not load {source.spec!r} ({source.path}): {type(error).__name__}: {error}"
+        ) from None
+    if timings is not None:
+        timings[source.spec] = (round(imported - started, 3), round(time.perf_counter() - imported, 3))
+    return backend

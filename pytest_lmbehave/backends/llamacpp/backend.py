@@ -1,0 +1,178 @@
+"""``LlamaCppBackend``: the protocol's verbs over one llama.cpp context.
+
+llama.cpp computes a batch of 64 tokens or more by another matrix-multiply path than a smaller one (measured on the
+embedded Q4_1: up to 1.84 apart in a logit). The context feeds it at most ``CHUNK`` tokens at a time, the way it
+computes a generated token, so a position's numbers are the same however its row is read: in one pass, token by
+token, or continued from a prefix already in the context (measured: bit-identical). Rows that share a beginning
+(the few-shot prompts, a prompt and its options) reuse it, and a row's numbers never depend on the rows read before
+it. The context keeps every position's logits (``logits_all``), so one pass gives a row's teacher-forced
+distributions. A generation decodes token by token through the KV cache; a sampled row draws with llama.cpp's own
+sampler chain, seeded by the row's seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ...config import environment
+from ...config.facts import file_sha256
+from ...config.sampling import Policy
+from ...config.settings import Settings
+from ..protocol import ALTERNATIVES, Decoded, Logprobs, ModelSource, limits
+from ..vocabulary import Vocabulary, stored_at
+from .numbers import log_softmax, step_figures
+from .sampler import Sampler
+from .tokens import Tokens
+
+CONTEXT = 2048  # tokens a context holds: each keeps its logits, 2048 x vocab float32 (400 MB for SmolLM2)
+CHUNK = 32  # tokens per decode call: below the 64 at which llama.cpp's other path begins (with a margin)
+
+
+def cpu_features(llama_cpp: Any) -> str:
+    """The widest SIMD level llama.cpp was built for here, from its system info (e.g. AVX512, AVX2)."""
+    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+    enabled = {part.split("=")[0].strip() for part in info.split("|") if part.strip().endswith("= 1")}
+    for level in ("AVX512", "AVX2", "AVX", "NEON", "SSE3"):
+        if level in enabled or any(name.endswith(f" {level}") for name in enabled):
+            return level
+    return "baseline"
+
+
+class LlamaCppBackend:
+    name = "llama.cpp"
+
+    def __init__(self, source: ModelSource, settings: Settings, llama_cpp: Any) -> None:
+        self.api = llama_cpp
+        self.source = source
+        self.cache_dir = settings.cache_dir
+        self.llama = llama_cpp.Llama(
+            model_path=str(source.path),
+            n_ctx=CONTEXT,
+            n_batch=CHUNK,
+            n_ubatch=CHUNK,
+            n_threads=settings.threads,
+            n_threads_batch=settings.threads,
+            logits_all=True,
+            # Flash attention: a row's logits come out the same read in one pass or token by token (without it,
+            # llama.cpp's two attention paths differ by up to 0.75 nats on SmolLM2, measured), so generation,
+            # next-token questions and teacher forcing agree as the protocol promises.
+            flash_attn=True,
+            verbose=False,
+        )
+        self.tokens = Tokens(llama_cpp, self.llama.model)
+        self.stop_ids = self.tokens.stop_ids()
+        self._fingerprint = {
+            "model": source.spec,
+            "model_name": source.name,
+            "model_sha256": file_sha256(source.path, settings.cache_dir)[:16],
+            "engine": self.name,
+            "engine_version": str(llama_cpp.__version__),
+            "dtype": self.llama._model.desc().split()[-1] if self.llama._model.desc() else "gguf",
+            "device": "cpu",
+            "threads": str(settings.threads),
+            "lmbehave": environment.software()["lmbehave"],
+            "decoding": environment.software()["decoding"],
+            "cpu_capability": cpu_features(llama_cpp),
+        }
+        self._vocabulary: Vocabulary | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokens.size
+
+    @property
+    def context(self) -> int:
+        return CONTEXT
+
+    def fingerprint(self) -> dict[str, str]:
+        return self._fingerprint
+
+    # -- tokens -------------------------------------------------------------------------------------------------
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        return self.tokens.tokenize(text, special)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.tokens.detokenize(ids)
+
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:
+            keyed = {"model_sha256": self._fingerprint["model_sha256"], "transformers": f"{self.name} tokenizer"}
+            path, digest = stored_at(self.cache_dir, {**keyed, "tokenizers": self._fingerprint["engine_version"]})
+            self._vocabulary = Vocabulary.load(path, digest)
+            if self._vocabulary is None:
+                self._vocabulary = self.tokens.vocabulary(digest)
+                self._vocabulary.save(path)
+        return self._vocabulary
+
+    # -- passes -------------------------------------------------------------------------------------------------
+    def _read(self, ids: Sequence[int]) -> Any:
+        """The logits [len(ids), vocab] of one row (a view into the context's buffer, valid until the next pass):
+        the part it shares with what the context holds is kept, the rest is read (its last token at least)."""
+        if not ids:
+            raise ValueError("an empty row has no next token")
+        held = self.llama.input_ids[: self.llama.n_tokens]
+        shared = 0
+        for a, b in zip(held, ids):
+            if int(a) != b:
+                break
+            shared += 1
+        # The last token is always read again: the sampler draws from the context's last output, which must be it.
+        self.llama.n_tokens = shared = min(shared, len(ids) - 1)  # eval drops the rest from the KV cache
+        self.llama.eval(list(ids[shared:]))
+        return self.llama.scores[: len(ids)]
+
+    def logits(self, ids: Sequence[int]) -> Any:
+        return self._read(ids).copy()[None]
+
+    def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
+        return [Logprobs(log_softmax(self._read(row)[-1])) for row in rows]
+
+    def forced_logprobs(
+        self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
+    ) -> list[list[Logprobs]]:
+        # ``generated`` changes nothing: llama.cpp applies no generation config of the model's to its logits.
+        found = []
+        for prompt, continuation in rows:
+            scores = self._read([*prompt, *continuation][:-1])
+            found.append([Logprobs(log_softmax(scores[len(prompt) - 1 + i])) for i in range(len(continuation))])
+        return found
+
+    def generate(
+        self,
+        rows: Sequence[Sequence[int]],
+        steps: int | Sequence[int],
+        policies: Sequence[Policy],
+        drafts: Sequence[Sequence[int] | None] | None = None,
+    ) -> list[Decoded]:
+        """Each row alone, token by token; a draft is not needed (decoding is fast here) and changes nothing."""
+        return [
+            self._decode(row, limit, policy) for row, limit, policy in zip(rows, limits(steps, len(rows)), policies)
+        ]
+
+    def _decode(self, row: Sequence[int], limit: int, policy: Policy) -> Decoded:
+        sampler = None if policy.sampling is None else Sampler(self.api, policy.sampling, policy.seed)
+        ids: list[int] = []
+        logprobs: list[float] = []
+        margins: list[float] = []
+        argmaxes: list[int] = []
+        best: list[tuple[tuple[int, float], ...]] = []
+        try:
+            self._read(row)
+            for step in range(limit):
+                values = log_softmax(self.llama.scores[self.llama.n_tokens - 1])
+                top, argmax = step_figures(values, ALTERNATIVES)
+                token = argmax if sampler is None else sampler.draw(self.llama.ctx)
+                ids.append(token)
+                logprobs.append(float(values[token]))
+                margins.append(top[0][1] - top[1][1] if len(top) > 1 else math.inf)
+                argmaxes.append(argmax)
+                best.append(top)
+                if token in self.stop_ids or step == limit - 1:
+                    break
+                self.llama.eval([token])
+        finally:
+            if sampler is not None:
+                sampler.close()
+        return Decoded(tuple(ids), tuple(logprobs), tuple(margins), tuple(argmaxes), tuple(best))

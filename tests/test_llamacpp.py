@@ -1,0 +1,90 @@
+"""The llama.cpp engine (``--lm-engine llama.cpp``) on the embedded GGUF, read as it is: it keeps the contract every
+backend keeps, reads the document's ids exactly as transformers does, names itself in the fingerprint, and is
+refused, naming the fix, for a model it cannot run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_lmbehave.backends import open as open_backend
+from pytest_lmbehave.config.sampling import Policy, Sampling
+from pytest_lmbehave.config.settings import Settings, default_cache_dir
+
+from .conftest import document, document_prompts
+from .test_backend_contract import check_backend
+
+llama_cpp = pytest.importorskip("llama_cpp", reason="llama.cpp is an extra: pip install 'pytest-lmbehave[llamacpp]'")
+
+
+@pytest.fixture(scope="module")
+def llama() -> Any:
+    return open_backend("embedded", Settings(engine="llama.cpp", cache_dir=default_cache_dir()))
+
+
+def test_the_llama_cpp_backend_keeps_the_contract(llama: Any) -> None:
+    check_backend(llama, "Shakespeare was a")
+
+
+def test_llama_cpp_reads_every_document_prompt_as_the_documents_ids(llama: Any) -> None:
+    doc = document()
+    assert llama.tokenize(doc.SHAKESPEARE, special=False) == [4370, 10735, 436, 253]  # the document's ids
+    from pytest_lmbehave.backends import open as again
+
+    transformers = again("embedded", Settings(cache_dir=default_cache_dir()))
+    for prompt in document_prompts():
+        assert llama.tokenize(prompt) == transformers.tokenize(prompt), prompt
+        assert llama.detokenize(llama.tokenize(prompt)) == prompt
+
+
+def test_the_fingerprint_names_the_engine_its_version_and_the_weights(llama: Any) -> None:
+    found = llama.fingerprint()
+    assert found["engine"] == "llama.cpp"
+    assert found["engine_version"] == llama_cpp.__version__
+    assert found["dtype"] == "Q4_1"
+    assert len(found["model_sha256"]) == 16
+    assert "transformers" not in found  # what transformers computes is not what llama.cpp computes
+
+
+def test_a_row_reads_the_same_whatever_was_read_before_it(llama: Any) -> None:
+    doc = document()
+    alone = llama.next_logprobs([llama.tokenize(doc.BOSTON_PLACES)])[0].values
+    llama.next_logprobs([llama.tokenize(doc.FANEUIL)])
+    after = llama.next_logprobs([llama.tokenize(doc.BOSTON_PLACES)])[0].values
+    assert (alone == after).all()
+    assert math.fsum(math.exp(float(v)) for v in alone) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sampling_knobs_cut_the_distribution_as_they_say(llama: Any) -> None:
+    ids = llama.tokenize("Shakespeare was a")
+    [row] = llama.generate([ids], 12, [Policy(Sampling(temperature=1.0, top_k=1), 7)])
+    assert row.ids == row.argmax_ids  # top-k 1 is greedy, whatever the seed
+    [greedy] = llama.generate([ids], 12, [Policy()])
+    assert row.ids == greedy.ids
+
+
+def test_the_llama_cpp_engine_with_a_directory_model_is_a_usage_error_naming_the_fix(
+    pytester: pytest.Pytester, tiny_model: Path
+) -> None:
+    pytester.makepyfile("def test_one(lm):\n    assert lm.tokenize('a')\n")
+    result = pytester.runpytest("-p", "no:randomly", f"--lm-model={tiny_model}", "--lm-engine=llama.cpp")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--lm-engine=llama.cpp runs GGUF files*is a directory model*drop --lm-engine*"])
+
+
+def test_a_long_row_reads_the_same_in_one_pass_token_by_token_and_from_a_shared_prefix(llama: Any) -> None:
+    # llama.cpp computes 64 tokens or more at once by another path (1.84 apart in a logit, measured); the backend
+    # reads at most 32 at a time, so none of these may differ by a bit.
+    doc = document()
+    first, second = (llama.tokenize(doc.few_shot_prompt(r)) for r in (doc.REVIEWS[0], doc.REVIEWS[3]))
+    assert len(second) >= 64
+    llama.generate([llama.tokenize("x")], 1, [Policy()])  # an unrelated row held in the context
+    fresh = llama.forced_logprobs([(second[:1], second[1:])])[0]
+    llama.next_logprobs([first])  # the shared beginning now held
+    reused = llama.forced_logprobs([(second[:1], second[1:])])[0]
+    stepped = [llama.next_logprobs([second[: i + 1]])[0] for i in range(1, len(second) - 1, 9)]
+    assert all((a.values == b.values).all() for a, b in zip(fresh, reused))
+    assert all((fresh[i].values == s.values).all() for i, s in zip(range(1, len(second) - 1, 9), stepped))

@@ -85,7 +85,8 @@ transformers4: $(STAMP4)
 
 # Other CPUs' numerics, simulated on this one: every spec passes with no near-tie flip (--lm-strict), and the
 # largest change of any recorded number between the runs -- the measured noise floor -- is printed and must stay
-# at 2e-4 or below: one rounding step of a 4-decimal record plus noise, 5 times below --lm-tolerance (0.001).
+# at 2e-4 or below: one rounding step of a 4-decimal record plus noise, 5 times below --lm-tolerance (0.001). The KL
+# statistics of the scored text between the runs are this machine's noise floor (noise-floor.json, --lm-noise-floor).
 PORTABLE := build/portability
 SIMULATED := "ATEN_CPU_CAPABILITY=default" "MKL_ENABLE_INSTRUCTIONS=SSE4_2 ONEDNN_MAX_CPU_ISA=SSE41" "MKL_CBWR=COMPATIBLE"
 portability: $(STAMP)
@@ -94,6 +95,7 @@ portability: $(STAMP)
 	i=0; for vars in $(SIMULATED); do i=$$((i + 1)); echo "== simulated hardware: $$vars"; \
 	  env $$vars $(PY) -m pytest specs/ -n 2 -q -p no:randomly --lm-strict --lm-report $(PORTABLE)/simulated-$$i.json \
 	  && $(VENV)/bin/lmbehave diff $(PORTABLE)/native.json $(PORTABLE)/simulated-$$i.json --max-change 2e-4 --limit 10 \
+	     --save-floor $(PORTABLE)/noise-floor.json \
 	  || exit 1; done
 
 # The specs against a real vLLM server on the converted embedded model: same weights, other engine. Its greedy,
@@ -101,26 +103,46 @@ portability: $(STAMP)
 served: $(STAMP) $(STAMPV)
 	tools/served.sh $(PY) $(PYV) build/served
 
-# A real weights upgrade, guarded: the embedded Q4_1 re-quantized to Q8_0 (made here, never committed), its specs held
-# to the embedded set with --lm-expect (the moved ones fail, naming the weights and both hashes), and the drift between
-# the two runs (lmbehave diff exits 1 on drift). It shows the workflow; the failures and the drift it prints are the
-# point, so it does not fail on them.
+# A real weights upgrade, guarded, on both engines: the embedded Q4_1 re-quantized by llama.cpp to Q8_0 and Q3_K_M
+# (made here, never committed), the specs held to the embedded set with --lm-expect (the moved ones fail, naming the
+# weights and both hashes as the root cause), the drift of each (`lmbehave diff` exits 1 on drift), then the KL table
+# per quantization and engine and the engine-parity table for the same weights (tools/kl_table.py; vLLM's row from
+# `make served`'s report when it is there). It shows the workflow: the failures and the drift are the point, so it
+# does not fail on them.
 WEIGHTS := build/weights
-weights-upgrade: $(STAMP)
+QUANTS := Q8_0 Q3_K_M
+weights-upgrade: $(STAMPL)
 	mkdir -p $(WEIGHTS)
-	$(PY) tools/requantize.py "$$($(PY) -c 'from pytest_lmbehave.backends.transformers.loading import embedded_gguf; print(embedded_gguf())')" \
-	  $(WEIGHTS)/smol-Q8_0.gguf Q8_0
-	$(PY) -m pytest specs/ -n 2 -q -p no:randomly --lm-report $(WEIGHTS)/old.json
-	-$(PY) -m pytest specs/ -n 2 -q -p no:randomly -rf --lm-model=$(WEIGHTS)/smol-Q8_0.gguf --lm-expect embedded \
-	  --lm-report $(WEIGHTS)/new.json
-	-$(VENV)/bin/lmbehave diff $(WEIGHTS)/old.json $(WEIGHTS)/new.json --limit 5
+	for q in $(QUANTS); do $(PY) tools/requantize.py "$$($(PY) -c 'from pytest_lmbehave.backends import resolve; \
+	  print(resolve("embedded").path)')" $(WEIGHTS)/smol-$$q.gguf $$q || exit 1; done
+	for engine in transformers llama.cpp; do \
+	  $(PY) -m pytest specs/ -n 2 -q -p no:randomly --lm-engine $$engine --lm-report $(WEIGHTS)/$$engine-Q4_1.json || exit 1; \
+	  for q in $(QUANTS); do echo "== $$engine: Q4_1 -> $$q"; \
+	    $(PY) -m pytest specs/ -n 2 -q -p no:randomly -rf --lm-engine $$engine --lm-model=$(WEIGHTS)/smol-$$q.gguf \
+	      --lm-expect embedded --lm-report $(WEIGHTS)/$$engine-$$q.json \
+	      | awk '/compared against|root cause/ && !seen[$$2]++ {print} /passed|failed/ {last=$$0} END {print last}'; \
+	    $(VENV)/bin/lmbehave diff $(WEIGHTS)/$$engine-Q4_1.json $(WEIGHTS)/$$engine-$$q.json --limit 3 \
+	      | grep -E -A2 "root causes|distributions over"; \
+	  done; done
+	$(PY) tools/kl_table.py \
+	  "transformers Q4_1 -> Q8_0=$(WEIGHTS)/transformers-Q4_1.json:$(WEIGHTS)/transformers-Q8_0.json" \
+	  "transformers Q4_1 -> Q3_K_M=$(WEIGHTS)/transformers-Q4_1.json:$(WEIGHTS)/transformers-Q3_K_M.json" \
+	  "llama.cpp Q4_1 -> Q8_0=$(WEIGHTS)/llama.cpp-Q4_1.json:$(WEIGHTS)/llama.cpp-Q8_0.json" \
+	  "llama.cpp Q4_1 -> Q3_K_M=$(WEIGHTS)/llama.cpp-Q4_1.json:$(WEIGHTS)/llama.cpp-Q3_K_M.json" \
+	  "noise floor: simulated CPUs (transformers)=build/portability/native.json:build/portability/simulated-1.json" \
+	  "noise floor: llama.cpp run twice=build/llamacpp/llama.cpp.json:build/llamacpp/llama.cpp-rerun.json"
+	@echo "engine parity, the same Q4_1 weights:"
+	$(PY) tools/kl_table.py \
+	  "transformers fp32 -> llama.cpp=$(WEIGHTS)/transformers-Q4_1.json:$(WEIGHTS)/llama.cpp-Q4_1.json" \
+	  "transformers fp32 -> vLLM fp32=build/served/in-process.json:build/served/served.json" \
+	  "llama.cpp -> vLLM fp32=$(WEIGHTS)/llama.cpp-Q4_1.json:build/served/served.json"
 
 # The specs on llama.cpp (tools/llamacpp.sh): in process against their own recorded variant (embedded@llama.cpp),
 # then through llama.cpp's OpenAI-compatible server (what its probe finds it can answer, and the specs that need
 # more skipped with the reason), and the drift from transformers on the same weights (`lmbehave diff`: KL divergence
 # over the scored document text, flips). The drift between engines is the point, so it does not fail on it.
 llamacpp: $(STAMPL)
-	tools/llamacpp.sh $(PY) build/llamacpp
+	tools/llamacpp.sh $(PY) build/llamacpp build/portability/native.json
 
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/

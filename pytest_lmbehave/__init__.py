@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported on first use
     import pytest
 
+    from .api.assertions import assert_close
     from .api.lm import LM
     from .config.errors import (
         BackendUnavailable,
@@ -25,8 +26,10 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported
     from .config.sampling import Sampling
     from .engine.engine import Engine
     from .observations.choice import Choice
+    from .observations.closeness import Profile
     from .observations.generation import Generation
     from .observations.next_token import Candidate, Distribution
+    from .observations.scores import Scores
     from .observations.tokenization import Tokenization
     from .teaching.exercises import ___
 
@@ -43,6 +46,9 @@ _WHERE = {
     "BackendUnavailable": "config.errors",
     "___": "teaching.exercises",
     "LM": "api.lm",
+    "assert_close": "api.assertions",
+    "Profile": "observations.closeness",
+    "Scores": "observations.scores",
     "Engine": "engine.engine",
     "Sampling": "config.sampling",
     "Candidate": "observations.next_token",
@@ -65,10 +71,13 @@ __all__ = [
     "MarkerError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "Profile",
     "Sampling",
+    "Scores",
     "SettingsError",
     "Tokenization",
     "___",
+    "assert_close",
     "greedy",
     "sampled",
 ]

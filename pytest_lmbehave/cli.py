@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from .config import defaults
 from .config.arguments import non_negative, positive
@@ -75,6 +76,9 @@ def _diff(args: argparse.Namespace) -> int:
     for what, a, b in environments:
         print(f"{what:<{label}}{a:<46}{b:<46}{'<- differs' if a != b else ''}")
     print(f"\nlargest change of any recorded number: {moved:.2g}" + (f" ({where})" if where else ""))
+    if args.save_floor:
+        if not _save_floor(Path(args.save_floor), old, new, f"{args.old} vs {args.new}"):
+            return EXIT_UNUSABLE
     if changes:
         print("\nchanges, worst first:")
         for change in changes[: args.limit]:
@@ -94,6 +98,21 @@ def _diff(args: argparse.Namespace) -> int:
         print(f"\nlmbehave diff: a recorded number moved by {moved:.2g}, more than --max-change {args.max_change}")
         return EXIT_DRIFT
     return EXIT_DRIFT if any(c.severity in failing for c in changes) else EXIT_OK
+
+
+def _save_floor(path: Path, old: dict[str, Any], new: dict[str, Any], label: str) -> bool:
+    """The reference against itself (rerun, simulated CPUs): its score statistics raise the noise floor at ``path``."""
+    from .observations.closeness import save_floor
+    from .observations.drift import paired
+    from .observations.scores import statistics
+
+    found = statistics(paired(old, new, "scores"))
+    if not found.get("positions"):
+        print("lmbehave diff: --save-floor: neither report holds a scored text (lm.score) to measure", file=sys.stderr)
+        return False
+    floor = save_floor(path, found, label)
+    print(f"\nnoise floor {path}: mean KL {floor['mean_kl']:.3g}, p99 {floor['p99_kl']:.3g} nats ({label})")
+    return True
 
 
 def _kinds(text: str) -> list[str]:
@@ -153,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND[,KIND]",
         help=f"compare only these kinds of observation: {', '.join(KINDS)} (e.g. greedy,next_token,choice to hold "
         "a served copy of a model to the in-process one)",
+    )
+    diff.add_argument(
+        "--save-floor",
+        metavar="PATH",
+        help="the two reports are the reference against itself (a rerun, simulated CPUs): raise the noise floor at "
+        "PATH to their scored texts' KL statistics (for --lm-noise-floor)",
     )
     diff.add_argument("--limit", type=positive, default=40, help="how many changes to list (default 40)")
     diff.add_argument("--html", metavar="PATH", help="also write one self-contained HTML page with charts")

@@ -88,3 +88,71 @@ def test_a_long_row_reads_the_same_in_one_pass_token_by_token_and_from_a_shared_
     stepped = [llama.next_logprobs([second[: i + 1]])[0] for i in range(1, len(second) - 1, 9)]
     assert all((a.values == b.values).all() for a, b in zip(fresh, reused))
     assert all((fresh[i].values == s.values).all() for i, s in zip(range(1, len(second) - 1, 9), stepped))
+
+
+@pytest.fixture(scope="module")
+def requantized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The embedded Q4_1 re-quantized by llama.cpp to Q8_0 and Q3_K_M (seconds each; made here, never committed)."""
+    import importlib.util
+
+    from pytest_lmbehave.backends import resolve
+
+    spec = importlib.util.spec_from_file_location(
+        "requantize", Path(__file__).parent.parent / "tools" / "requantize.py"
+    )
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    folder = tmp_path_factory.mktemp("weights")
+    source = resolve("embedded").path
+    return {kind: tool.with_llama_cpp(source, folder / f"smol-{kind}.gguf", kind) for kind in ("Q8_0", "Q3_K_M")}
+
+
+def scores_of(spec: str, engine: str = "llama.cpp") -> Any:
+    from pytest_lmbehave.engine.engine import Engine
+
+    doc = document()
+    return Engine(open_backend(spec, Settings(engine=engine, cache_dir=default_cache_dir()))).score(doc.PROSE)
+
+
+def test_a_coarser_quantization_moves_the_distributions_further_and_both_beyond_the_noise_floor(
+    requantized: dict[str, Path],
+) -> None:
+    from pytest_lmbehave import assert_close
+    from pytest_lmbehave.observations import closeness
+
+    reference = scores_of("embedded")
+    floor = assert_close(reference, scores_of("embedded"), "strict")  # the reference run twice: its noise floor
+    q8 = assert_close(reference, scores_of(str(requantized["Q8_0"])), "standard")
+    with pytest.raises(AssertionError) as failed:
+        assert_close(reference, scores_of(str(requantized["Q3_K_M"])), "standard")
+    q3 = assert_close(reference, scores_of(str(requantized["Q3_K_M"])), "relaxed")
+    assert q3["mean_kl"] > q8["mean_kl"] > floor["mean_kl"] >= 0
+    assert q3["p99_kl"] > q8["p99_kl"] > floor["p99_kl"]
+    message = str(failed.value)
+    assert "not standard-close" in message and "mean KL" in message and "thresholds: the same weights" in message
+    assert closeness.PROFILES["standard"].mean_kl < q3["mean_kl"]
+
+
+def test_the_same_weights_on_transformers_are_standard_close_to_llama_cpp_and_not_strict() -> None:
+    from pytest_lmbehave import assert_close
+
+    reference, other = scores_of("embedded"), scores_of("embedded", engine="transformers")
+    found = assert_close(reference, other, "standard")
+    assert found["positions"] == len(reference.ids) - 1
+    with pytest.raises(AssertionError, match="not strict-close"):
+        assert_close(reference, other, "strict")
+
+
+def test_weights_whose_batched_kernel_differs_are_read_token_by_token_and_agree_however_asked(
+    requantized: dict[str, Path],
+) -> None:
+    # Q3_K_M falls back to Q4_0/Q5_0 on SmolLM2's 576-wide tensors, which llama.cpp computes by another kernel for
+    # any batch of more than one token: the backend finds it at load and reads such a model token by token.
+    coarse = open_backend(str(requantized["Q3_K_M"]), Settings(engine="llama.cpp", cache_dir=default_cache_dir()))
+    assert coarse.chunk == 1 and coarse.fingerprint()["batch"] == "1"
+    ids = coarse.tokenize(document().PROSE)[:12]
+    forced = coarse.forced_logprobs([(ids[:1], ids[1:])])[0]
+    for i in (1, 6, 10):
+        assert (coarse.next_logprobs([ids[: i + 1]])[0].values == forced[i].values).all()
+    assert open_backend(str(requantized["Q8_0"]), Settings(engine="llama.cpp", cache_dir=default_cache_dir())).chunk > 1

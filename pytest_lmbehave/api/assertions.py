@@ -7,13 +7,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config.defaults import TOP
-from ..observations import kind_of
+from ..observations import closeness, kind_of
 from ..observations.choice import Choice
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution, candidate_rows
+from ..observations.scores import Scores
 from ..observations.tokenization import Tokenization
 
-__all__ = ["assert_chooses", "assert_generates", "assert_next_token", "assert_tokens", "candidate_rows", "explain"]
+__all__ = [
+    "assert_chooses",
+    "assert_close",
+    "assert_generates",
+    "assert_next_token",
+    "assert_tokens",
+    "candidate_rows",
+    "explain",
+]
 
 
 def explain(left: Any, right: Any, k: int = TOP) -> list[str] | None:
@@ -50,3 +59,15 @@ def assert_chooses(choice: Choice, expected: str) -> None:
     __tracebackhide__ = True
     if choice.best != expected:
         _fail(choice, expected, TOP)
+
+
+def assert_close(reference: Scores, other: Scores, profile: str | closeness.Profile = "standard") -> dict[str, Any]:
+    """``other``'s distributions are within ``profile`` of ``reference``'s, position by position (``lm.score`` of one
+    text by two models or engines): mean and p99 KL divergence and same-top-token share, as llama.cpp's
+    ``--kl-divergence`` reports them. Profiles: strict, standard, relaxed (``closeness.PROFILES``, each with its
+    source); one below the measured noise floor (``--lm-noise-floor``) is refused. Returns the statistics."""
+    __tracebackhide__ = True
+    found, over = closeness.judged(reference, other, profile)
+    if over:
+        raise AssertionError(closeness.explanation(found, over, closeness.profile_of(profile), reference.text))
+    return found

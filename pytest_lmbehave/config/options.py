@@ -6,13 +6,12 @@ its model and numerics options from it, so a name, a default or a check is writt
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import defaults
-from .errors import SettingsError
+from .parsing import boolean, model, non_negative, one_of, text, variant, whole
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
@@ -22,66 +21,6 @@ HELP_DTYPE, HELP_ATTENTION = (
     "weights dtype: float32 (default), bfloat16 or float16",
     "attention: sdpa (default) or eager",
 )
-
-
-def whole(minimum: int) -> Callable[[str, str], int]:
-    def parse(name: str, value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise SettingsError(
-                f"{name}={value!r} is not an integer; pass a whole number such as {name}={minimum}"
-            ) from None
-        if number < minimum:
-            raise SettingsError(f"{name}={number} is too small; it must be at least {minimum}")
-        return number
-
-    return parse
-
-
-def non_negative(name: str, value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise SettingsError(f"{name}={value!r} is not a number; pass e.g. {name}=0.001") from None
-    if not number >= 0:
-        raise SettingsError(f"{name}={number} must be a number >= 0")
-    return number
-
-
-def boolean(name: str, value: str) -> bool:
-    lowered = str(value).strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name}={value!r} is not a boolean; use true or false")
-
-
-def one_of(allowed: tuple[str, ...]) -> Callable[[str, str], str]:
-    def parse(name: str, value: str) -> str:
-        if value not in allowed:
-            raise SettingsError(f"{name}={value!r} is not supported; choose one of: {', '.join(allowed)}")
-        return value
-
-    return parse
-
-
-def text(name: str, value: str) -> str:
-    return value.strip()
-
-
-def model(name: str, value: str) -> str:
-    if not value.strip():
-        raise SettingsError(f"{name} is empty; pass 'embedded', a directory, a .gguf file or a hub id")
-    return value.strip()
-
-
-def variant(name: str, value: str) -> str | None:
-    value = value.strip()
-    if value and not re.fullmatch(r"[\w.-]+", value):
-        raise SettingsError(f"{name}={value!r} must be a folder-safe name (letters, digits, '.', '-', '_')")
-    return value or None
 
 
 @dataclass(frozen=True)
@@ -212,6 +151,13 @@ OPTIONS: tuple[Option, ...] = (
         "",
         variant,
         metavar="SET",
+    ),
+    Option(
+        "--lm-noise-floor",
+        "lm_noise_floor",
+        "the noise floor measured on this machine (lmbehave diff REFERENCE RERUN --save-floor FILE): assert_close "
+        "refuses a profile whose thresholds lie below it",
+        metavar="FILE",
     ),
     Option(
         "--lm-plan",

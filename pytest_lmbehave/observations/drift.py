@@ -125,15 +125,19 @@ def summaries(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for name, unit in KINDS.items():
         if unit.summary is None:
             continue
-        pairs = [
-            (a, b)
-            for before, after in pair_tests(old, new)
-            if before and after
-            for a, b in zip(old["observations"][before], new["observations"][after])
-            if a.get("kind") == name == b.get("kind")
-        ]
-        lines += unit.summary(pairs)
+        lines += unit.summary(paired(old, new, name))
     return lines
+
+
+def paired(old: dict[str, Any], new: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The two reports' records of one kind, paired test by test."""
+    return [
+        (a, b)
+        for before, after in pair_tests(old, new)
+        if before and after
+        for a, b in zip(old["observations"][before], new["observations"][after])
+        if a.get("kind") == kind == b.get("kind")
+    ]
 
 
 def compare_reports(old: dict[str, Any], new: dict[str, Any], thresholds: Thresholds) -> tuple[list[Change], int]:

@@ -17,10 +17,11 @@ from ..api.lm import LM
 from ..config import environment
 from ..config.errors import BackendGone, BackendUnavailable, LMBehaveError, SettingsError
 from ..config.naming import slug
-from ..config.options import Lookup, Option, given
+from ..config.options import BY_INI, Lookup, Option, given
 from ..config.sampling import Sampling
 from ..config.settings import build_settings
 from ..engine.registry import Registry
+from ..observations import closeness
 from ..teaching.exercises import ExerciseProgress
 from . import snapshot_sets, tally
 from .markers import MARKERS, model_for, sampling_for
@@ -59,6 +60,11 @@ class Session:
             raise pytest.UsageError(str(error)) from None
         self.config = config
         check_paths(config)
+        floor = lookup(BY_INI["lm_noise_floor"])
+        try:
+            closeness.use_floor(Path(config.invocation_params.dir, str(floor)) if floor else None)
+        except LMBehaveError as error:
+            raise pytest.UsageError(f"--lm-noise-floor: {error}") from None
         # syrupy warns when an interrupted xdist run sends it fewer reports than workers; under a project's
         # `filterwarnings = error` that warning would turn pytest's short "Interrupted" into a long traceback.
         config.addinivalue_line(

@@ -28,6 +28,7 @@ from .tokens import Tokens
 
 CONTEXT = 2048  # tokens a context holds: each keeps its logits, 2048 x vocab float32 (400 MB for SmolLM2)
 CHUNK = 32  # tokens per decode call: below the 64 at which llama.cpp's other path begins (with a margin)
+PROBE = "Shakespeare was a great writer, but he was also a great actor. When you visit Boston, make sure you visit"
 
 
 def cpu_features(llama_cpp: Any) -> str:
@@ -63,6 +64,7 @@ class LlamaCppBackend:
         )
         self.tokens = Tokens(llama_cpp, self.llama.model)
         self.stop_ids = self.tokens.stop_ids()
+        self.chunk = CHUNK if self._chunks_agree() else 1
         self._fingerprint = {
             "model": source.spec,
             "model_name": source.name,
@@ -72,11 +74,28 @@ class LlamaCppBackend:
             "dtype": self.llama._model.desc().split()[-1] if self.llama._model.desc() else "gguf",
             "device": "cpu",
             "threads": str(settings.threads),
+            "batch": str(self.chunk),
             "lmbehave": environment.software()["lmbehave"],
             "decoding": environment.software()["decoding"],
             "cpu_capability": cpu_features(llama_cpp),
         }
         self._vocabulary: Vocabulary | None = None
+
+    def _chunks_agree(self) -> bool:
+        """Whether this file's weights come out the same read ``CHUNK`` tokens at a time and token by token. Some
+        types (Q4_0 and Q5_0, which Q3_K_M falls back to on SmolLM2) take another kernel for any batch of more than
+        one token (1.8 apart in a logit, measured); such a model is then read token by token, slower but the same
+        however its rows are read."""
+        ids = self.tokens.tokenize(PROBE, special=False)[: CHUNK - 1]
+        self.llama.reset()
+        self.llama.eval(ids)
+        batched = self.llama.scores[: len(ids)].copy()
+        self.llama.reset()
+        for token in ids:
+            self.llama.eval([token])
+        agree = bool((self.llama.scores[: len(ids)] == batched).all())
+        self.llama.reset()
+        return agree
 
     @property
     def vocab_size(self) -> int:
@@ -120,7 +139,9 @@ class LlamaCppBackend:
             shared += 1
         # The last token is always read again: the sampler draws from the context's last output, which must be it.
         self.llama.n_tokens = shared = min(shared, len(ids) - 1)  # eval drops the rest from the KV cache
-        self.llama.eval(list(ids[shared:]))
+        rest = list(ids[shared:])
+        for start in range(0, len(rest), self.chunk):
+            self.llama.eval(rest[start : start + self.chunk])
         return self.llama.scores[: len(ids)]
 
     def logits(self, ids: Sequence[int]) -> Any:

@@ -24,6 +24,7 @@ class Behaviour:
     max_temperature: float = 2.0  # vLLM refuses hotter sampling
     refuse: str = ""  # refuse every completions request whose body holds this key, as a server might (HTTP 400)
     short: bool = False  # answer a request of several prompts with one choice too few
+    echo_shifted: bool = False  # echo answers each prompt token with the distribution after it (llama-cpp-python)
 
 
 class FakeServer:
@@ -147,10 +148,13 @@ class FakeServer:
         if body.get("echo") and self.behaviour.echo:
             choice["text"] = self.backend.detokenize(row) + choice["text"]
             echoed = [self._name(t, by_id) for t in row]
+            shift = 1 if self.behaviour.echo_shifted else 0
             values = [None] + [
-                float(self.backend.next_logprobs([row[:i]])[0].values[row[i]]) for i in range(1, len(row))
+                float(self.backend.next_logprobs([row[: i + shift]])[0].values[row[i]]) for i in range(1, len(row))
             ]
-            top_prompt = [None] + [self._top(row[:i], max(k, 1), by_id, also=row[i]) for i in range(1, len(row))]
+            top_prompt = [None] + [
+                self._top(row[: i + shift], max(k, 1), by_id, also=row[i]) for i in range(1, len(row))
+            ]
             tokens, token_logprobs, tops = echoed + tokens, values + token_logprobs, top_prompt + tops
         choice["logprobs"] = {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": tops} if k else None
         wanted = body.get("prompt_logprobs")

@@ -17,8 +17,8 @@ def row(label: str, old: Path, new: Path) -> str:
     if not found.get("positions"):
         return f"| {label} | - | - | - | - | - | - | (no scored text in both) |"
     return (
-        f"| {label} | {found['positions']} | {found['mean_kl']:.5f} | {found['median_kl']:.5f} | {found['p99_kl']:.5f} | "
-        f"{found['max_kl']:.5f} | {found['same_top']:.1%} | {found['rms_dp']:.5f} |"
+        f"| {label} | {found['positions']} | {found['mean_kl']:.3g} | {found['median_kl']:.3g} | {found['p99_kl']:.3g} | "
+        f"{found['max_kl']:.3g} | {found['same_top']:.1%} | {found['rms_dp']:.3g} |"
     )
 
 

@@ -37,8 +37,10 @@ port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); p
 url="http://127.0.0.1:$port/v1"
 echo "== starting llama.cpp's server on $gguf at $url (log: $out/server.log)"
 started=$(date +%s)
+# The same numerics as the in-process backend (32 tokens per decode call, flash attention: see its module), so the
+# served answers are held to the same recorded variant.
 setsid "$py" -m llama_cpp.server --model "$gguf" --model_alias embedded --host 127.0.0.1 --port "$port" \
-  --n_ctx 2048 --logits_all true >"$out/server.log" 2>&1 &
+  --n_ctx 2048 --n_batch 32 --n_ubatch 32 --flash_attn true --logits_all true --n_threads 1 >"$out/server.log" 2>&1 &
 server=$!
 stop() { kill -- -"$server" 2>/dev/null || kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
 trap stop EXIT
@@ -50,11 +52,13 @@ done
 echo "== llama_cpp.server ready after $(($(date +%s) - started)) s; what its probe finds:"
 "$py" -c 'import sys; from pytest_lmbehave.backends.served.capabilities import announcement; print(announcement(sys.argv[1] + "#embedded", 60))' "$url"
 begin=$(ms)
-"$py" -m pytest specs/ -n 2 -q -p no:randomly -rs --lm-server "$url" --lm-model embedded --lm-report "$out/served.json" \
-  | tee "$out/served.out"
+"$py" -m pytest specs/ -n 2 -q -p no:randomly -rs --lm-server "$url" --lm-model embedded --lm-variant llama.cpp \
+  --lm-report "$out/served.json" | tee "$out/served.out"
 served_ms=$(($(ms) - begin))
 if grep -q "every test that uses a model was skipped" "$out/served.out"; then
   echo "every spec was skipped against llama.cpp's server: nothing was checked"; exit 1
 fi
+# The same engine in process and served: what must agree (greedy, next token, choice) may not move.
+"$py" -m pytest_lmbehave diff "$out/llama.cpp.json" "$out/served.json" --only greedy,next_token,choice --limit 10
 echo "pytest specs/ -n 2: llama.cpp in process $(seconds $llama_ms), llama.cpp's server $(seconds $served_ms)" \
   "(wall)$( ((transformers_ms)) && echo ", transformers $(seconds $transformers_ms)")"

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .http import Client, ServerRefused
+from .http import Client, ServerAnswer, ServerRefused
 
 PROBE = "Hello, my name is"
 WANTED_LOGPROBS = 20  # what the plugin asks for at most (vLLM's default --max-logprobs)
@@ -29,17 +29,26 @@ class Capabilities:
     tokenizer: bool  # has /tokenize and /detokenize
     max_temperature: float | None = None  # the highest sampling temperature it takes (None: no limit found)
     dtype: str = "unreported"  # what it computes in, where it says (vLLM's /server_info, in its dev mode)
+    id_prompts: bool = True  # takes prompts as token ids, several per request (llama-cpp-python: one text only)
 
     def lacking(self) -> list[str]:
         """What the LM API cannot do on this server, one line each, naming the verbs (and so the specs) it costs."""
         found = []
         if self.teacher is None:
             found.append(
-                "no log-probabilities of a given text (prompt_logprobs, or echo with logprobs): choose() with "
+                "no log-probabilities of a given text (prompt_logprobs, or echo with logprobs that agree with the "
+                "next-token answers of the text's prefixes): choose() with "
                 "multi-token options, steps(), and the teacher-forced localisation of a diverging snapshot"
             )
         if not self.token_ids:
-            found.append("no token ids in its log-probabilities (return_tokens_as_token_ids): every logprob verb")
+            found.append(
+                "no token ids in its log-probabilities (return_tokens_as_token_ids): tokens are read back from their "
+                "text through the model's vocabulary, and a text that names no single id is not available"
+            )
+        if not self.id_prompts:
+            found.append(
+                "no token-id prompts: each prompt goes as its text, alone, and only when it reads back as its ids"
+            )
         if self.max_temperature is not None:
             found.append(f"no sampling temperature above {self.max_temperature:g}: the specs that sample hotter")
         found.append("no raw logits over HTTP: lm.logits() and the specs that take tensors from it")
@@ -60,13 +69,7 @@ def probe(client: Client, name: str | None) -> Capabilities:
     elif name not in names:
         raise ServerRefused(f"the server at {client.url} serves {', '.join(names) or 'no model'}, not {name!r}")
     served = next(m for m in models if str(m.get("id")) == name)
-    engine, version = "openai-compatible", "unknown"
-    try:
-        answer = client.get("/version", "telling its version")
-        if isinstance(answer, dict) and answer.get("version"):
-            engine, version = "vllm", str(answer["version"])
-    except ServerRefused:
-        pass
+    engine, version = _identity(client)
     most = _max_logprobs(client, name)
     first = client.complete("a probe", model=name, prompt=PROBE, max_tokens=1, temperature=0, logprobs=2)[0]
     token_ids = _names_ids(client, name)
@@ -81,7 +84,37 @@ def probe(client: Client, name: str | None) -> Capabilities:
         tokenizer=_has_tokenizer(client, name),
         max_temperature=_max_temperature(client, name),
         dtype=_dtype(client),
+        # llama-cpp-python's schema takes text only, and it answers ids with HTTP 500 (a validation error), not a 4xx.
+        id_prompts=engine != "llama-cpp-python" and _takes_ids(client, name),
     )
+
+
+def _identity(client: Client) -> tuple[str, str]:
+    """The engine and its version: vLLM's /version, or the title of llama-cpp-python's API description."""
+    try:
+        answer = client.get("/version", "telling its version")
+        if isinstance(answer, dict) and answer.get("version"):
+            return "vllm", str(answer["version"])
+    except ServerRefused:
+        pass
+    try:
+        info = client.get("/openapi.json", "describing its API").get("info", {})
+        if "llama.cpp" in str(info.get("title", "")):
+            return "llama-cpp-python", str(info.get("version", "unknown"))
+    except (ServerRefused, AttributeError):
+        pass
+    return "openai-compatible", "unknown"
+
+
+def _takes_ids(client: Client, name: str) -> bool:
+    """Whether prompts may be token ids, two in one request (vLLM); llama-cpp-python reads one text prompt."""
+    try:
+        client.complete("a probe", model=name, prompt=[[1, 2], [3, 4]], max_tokens=1, temperature=0)
+    except ServerRefused:
+        return False
+    except ServerAnswer:
+        pass  # it took the ids; how many answers it gives is each request's own check
+    return True
 
 
 HOT = 100.0  # a temperature beyond any spec's: refused by a server with a limit, which the refusal names
@@ -159,7 +192,30 @@ def _teacher(client: Client, name: str, plain: dict[str, Any]) -> str | None:
         return None
     scored = (choice.get("logprobs") or {}).get("token_logprobs") or []
     generated = ((plain.get("logprobs") or {}).get("token_logprobs")) or []
-    return "echo" if str(choice.get("text", "")).startswith(PROBE) and len(scored) > len(generated) else None
+    if not (str(choice.get("text", "")).startswith(PROBE) and len(scored) > len(generated)):
+        return None
+    return "echo" if _echo_aligned(client, name, choice["logprobs"]) else None
+
+
+def _echo_aligned(client: Client, name: str, echoed: dict[str, Any]) -> bool:
+    """Whether echo's candidates at the probe's second token are the next-token answer after its first token alone
+    (llama-cpp-python 0.3.36 answers each prompt token with the distribution after it: one token off). The first
+    token's text is sent alone, so no re-tokenization of a longer prefix can blur the comparison."""
+    tokens, tops = echoed.get("tokens") or [], echoed.get("top_logprobs") or []
+    if len(tokens) < 2 or len(tops) < 2 or not tops[1]:
+        return False
+    found = client.complete("a probe", model=name, prompt=str(tokens[0]), max_tokens=1, temperature=0, logprobs=1)
+    asked = _named(((found[0].get("logprobs") or {}).get("top_logprobs") or [{}])[0])
+    echo = _named(tops[1])
+    best = max(asked, key=lambda k: asked[k], default=None)
+    return best is not None and best in echo and abs(echo[best] - asked[best]) < 1e-3
+
+
+def _named(entries: dict[str, Any] | None) -> dict[str, float]:
+    return {
+        str(k).removeprefix("token_id:"): float(v["logprob"] if isinstance(v, dict) else v)
+        for k, v in (entries or {}).items()
+    }
 
 
 def _has_tokenizer(client: Client, name: str) -> bool:

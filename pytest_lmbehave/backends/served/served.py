@@ -24,12 +24,18 @@ CONCURRENT = 4  # requests in flight at once: enough to keep a server's batcher 
 ROWS = 32  # prompts per request
 
 
-def _entries(found: Any) -> dict[int, float]:
-    """A position's reported candidates, {id: log-probability}, from either shape vLLM answers in."""
+def _value(found: Any) -> float:
+    return float(found["logprob"] if isinstance(found, dict) else found)
+
+
+def _entries(found: Any, named: Callable[[str], int | None] | None = None) -> dict[int, float]:
+    """A position's reported candidates, {id: log-probability}, from either shape vLLM answers in, or keyed by their
+    text (llama-cpp-python), read back through ``named``: a text that names no single id is left out."""
     out: dict[int, float] = {}
     for key, value in (found or {}).items():
-        token = int(str(key).removeprefix("token_id:"))
-        out[token] = float(value["logprob"] if isinstance(value, dict) else value)
+        token = int(str(key).removeprefix("token_id:")) if named is None else named(str(key))
+        if token is not None:
+            out[token] = _value(value)
     return out
 
 
@@ -51,6 +57,8 @@ class ServedBackend:
         self._tokenize = tokenize
         self._detokenize = detokenize
         self.known = min(capabilities.max_logprobs, 20)
+        self.rows = ROWS if capabilities.id_prompts else 1  # prompts per request
+        self.named = None if capabilities.token_ids else vocabulary.ids.get  # tokens named by their text
 
     @property
     def vocab_size(self) -> int:
@@ -82,19 +90,36 @@ class ServedBackend:
     def _many(self, what: str, bodies: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Several completions requests, a few at a time, each answer in its request's order."""
         model = self.capabilities.model
-        ids = {"return_tokens_as_token_ids": True} if self.capabilities.token_ids else {}
-        send = [{"model": model, **ids, **body} for body in bodies]
+        ids: dict[str, Any] = {"return_tokens_as_token_ids": True} if self.capabilities.token_ids else {}
+        if self.capabilities.engine == "llama-cpp-python":  # its defaults would bend every distribution it samples
+            ids = {**ids, "repeat_penalty": 1.0, "min_p": 0.0}
+        send = [{"model": model, **ids, **body, "prompt": self._prompt(body["prompt"])} for body in bodies]
         if len(send) == 1:
             return [self.client.complete(what, **send[0])]
         with ThreadPoolExecutor(CONCURRENT) as pool:
             return list(pool.map(lambda body: self.client.complete(what, **body), send))
 
-    def _need_ids(self) -> None:
-        if not self.capabilities.token_ids:
+    def _prompt(self, prompt: Any) -> Any:
+        """Token ids, or (for a server that reads text only) the one row's text, when it reads back as its ids."""
+        if self.capabilities.id_prompts:
+            return prompt
+        [row] = prompt if prompt and isinstance(prompt[0], list) else [prompt]
+        text = self._detokenize(row)
+        if self._tokenize(text, True) != list(row):
             raise BackendUnavailable(
-                f"the server at {self.client.url} does not name tokens by id in its log-probabilities "
-                "(return_tokens_as_token_ids), so none of them can be read exactly"
+                f"the server at {self.client.url} reads prompts as text, and these {len(row)} ids do not read back "
+                f"from their text {text[:60]!r}: the question cannot be asked exactly"
             )
+        return text
+
+    def _id_of(self, text: str) -> int:
+        token = self.named(text) if self.named is not None else int(text.removeprefix("token_id:"))
+        if token is None:
+            raise BackendUnavailable(
+                f"the server at {self.client.url} named a generated token by its text {text!r}, which names no single "
+                "id of the model's vocabulary (a part of a character, or a text several ids share)"
+            )
+        return token
 
     def _numbers(self, found: dict[int, float], ranks: dict[int, int] | None = None) -> Logprobs:
         import numpy
@@ -107,21 +132,19 @@ class ServedBackend:
         return Logprobs(values, known=min(self.known, len(found)), ranks=ranks or {})
 
     def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
-        self._need_ids()
-        chunks = [list(rows[i : i + ROWS]) for i in range(0, len(rows), ROWS)]
+        chunks = [list(rows[i : i + self.rows]) for i in range(0, len(rows), self.rows)]
         bodies = [
             {"prompt": [list(r) for r in chunk], "max_tokens": 1, "temperature": 0, "logprobs": self.known}
             for chunk in chunks
         ]
         # Each answer comes in its own request's order (Client.complete); their indices restart in every request.
         answers = [choice for answer in self._many("next-token log-probabilities", bodies) for choice in answer]
-        return [self._numbers(_entries(choice["logprobs"]["top_logprobs"][0])) for choice in answers]
+        return [self._numbers(_entries(choice["logprobs"]["top_logprobs"][0], self.named)) for choice in answers]
 
     def forced_logprobs(
         self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
     ) -> list[list[Logprobs]]:
         # ``generated`` changes nothing here: a server applies its own generation defaults, which it does not show.
-        self._need_ids()
         teacher = self.capabilities.teacher
         if teacher is None:
             raise BackendUnavailable(
@@ -140,13 +163,15 @@ class ServedBackend:
         for (prompt, continuation), [choice] in zip(rows, answers):
             if teacher == "prompt_logprobs":
                 positions = choice["prompt_logprobs"][len(prompt) : len(prompt) + len(continuation)]
-                found = [_entries(p) for p in positions]
+                found = [_entries(p, self.named) for p in positions]
                 ranks = [{int(k): int(v["rank"]) for k, v in p.items() if "rank" in v} for p in positions]
             else:
                 logprobs = choice["logprobs"]
                 tops = logprobs["top_logprobs"][len(prompt) : len(prompt) + len(continuation)]
                 actual = logprobs["token_logprobs"][len(prompt) : len(prompt) + len(continuation)]
-                found = [{**_entries(t), token: float(v)} for t, token, v in zip(tops, continuation, actual)]
+                found = [
+                    {**_entries(t, self.named), token: float(v)} for t, token, v in zip(tops, continuation, actual)
+                ]
                 ranks = [{} for _ in continuation]
             results.append([self._numbers(f, r) for f, r in zip(found, ranks)])
         return results
@@ -160,7 +185,6 @@ class ServedBackend:
     ) -> list[Decoded]:
         """Greedy rows of one length go as one request; each sampled row alone, with its own seed (a request's
         seed is shared by its prompts). The server decodes; drafts are not needed."""
-        self._need_ids()
         hottest = self.capabilities.max_temperature
         for policy in policies:
             if hottest is not None and policy.sampling is not None and (policy.sampling.temperature or 1) > hottest:
@@ -171,7 +195,7 @@ class ServedBackend:
         each = limits(steps, len(rows))
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, policy in enumerate(policies):
-            key = ("greedy", each[i]) if policy.greedy else ("sampled", i)
+            key = ("greedy", each[i], i // self.rows) if policy.greedy else ("sampled", i)
             groups.setdefault(key, []).append(i)
         bodies = [
             self._body([rows[i] for i in members], each[members[0]], policies[members[0]])
@@ -180,7 +204,7 @@ class ServedBackend:
         results: list[Decoded | None] = [None] * len(rows)
         for members, answer in zip(groups.values(), self._many("generation", bodies)):
             for i, choice in zip(members, answer):
-                results[i] = _decoded(choice)
+                results[i] = self._decoded(choice)
         return [r for r in results if r is not None]
 
     def _body(self, rows: list[Sequence[int]], steps: int, policy: Policy) -> dict[str, Any]:
@@ -200,18 +224,20 @@ class ServedBackend:
         )
         return body
 
-
-def _decoded(choice: dict[str, Any]) -> Decoded:
-    logprobs = choice["logprobs"]
-    ids = [int(str(t).removeprefix("token_id:")) for t in logprobs["tokens"]]
-    steps = []
-    for entries in logprobs["top_logprobs"]:
-        best = sorted(_entries(entries).items(), key=lambda kv: (-kv[1], kv[0]))
-        steps.append(tuple(best[:ALTERNATIVES]))
-    return Decoded(
-        ids=tuple(ids),
-        logprobs=tuple(float(v) for v in logprobs["token_logprobs"]),
-        margins=tuple(best[0][1] - best[1][1] if len(best) > 1 else math.inf for best in steps),
-        argmax_ids=tuple(best[0][0] for best in steps),
-        alternatives=tuple(steps),
-    )
+    def _decoded(self, choice: dict[str, Any]) -> Decoded:
+        logprobs = choice["logprobs"]
+        ids = [self._id_of(str(t)) for t in logprobs["tokens"]]
+        steps, margins = [], []
+        for entries in logprobs["top_logprobs"]:
+            best = sorted(_entries(entries, self.named).items(), key=lambda kv: (-kv[1], kv[0]))
+            steps.append(tuple(best[:ALTERNATIVES]))
+            # From every reported value, named or not: a runner-up whose text names no single id still sets it.
+            values = sorted((_value(v) for v in (entries or {}).values()), reverse=True)
+            margins.append(values[0] - values[1] if len(values) > 1 else math.inf)
+        return Decoded(
+            ids=tuple(ids),
+            logprobs=tuple(float(v) for v in logprobs["token_logprobs"]),
+            margins=tuple(margins),
+            argmax_ids=tuple(best[0][0] for best in steps),
+            alternatives=tuple(steps),
+        )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it; CHANGELOG.md says what changed)
+
 if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported on first use
     import pytest
 

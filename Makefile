@@ -23,7 +23,7 @@ LLAMACPP := llama-cpp-python==0.3.36
 WHEELS := $(VENV)/wheels
 STAMPL := $(VENV)/.lmbehave-llamacpp
 
-.PHONY: specs test lint portability transformers4 served llamacpp weights-upgrade bench exercises clean
+.PHONY: specs test lint portability transformers4 served llamacpp user-path weights-upgrade bench exercises clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -76,6 +76,7 @@ test: lint $(STAMPL)
 	$(MAKE) portability
 	$(MAKE) served
 	$(MAKE) llamacpp
+	$(MAKE) user-path
 	$(MAKE) transformers4
 
 # The plugin's tests and the specs on transformers 4.57 too; its specs compare against the embedded@transformers-4
@@ -143,6 +144,11 @@ weights-upgrade: $(STAMPL)
 # over the scored document text, flips). The drift between engines is the point, so it does not fail on it.
 llamacpp: $(STAMPL)
 	tools/llamacpp.sh $(PY) build/llamacpp build/portability/native.json
+
+# The user's path from the wheel, outside the repo (tools/user_path.sh): a fresh venv, `lmbehave init specs` and
+# `pytest specs -n 2`, `lmbehave init exercises` and its 0/15 progress line.
+user-path: $(STAMP)
+	tools/user_path.sh $(PY)
 
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/

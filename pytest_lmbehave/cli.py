@@ -24,6 +24,8 @@ from .reports.report_format import ReportError, load_report
 from .reports.selection import KINDS, comparable, environments_side_by_side, weights_moved
 from .teaching.explore import add_arguments as add_explore_arguments
 from .teaching.explore import run as run_explore
+from .teaching.scaffold import add_arguments as add_init_arguments
+from .teaching.scaffold import run as run_init
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNUSABLE = 0, 1, 2
 
@@ -185,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     explore = commands.add_parser("explore", help="show a prompt's tokens, top next tokens and continuations")
     add_explore_arguments(explore)
     explore.set_defaults(run=run_explore)
+    init = commands.add_parser("init", help="write the document's specs or the exercises into your project")
+    add_init_arguments(init)
+    init.set_defaults(run=run_init)
     return parser
 
 

@@ -27,6 +27,8 @@ def packaged(kind: str) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for entry in listed:
         parts = entry.parts
+        if any(part in SKIPPED for part in parts):
+            continue  # pip byte-compiles the bundled .py files: their __pycache__ is not the bundle's
         for i in range(len(parts) - 2):
             if parts[i : i + 2] == SHARE and parts[i + 2] == kind:
                 found["/".join(parts[i + 3 :])] = Path(str(entry.locate()))

@@ -40,7 +40,7 @@ started=$(date +%s)
 # The same numerics as the in-process backend (32 tokens per decode call, flash attention: see its module), so the
 # served answers are held to the same recorded variant.
 setsid "$py" -m llama_cpp.server --model "$gguf" --model_alias embedded --host 127.0.0.1 --port "$port" \
-  --n_ctx 2048 --n_batch 32 --n_ubatch 32 --flash_attn true --logits_all true --n_threads 1 >"$out/server.log" 2>&1 &
+  --n_ctx 2048 --n_batch 32 --n_ubatch 32 --flash_attn true --logits_all true --n_threads 2 >"$out/server.log" 2>&1 &
 server=$!
 stop() { kill -- -"$server" 2>/dev/null || kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
 trap stop EXIT

@@ -74,9 +74,10 @@ lint: $(STAMP)
 	# The floor plan (pyproject.toml [tool.importlinter]): layers import downwards only, the engines independently.
 	$(VENV)/bin/lint-imports
 
-# The slow setup in parallel: llama.cpp's build beside the venv's installs, then the lint beside the llama.cpp install.
+# The slow setup in parallel: llama.cpp's build beside the three venvs' installs (mostly downloads and unpacking),
+# then the lint beside the llama.cpp install.
 test:
-	$(MAKE) -j2 lint $(STAMPL)
+	$(MAKE) -j4 lint $(STAMPL) $(STAMPV) $(STAMP4)
 	$(PY) -m pytest tests/ specs/ -n 2 $(PYTEST_ARGS)
 	# The teacher's key must solve every exercise on the real model, so no exercise rots into an unsolvable one.
 	$(PY) -m pytest exercises/ --lm-answer-key $(PYTEST_ARGS)
@@ -109,7 +110,7 @@ portability: $(STAMP)
 # The specs against a real vLLM server on the converted embedded model: same weights, other engine. Its greedy,
 # next-token and choice snapshots must pass, and `lmbehave diff` in-process vs served must show no change of them.
 served: $(STAMP) $(STAMPV)
-	tools/served.sh $(PY) $(PYV) build/served
+	tools/served.sh $(PY) $(PYV) build/served build/portability/native.json
 
 # A real weights upgrade, guarded, on both engines: the embedded Q4_1 re-quantized by llama.cpp to Q8_0 and Q3_K_M
 # (made here, never committed), the specs held to the embedded set with --lm-expect (the moved ones fail, naming the

@@ -2,9 +2,9 @@
 # The specs against a real vLLM server on the converted embedded model (run by `make served`, part of `make test`):
 # start one server, wait for /health, run the specs and the backend contract against it, hold its greedy,
 # next-token and choice observations to an in-process report with `lmbehave diff`, print both wall times, and stop
-# the server at the end, whatever failed. Usage: tools/served.sh VENV_PYTHON VLLM_PYTHON OUT_DIR
+# the server at the end, whatever failed. Usage: tools/served.sh VENV_PYTHON VLLM_PYTHON OUT_DIR [IN_PROCESS_REPORT]
 set -euo pipefail
-py=$1 vllm=$2 out=$3
+py=$1 vllm=$2 out=$3 native=${4:-}  # native: an in-process report of the same specs (make portability's), reused
 mkdir -p "$out"
 model_dir=$("$py" -c 'from pytest_lmbehave.backends.transformers import conversion, loading as models; from pytest_lmbehave.config.settings import default_cache_dir
 s = models.resolve("embedded"); print(conversion.converted_entry(s.path, models.content_hash(s, default_cache_dir()), default_cache_dir()))')
@@ -32,7 +32,11 @@ echo "== vLLM ready after $(($(date +%s) - started)) s"
 
 ms() { echo $(($(date +%s%N) / 1000000)); }
 begin=$(ms)
-"$py" -m pytest specs/ -n 2 -q -p no:randomly --lm-report "$out/in-process.json"
+if [[ -n "$native" && -f "$native" ]]; then
+  cp "$native" "$out/in-process.json"
+else
+  "$py" -m pytest specs/ -n 2 -q -p no:randomly --lm-report "$out/in-process.json"
+fi
 inproc_ms=$(($(ms) - begin))
 begin=$(ms)
 "$py" -m pytest specs/ -n 2 -q -p no:randomly -rs --lm-server "$url" --lm-model embedded --lm-report "$out/served.json" \
@@ -48,5 +52,7 @@ LMBEHAVE_VLLM_RESPONSES="$out/vllm_responses.json" "$py" -m pytest tests/test_se
 LMBEHAVE_TEST_VLLM="$url#embedded" "$py" -m pytest tests/test_vllm.py -q -p no:randomly
 # Same weights, other engine: no greedy, next-token or choice observation may move beyond the tolerances.
 "$py" -m pytest_lmbehave diff "$out/in-process.json" "$out/served.json" --only greedy,next_token,choice --limit 10
-printf 'pytest specs/ -n 2: in-process %d.%03d s wall, served by vLLM (2 cores shared with it) %d.%03d s wall\n' \
-  $((inproc_ms / 1000)) $((inproc_ms % 1000)) $((served_ms / 1000)) $((served_ms % 1000))
+if [[ -n "$native" && -f "$native" ]]; then inproc="make portability's run"; else
+  inproc=$(printf '%d.%03d s wall' $((inproc_ms / 1000)) $((inproc_ms % 1000))); fi
+printf 'pytest specs/ -n 2: in-process %s, served by vLLM (2 cores shared with it) %d.%03d s wall\n' "$inproc" \
+  $((served_ms / 1000)) $((served_ms % 1000))

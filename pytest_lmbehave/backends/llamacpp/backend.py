@@ -65,18 +65,19 @@ class LlamaCppBackend:
         self.tokens = Tokens(llama_cpp, self.llama.model)
         self.stop_ids = self.tokens.stop_ids()
         self.chunk = CHUNK if self._chunks_agree() else 1
+        software, described = environment.software(), self.llama._model.desc()
         self._fingerprint = {
             "model": source.spec,
             "model_name": source.name,
             "model_sha256": file_sha256(source.path, settings.cache_dir)[:16],
             "engine": self.name,
             "engine_version": str(llama_cpp.__version__),
-            "dtype": self.llama._model.desc().split()[-1] if self.llama._model.desc() else "gguf",
+            "dtype": described.split()[-1] if described else "gguf",
             "device": "cpu",
             "threads": str(settings.threads),
             "batch": str(self.chunk),
-            "lmbehave": environment.software()["lmbehave"],
-            "decoding": environment.software()["decoding"],
+            "lmbehave": software["lmbehave"],
+            "decoding": software["decoding"],
             "cpu_capability": cpu_features(llama_cpp),
         }
         self._vocabulary: Vocabulary | None = None

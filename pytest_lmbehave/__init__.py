@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported
     )
     from .config.sampling import Sampling
     from .engine.engine import Engine
+    from .observations.chat import Chat
     from .observations.choice import Choice
     from .observations.closeness import Profile
     from .observations.generation import Generation
@@ -54,6 +55,7 @@ _WHERE = {
     "Engine": "engine.engine",
     "Sampling": "config.sampling",
     "Candidate": "observations.next_token",
+    "Chat": "observations.chat",
     "Choice": "observations.choice",
     "Distribution": "observations.next_token",
     "Generation": "observations.generation",
@@ -64,6 +66,7 @@ __all__ = [
     "LM",
     "BackendUnavailable",
     "Candidate",
+    "Chat",
     "Choice",
     "Distribution",
     "Engine",

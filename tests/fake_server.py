@@ -80,6 +80,10 @@ class FakeServer:
         if b.failures > 0:
             b.failures -= 1
             return 503, {"error": {"message": "busy, try again"}}
+        if path == "/tokenize" and b.vllm and "messages" in body:  # the chat template, rendered by the server
+            if not getattr(getattr(self.backend, "tokenizer", None), "chat_template", None):
+                return 400, {"error": {"message": "the tokenizer does not define a chat template; pass one"}}
+            return 200, {"tokens": self.backend.chat(body["messages"])[1]}
         if path == "/tokenize" and b.vllm:
             return 200, {"tokens": self.backend.tokenize(body["prompt"], body.get("add_special_tokens", True))}
         if path == "/detokenize" and b.vllm:

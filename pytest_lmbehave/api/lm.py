@@ -15,6 +15,7 @@ from ..config.sampling import Sampling, derive_seed
 from ..engine import plan
 from ..engine.engine import Engine
 from ..engine.tokens import Prompt
+from ..observations.chat import Chat
 from ..observations.choice import Choice
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution
@@ -46,6 +47,25 @@ def _check_batch(prompts: Any) -> list[Prompt]:
     for prompt in prompts:
         _check_prompt(prompt)
     return list(prompts)
+
+
+def _check_messages(messages: Any) -> list[dict[str, str]]:
+    __tracebackhide__ = True
+    example = "e.g. [{'role': 'user', 'content': 'What is the capital of France?'}]"
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, (list, tuple)) or not messages:
+        raise InputError(f"lm.chat takes a non-empty list of messages, {example}; not {messages!r:.80}")
+    for index, message in enumerate(messages):
+        if (
+            not isinstance(message, dict)
+            or set(message) != {"role", "content"}
+            or not all(isinstance(message[k], str) for k in ("role", "content"))
+            or not message["role"]
+        ):
+            raise InputError(
+                f"message {index} must be a dict with a 'role' and a 'content', both strings, {example}; "
+                f"not {message!r:.80}"
+            )
+    return [dict(message) for message in messages]
 
 
 def _is_batch(prompt: Any) -> bool:
@@ -156,6 +176,18 @@ class LM:
             self._calls += 1
         results = self.engine.generate(prompts, max_new_tokens, self.sampling, seed, self._asked)
         return self._seen(results if batch else results[0])
+
+    def chat(self, messages: Sequence[dict[str, str]], max_new_tokens: int = 20) -> Chat:
+        """The model's answer to a conversation, through its own chat template (the assistant's turn opened); greedy,
+        or sampled under this handle's seed as ``generate`` is. ``.prompt`` is the rendered template and
+        ``.prompt_ids`` its ids, so a snapshot of it pins the template too."""
+        __tracebackhide__ = True
+        checked = _check_messages(messages)
+        seed = None
+        if self.sampling is not None:
+            seed = derive_seed(self.seed or 0, f"call-{self._calls}")
+            self._calls += 1
+        return self._seen(self.engine.chat(checked, max_new_tokens, self.sampling, seed, self._asked))  # type: ignore[no-any-return]
 
     def choose(self, prompt: Prompt, options: Sequence[str]) -> Choice:
         __tracebackhide__ = True

@@ -114,6 +114,11 @@ class Backend(Protocol):
 
     def detokenize(self, ids: Sequence[int]) -> str: ...
 
+    def chat(self, messages: Sequence[dict[str, str]]) -> tuple[str, list[int]]:
+        """The model's own chat template over ``messages``, the assistant's turn opened: the rendered text and the
+        ids it reads as (InputError naming the fix when the model has no template)."""
+        ...
+
     def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
         """The next-token distribution after each row. A row's numbers never depend on the rows beside it, beyond
         the last bits of a float."""

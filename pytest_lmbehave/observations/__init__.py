@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import choice, generation, next_token, scores, tokenization
+from . import chat, choice, generation, next_token, scores, tokenization
 from .differences import Compared, Difference, Teacher, Tolerances
 
 
@@ -41,6 +41,7 @@ KINDS: dict[str, Kind] = {
             next_token.explain,
             next_token.drift,
         ),
+        Kind("chat", chat.Chat, chat.record, chat.compare, chat.explain),  # before generation: a Chat is one
         Kind("generation", generation.Generation, generation.record, generation.compare, generation.explain),
         Kind("choice", choice.Choice, choice.record, choice.compare, choice.explain),
         Kind("scores", scores.Scores, scores.record, scores.compare, scores.explain, scores.drift, scores.summary),

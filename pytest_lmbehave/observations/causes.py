@@ -24,6 +24,13 @@ def root_cause(recorded_envs: Sequence[str], now: str, diffs: Sequence[Differenc
     for env in sorted(set(recorded_envs)) if diffs else []:
         recorded = environment.parse_line(env).get("model_sha256", "unknown")
         if "unknown" not in (recorded, current) and recorded != current:
+            if all(d.layer == TOKENIZER for d in diffs or ()):  # the files moved, and only how text reads changed
+                yield (
+                    f"root cause: the tokenizer (the model's files changed, sha256 {recorded[:7]}… → {current[:7]}…, "
+                    "and every difference is in how the text reaches the model: its tokenizer or chat template, "
+                    "not what the model computes from the same ids)"
+                )
+                continue
             tokenizer = any(d.layer == TOKENIZER for d in diffs or ())
             moved = f"{sum(d.layer != TOKENIZER for d in diffs or ())} difference(s) follow from them"
             own = " (the [tokenizer] differences below are a cause of their own)" if tokenizer else ""

@@ -86,7 +86,7 @@ def _largest(found: list[Difference]) -> Difference | None:
 
 
 def _asked_about(record: dict[str, Any]) -> Any:
-    return record.get("kind"), record.get("prompt", record.get("text"))
+    return record.get("kind"), record.get("messages", record.get("prompt", record.get("text")))
 
 
 def _without_model(test: str, slugs: set[str]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import chat
 from .differences import (
     DECODING,
     DISTRIBUTION,
@@ -86,6 +87,9 @@ def compare(
                 layer=FOLLOW_ON,
             )
         ]
+    rendered = chat.template_change(old, new)
+    if rendered is not None:
+        return [rendered]
     if "input_ids" in old and new.get("input_ids") is not None and old["input_ids"] != new["input_ids"]:
         # The same text reached the model as other ids: whatever it did with them follows from the tokenizer, so
         # nothing else is compared (and no flip can be called a near-tie).
@@ -122,4 +126,4 @@ def _ids(ids: list[int]) -> str:
 
 
 def _question(record: dict[str, Any]) -> Any:
-    return record.get("prompt", record.get("text"))
+    return record.get("messages", record.get("prompt", record.get("text")))

@@ -21,6 +21,7 @@ from ...config.facts import file_sha256
 from ...config.sampling import Policy
 from ...config.settings import Settings
 from ..protocol import ALTERNATIVES, Decoded, Logprobs, ModelSource, limits
+from ..templates import no_template, refused
 from ..vocabulary import Vocabulary, stored_at
 from .numbers import log_softmax, step_figures
 from .sampler import Sampler
@@ -115,6 +116,20 @@ class LlamaCppBackend:
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokens.detokenize(ids)
+
+    def chat(self, messages: Sequence[dict[str, str]]) -> tuple[str, list[int]]:
+        """The GGUF's own template (``tokenizer.chat_template``), rendered by llama-cpp-python's Jinja formatter."""
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise no_template(self.source.spec)
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        bos, eos = (self.detokenize([t]) if t >= 0 else "" for t in (self.llama.token_bos(), self.llama.token_eos()))
+        try:
+            text = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)(messages=list(messages)).prompt  # type: ignore[arg-type]
+        except Exception as error:  # the template's own raise_exception, or a jinja2 error in it
+            raise refused(self.source.spec, error) from None
+        return text, self.tokenize(text, special=False)
 
     def vocabulary(self) -> Vocabulary:
         if self._vocabulary is None:

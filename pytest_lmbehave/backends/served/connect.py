@@ -15,6 +15,7 @@ from typing import Any
 from ...config import environment
 from ...config.errors import BackendUnavailable
 from ...config.settings import Settings
+from ..templates import Messages, Rendered, no_template, render_with
 from ..vocabulary import Vocabulary, built, stored_at
 from .capabilities import Capabilities, probe
 from .http import Client, ServerRefused, split_spec
@@ -70,7 +71,30 @@ def connect(spec: str, settings: Settings, local_copy: Local) -> ServedBackend:
             f"no tokenizer for {capabilities.model!r}: it is not a model this machine has (pass --lm-server "
             f"{url}#NAME with NAME a local model, directory or cached hub id) and the server has no /tokenize"
         )
-    return ServedBackend(client, capabilities, found, vocabulary, tokenize, detokenize)
+    render = None
+    if capabilities.tokenizer:  # vLLM renders its own template: the one it serves chat completions with
+        render = _server_chat(client, capabilities.model, detokenize)
+    elif local is not None:  # the template over /v1/completions: the local copy's, the same weights' own
+        tokenizer = local[0]
+        render = lambda messages: render_with(tokenizer, messages, spec)  # noqa: E731
+    return ServedBackend(client, capabilities, found, vocabulary, tokenize, detokenize, render)
+
+
+def _server_chat(client: Client, model: str, detokenize: Any) -> Any:
+    """The server's own rendering of a conversation (vLLM's /tokenize with messages), read back as text."""
+
+    def render(messages: Messages) -> Rendered:
+        body = {"model": model, "messages": list(messages), "add_generation_prompt": True, "add_special_tokens": False}
+        try:
+            answer = client.post("/tokenize", "rendering the chat template", body)
+        except ServerRefused as error:
+            if "template" in str(error).lower():
+                raise no_template(f"the served model {model!r}") from None
+            raise
+        ids = [int(t) for t in answer["tokens"]]
+        return detokenize(ids), ids
+
+    return render
 
 
 def _server_tokenizer(client: Client, model: str) -> tuple[Any, Any]:

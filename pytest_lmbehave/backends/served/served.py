@@ -16,6 +16,7 @@ from typing import Any
 from ...config.errors import BackendUnavailable
 from ...config.sampling import Policy
 from ..protocol import ALTERNATIVES, Decoded, Logprobs, limits
+from ..templates import Messages, Rendered
 from ..vocabulary import Vocabulary
 from .capabilities import Capabilities
 from .http import Client
@@ -48,6 +49,7 @@ class ServedBackend:
         vocabulary: Vocabulary,
         tokenize: Callable[[str, bool], list[int]],
         detokenize: Callable[[Sequence[int]], str],
+        render: Callable[[Messages], Rendered] | None = None,
     ) -> None:
         self.client = client
         self.capabilities = capabilities
@@ -56,6 +58,7 @@ class ServedBackend:
         self._vocabulary = vocabulary
         self._tokenize = tokenize
         self._detokenize = detokenize
+        self._render = render  # the chat template: the server's own, or the local copy's
         self.known = min(capabilities.max_logprobs, 20)
         self.rows = ROWS if capabilities.id_prompts else 1  # prompts per request
         self.named = None if capabilities.token_ids else vocabulary.ids.get  # tokens named by their text
@@ -79,6 +82,15 @@ class ServedBackend:
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self._detokenize(ids)
+
+    def chat(self, messages: Messages) -> Rendered:
+        if self._render is None:
+            raise BackendUnavailable(
+                f"lm.chat() needs the model's chat template, and {self.name} at {self.client.url} cannot render one "
+                "(no /tokenize with messages) nor is its model one this machine has; serve it with vLLM, or pass "
+                "--lm-server URL#NAME with NAME a local copy of the served weights"
+            )
+        return self._render(messages)
 
     def logits(self, ids: Sequence[int]) -> Any:
         raise BackendUnavailable(

@@ -12,6 +12,7 @@ from typing import Any
 
 from ...config.sampling import GREEDY, Policy
 from ..protocol import Decoded, Logprobs, limits
+from ..templates import render_with
 from ..vocabulary import Vocabulary, built
 from . import prefill
 from .configured import Configured
@@ -77,6 +78,9 @@ class TransformersBackend:
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids)))
+
+    def chat(self, messages: Sequence[dict[str, str]]) -> tuple[str, list[int]]:
+        return render_with(self.tokenizer, messages, self.loaded.source.spec)
 
     def vocabulary(self) -> Vocabulary:
         if self._vocabulary is None:

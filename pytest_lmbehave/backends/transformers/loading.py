@@ -120,7 +120,7 @@ def _hub_snapshot(repo_id: str) -> Path:
     return Path(folder)
 
 
-_HASHED_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".txt")
+_HASHED_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".txt", ".jinja")  # .jinja: a chat template
 
 
 @cache

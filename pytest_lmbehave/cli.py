@@ -1,4 +1,5 @@
-"""The `lmbehave` command: `diff OLD.json NEW.json` and `explore PROMPT` (also `python -m pytest_lmbehave ...`)."""
+"""The `lmbehave` command: `diff OLD.json NEW.json`, `check --model MODEL`, `init specs|exercises` and `explore
+PROMPT` (also `python -m pytest_lmbehave ...`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from .observations.drift import (
 )
 from .reports.report_format import ReportError, load_report
 from .reports.selection import KINDS, comparable, environments_side_by_side, weights_moved
+from .teaching.check import add_arguments as add_check_arguments
+from .teaching.check import run as run_check
 from .teaching.explore import add_arguments as add_explore_arguments
 from .teaching.explore import run as run_explore
 from .teaching.scaffold import add_arguments as add_init_arguments
@@ -187,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     explore = commands.add_parser("explore", help="show a prompt's tokens, top next tokens and continuations")
     add_explore_arguments(explore)
     explore.set_defaults(run=run_explore)
+    check = commands.add_parser(
+        "check", help="run the document's behaviour specs on any model: which behaviours hold, and a report"
+    )
+    add_check_arguments(check)
+    check.set_defaults(run=run_check)
     init = commands.add_parser("init", help="write the document's specs or the exercises into your project")
     add_init_arguments(init)
     init.set_defaults(run=run_init)

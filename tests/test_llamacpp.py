@@ -156,3 +156,17 @@ def test_weights_whose_batched_kernel_differs_are_read_token_by_token_and_agree_
     for i in (1, 6, 10):
         assert (coarse.next_logprobs([ids[: i + 1]])[0].values == forced[i].values).all()
     assert open_backend(str(requantized["Q8_0"]), Settings(engine="llama.cpp", cache_dir=default_cache_dir())).chunk > 1
+
+
+def test_each_simd_level_compares_against_the_llama_cpp_variant_recorded_on_it() -> None:
+    # llama.cpp's quantized kernels differ between its AVX2 and AVX-512 builds (" master" 0.2688 against 0.2619,
+    # other greedy texts): a run picks the variant recorded on its own level, whatever else it shares.
+    from pytest_lmbehave.plugin.snapshot_sets import choose_variant
+
+    specs = Path(__file__).resolve().parent.parent / "specs"
+    for level, variant in (("AVX2", "embedded@llama.cpp"), ("AVX512", "embedded@llama.cpp-avx512")):
+        now = {"engine": "llama.cpp", "dtype": "Q4_1", "device": "cpu", "cpu_capability": level}
+        name, reason = choose_variant(specs, "embedded", now, None)
+        assert name == variant and reason == "recorded in this run's environment"
+    other = {"engine": "llama.cpp", "dtype": "Q4_1", "device": "cpu", "cpu_capability": "NEON"}
+    assert "it differs in cpu_capability" in choose_variant(specs, "embedded", other, None)[1]

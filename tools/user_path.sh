@@ -2,7 +2,9 @@
 # The user's path, from the wheel (run by `make user-path`, part of `make test`): build the wheel, install it with
 # its dependencies in a fresh venv outside the repo (torch CPU, the [xdist] extra, the embedded model), then in an
 # empty folder outside the repo: `lmbehave init specs` and `pytest specs -n 2`, which must pass; `lmbehave init
-# exercises` and `pytest exercises`, which must show the 0/15 progress line. Usage: tools/user_path.sh VENV_PYTHON
+# exercises` and `pytest exercises`, which must show the 0/15 progress line; a chat spec of the user's own, recorded
+# and then passing; `lmbehave check` on a local transformers folder (a copy of the converted embedded model), whose
+# report `lmbehave diff` holds to the embedded model's check with no change. Usage: tools/user_path.sh VENV_PYTHON
 set -euo pipefail
 py=$1
 repo=$(pwd)
@@ -27,4 +29,28 @@ grep -q "wrote $(count exercises) files" init.out || { echo "lmbehave init exerc
 "$user/python" -m pytest exercises -q -p no:randomly >exercises.out 2>&1 || true
 tail -3 exercises.out
 grep -q "exercises: 0/15 solved" exercises.out || { echo "the exercises did not show 0/15"; cat exercises.out; exit 1; }
-echo "the user's path passed: init specs, pytest specs -n 2, init exercises (0/15)"
+echo "== a chat spec of the user's own: recorded, then held"
+mkdir chat && cat >chat/test_my_chat.py <<'SPEC'
+from pytest_lmbehave import LM
+
+
+def test_my_model_answers_a_question(lm: LM, lm_snapshot) -> None:
+    answer = lm.chat([{"role": "user", "content": "Name a primary colour."}], max_new_tokens=12)
+    assert "<|im_start|>assistant" in answer.prompt  # the model's own template, rendered
+    assert answer == lm_snapshot
+SPEC
+"$user/python" -m pytest chat -q -p no:randomly --snapshot-update
+"$user/python" -m pytest chat -q -p no:randomly -rA | tee chat.out
+grep -q "1 snapshot passed" chat.out || { echo "the chat spec's snapshot did not pass on the second run"; exit 1; }
+grep -h "text:" chat/__lm_snapshots__/embedded/*.ambr
+echo "== lmbehave check on a local transformers folder (a copy of the converted embedded model), and lmbehave diff"
+converted=$("$user/python" -c 'from pytest_lmbehave.backends.transformers import conversion, loading as models; from pytest_lmbehave.config.settings import default_cache_dir
+s = models.resolve("embedded"); print(conversion.converted_entry(s.path, models.content_hash(s, default_cache_dir()), default_cache_dir()))')
+mkdir smollm2-folder && cp "$converted"/*.json "$converted"/*.jinja "$converted"/*.safetensors smollm2-folder/
+rm -f smollm2-folder/lmbehave-*.json
+"$user/lmbehave" check --model smollm2-folder --report folder.json | tee check.out
+grep -q "has no recorded set, so its properties were checked" check.out || { echo "check did not say what passing means"; exit 1; }
+"$user/lmbehave" check --model embedded --report embedded.json >/dev/null
+"$user/lmbehave" diff embedded.json folder.json --limit 3 >diff.out || { cat diff.out; echo "the folder copy drifted"; exit 1; }
+head -12 diff.out
+echo "the user's path passed: init specs, pytest specs -n 2, init exercises (0/15), a chat spec, check and diff"

@@ -62,6 +62,8 @@ class ServedBackend:
         self.known = min(capabilities.max_logprobs, 20)
         self.rows = ROWS if capabilities.id_prompts else 1  # prompts per request
         self.named = None if capabilities.token_ids else vocabulary.ids.get  # tokens named by their text
+        # No top-k filter: -1 for vLLM and SGLang; llama-cpp-python refuses -1 (HTTP 500) and reads 0 as none.
+        self.no_top_k = 0 if capabilities.engine == "llama-cpp-python" else -1
 
     @property
     def vocab_size(self) -> int:
@@ -231,7 +233,7 @@ class ServedBackend:
         body.update(
             temperature=1.0 if sampling.temperature is None else sampling.temperature,
             top_p=1.0 if sampling.top_p is None else sampling.top_p,
-            top_k=-1 if sampling.top_k is None else sampling.top_k,
+            top_k=self.no_top_k if sampling.top_k is None else sampling.top_k,
             seed=policy.seed,
         )
         return body

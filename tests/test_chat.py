@@ -186,28 +186,15 @@ def test_a_hand_edited_template_of_the_embedded_model_fails_with_the_tokenizer_a
     )
 
 
-@pytest.fixture
-def chat_server(chat_backend: Any, chat_model: Path) -> Iterator[Any]:
-    servers: list[FakeServer] = []
-
-    def start(**behaviour: Any) -> FakeServer:
-        behaviour.setdefault("name", str(chat_model))
-        servers.append(FakeServer(chat_backend, Behaviour(**behaviour)))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.die()
-
-
 @pytest.mark.parametrize("vllm", [True, False], ids=["the server's own template", "the local copy's template"])
 def test_a_served_chat_renders_and_answers_as_the_in_process_model_does(
-    chat_server: Any, chat_backend: Any, tmp_path: Path, vllm: bool
+    chat_model: Path, chat_backend: Any, tmp_path: Path, vllm: bool, request: pytest.FixtureRequest
 ) -> None:
     from pytest_lmbehave.backends import open as open_backend
     from pytest_lmbehave.config.settings import Settings
 
-    server = chat_server(vllm=vllm, prompt_logprobs=vllm, echo=vllm)
+    server = FakeServer(chat_backend, Behaviour(name=str(chat_model), vllm=vllm, prompt_logprobs=vllm, echo=vllm))
+    request.addfinalizer(server.die)
     served = open_backend(f"{server.url}#{server.behaviour.name}", Settings(cache_dir=tmp_path, server_timeout=30))
     assert served.chat(QUESTION) == chat_backend.chat(QUESTION)
     rendered = [r for r in server.requests if r["path"] == "/tokenize" and "messages" in r]

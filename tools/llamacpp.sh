@@ -52,7 +52,11 @@ done
 echo "== llama_cpp.server ready after $(($(date +%s) - started)) s; what its probe finds:"
 "$py" -c 'import sys; from pytest_lmbehave.backends.served.capabilities import announcement; print(announcement(sys.argv[1] + "#embedded", 60))' "$url"
 begin=$(ms)
-"$py" -m pytest specs/ -n 2 -q -p no:randomly -rs --lm-server "$url" --lm-model embedded --lm-variant llama.cpp \
+# The server's build is this machine's: its set is the variant of this SIMD level (embedded@llama.cpp is AVX2's).
+level=$("$py" -c 'import llama_cpp; from pytest_lmbehave.backends.llamacpp.backend import cpu_features; print(cpu_features(llama_cpp))')
+variant=llama.cpp && [[ $level == AVX512 ]] && variant=llama.cpp-avx512
+echo "== llama.cpp built for $level: the server's specs compare against embedded@$variant"
+"$py" -m pytest specs/ -n 2 -q -p no:randomly -rs --lm-server "$url" --lm-model embedded --lm-variant "$variant" \
   --lm-report "$out/served.json" | tee "$out/served.out"
 served_ms=$(($(ms) - begin))
 if grep -q "every test that uses a model was skipped" "$out/served.out"; then

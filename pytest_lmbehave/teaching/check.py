@@ -102,6 +102,7 @@ def check(model: str, report: Path, engine: str | None, extra: list[str]) -> int
         init("specs", specs)
         has_set = (specs / SETS / slug(model)).is_dir()
         args = [str(specs), "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:xdist"]
+        args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]  # this command imported the plugin already
         args += [f"--lm-model={model}", f"--lm-report={report}", f"--rootdir={scratch}"]
         args += [f"--lm-engine={engine}"] if engine else []
         args += [] if has_set else ["--snapshot-update"]  # its own observations, as the baseline of the next check

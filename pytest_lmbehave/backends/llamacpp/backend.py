@@ -126,7 +126,8 @@ class LlamaCppBackend:
 
         bos, eos = (self.detokenize([t]) if t >= 0 else "" for t in (self.llama.token_bos(), self.llama.token_eos()))
         try:
-            text = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)(messages=list(messages)).prompt  # type: ignore[arg-type]
+            turns: Any = list(messages)  # its own message types are TypedDicts of the same keys
+            text = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos)(messages=turns).prompt
         except Exception as error:  # the template's own raise_exception, or a jinja2 error in it
             raise refused(self.source.spec, error) from None
         return text, self.tokenize(text, special=False)

@@ -45,7 +45,7 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> Kind:
 
 
 def test_every_built_in_kind_is_registered_with_its_whole_unit() -> None:
-    assert set(KINDS) == {"tokenization", "next_token", "generation", "choice", "scores"}
+    assert set(KINDS) == {"tokenization", "next_token", "generation", "chat", "choice", "scores"}
     for name, kind in KINDS.items():
         assert kind.name == name and callable(kind.record) and callable(kind.compare) and callable(kind.explain)
     assert KINDS["next_token"].drift is not None  # its drift line carries the KL divergence of the top rows

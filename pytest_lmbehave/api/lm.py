@@ -187,7 +187,9 @@ class LM:
         if self.sampling is not None:
             seed = derive_seed(self.seed or 0, f"call-{self._calls}")
             self._calls += 1
-        return self._seen(self.engine.chat(checked, max_new_tokens, self.sampling, seed, self._asked))  # type: ignore[no-any-return]
+        template, ids = self.engine.tokens.chat(checked)
+        answer = self.engine.generate([ids], max_new_tokens, self.sampling, seed, self._asked)[0]
+        return self._seen(Chat.answering(checked, template, answer))  # type: ignore[no-any-return]
 
     def choose(self, prompt: Prompt, options: Sequence[str]) -> Choice:
         __tracebackhide__ = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy
@@ -13,7 +13,6 @@ import numpy
 from ..backends import ALTERNATIVES, Backend, Decoded, Logprobs
 from ..config.errors import BackendUnavailable, InputError, LMBehaveError
 from ..config.sampling import GREEDY, Policy, Sampling, row_seed
-from ..observations.chat import Chat
 from ..observations.choice import Choice
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution
@@ -176,22 +175,6 @@ class Engine:
                 asked(plan.Ask.of("generation", _asked(prompt), max_new_tokens, policy, generation.ids))
         texts = [self.tokens.text(p, r) for p, r in zip(prompts, id_rows)]
         return [replace(g, prompt=t) if g.prompt != t else g for g, t in zip(done, texts)]
-
-    def chat(
-        self,
-        messages: Sequence[dict[str, str]],
-        max_new_tokens: int,
-        sampling: Sampling | None,
-        seed: int | None,
-        asked: Asked | None = None,
-    ) -> Chat:
-        """The model's answer to a conversation: its chat template rendered over the messages (the assistant's turn
-        opened), then generated after as ``generate`` does (the plan and the memo see it as the rendered ids)."""
-        __tracebackhide__ = True
-        turns = tuple((m["role"], m["content"]) for m in messages)
-        text, ids = self.memo.through(("chat", turns), lambda: self.backend.chat(messages))
-        answer = self.generate([list(ids)], max_new_tokens, sampling, seed, asked)[0]
-        return Chat(**{f.name: getattr(answer, f.name) for f in fields(Generation)} | {"prompt": text}, messages=turns)
 
     def _remembered(self, row: plan.Row) -> Generation | None:
         """A remembered (or planned) run of this row; a run of n tokens is a prefix of any longer run of it."""

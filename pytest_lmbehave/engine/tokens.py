@@ -42,6 +42,12 @@ class Tokens:
         piece = self.vocabulary.piece
         return Tokenization(text, tuple(ids), tuple(map(piece, ids)), tuple(own), tuple(map(piece, own)))
 
+    def chat(self, messages: Sequence[dict[str, str]]) -> tuple[str, list[int]]:
+        """A conversation rendered by the model's chat template (the assistant's turn opened): text and ids."""
+        turns = tuple((m["role"], m["content"]) for m in messages)
+        text, ids = self.memo.through(("chat", turns), lambda: self.backend.chat(messages))
+        return text, list(ids)
+
     def ids(self, prompt: Prompt, extra: int = 0) -> list[int]:
         """The ids a prompt reaches the model as, checked against the vocabulary and the context."""
         __tracebackhide__ = True

@@ -6,7 +6,7 @@ a role marker), and the answer is then not compared; else the answer compares as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from . import generation
@@ -21,6 +21,12 @@ class Chat(Generation):
     """``prompt`` is the rendered template, ``prompt_ids`` its ids; ``text`` the assistant's answer."""
 
     messages: Turns = ()
+
+    @classmethod
+    def answering(cls, messages: Sequence[dict[str, str]], template: str, answer: Generation) -> Chat:
+        """The answer generated after the rendered ``template``, as the chat turn it answers."""
+        found = {f.name: getattr(answer, f.name) for f in fields(Generation)}
+        return cls(**found | {"prompt": template}, messages=tuple((m["role"], m["content"]) for m in messages))
 
     @property
     def template(self) -> str:

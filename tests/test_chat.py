@@ -177,8 +177,8 @@ def test_a_hand_edited_template_of_the_embedded_model_fails_with_the_tokenizer_a
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*root cause: the tokenizer (the model's files changed*every difference is in how the text reaches the "
-            "model: its tokenizer or chat template, not what the model computes from the same ids)",
+            "*root cause: the tokenizer: the model's files changed (sha256 *) and every difference is in how the "
+            "text reaches the model (its tokenizer or chat template), a cause of its own*",
             "*[[]tokenizer[]] the chat template renders the same messages differently from character 168:",
             "*recorded: *<|im_start|>assistant\\n'",
             "*now: *<|im_start|>Assistant\\n'",

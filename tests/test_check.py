@@ -37,7 +37,7 @@ def test_a_model_without_a_set_is_held_to_the_properties_and_its_observations_go
     assert "has no recorded set, so its properties were checked" in out
     # The document's ids are SmolLM2's, not its tokenizer's; the few-shot prompts are longer than its context.
     assert "does not hold: test_the_document_tokenization_is_reproduced['hello hello']: assert [" in out
-    assert "does not hold: test_each_few_shot_answer_is_exactly_one_of_the_labels: the prompt has" in out
+    assert "does not hold: test_each_few_shot_answer_is_exactly_one_of_the_labels: InputError: the prompt has" in out
     report = load_report(tmp_path / "tiny.json")
     assert any("test_zero_shot.py" in test for test in report["observations"])
     assert not list(tmp_path.glob("specs")) and not list(tmp_path.glob("__lm_snapshots__"))  # only the report

@@ -26,9 +26,9 @@ def root_cause(recorded_envs: Sequence[str], now: str, diffs: Sequence[Differenc
         if "unknown" not in (recorded, current) and recorded != current:
             if all(d.layer == TOKENIZER for d in diffs or ()):  # the files moved, and only how text reads changed
                 yield (
-                    f"root cause: the tokenizer (the model's files changed, sha256 {recorded[:7]}… → {current[:7]}…, "
-                    "and every difference is in how the text reaches the model: its tokenizer or chat template, "
-                    "not what the model computes from the same ids)"
+                    f"root cause: the tokenizer: the model's files changed (sha256 {recorded[:7]}… → {current[:7]}…) "
+                    "and every difference is in how the text reaches the model (its tokenizer or chat template), a "
+                    "cause of its own; whether the weights moved too is not seen: no number of the same ids was compared"
                 )
                 continue
             tokenizer = any(d.layer == TOKENIZER for d in diffs or ())

@@ -63,6 +63,15 @@ def test_a_chat_answer_is_generation_after_the_rendered_template(chat_backend: A
     assert record["input_ids"] == list(answer.prompt_ids) and record["ids"] == list(answer.ids)
 
 
+def test_a_chat_answer_that_is_not_the_expected_text_is_explained_by_its_question(chat_backend: Any) -> None:
+    from pytest_lmbehave.api.assertions import explain
+
+    answer = LM(Engine(chat_backend)).chat(QUESTION, max_new_tokens=6)
+    lines = explain(answer, answer.text + "!") or []
+    assert lines[0] == "chat answer to 'hello world':"
+    assert lines[1:3] == [f"  expected: {answer.text + '!'!r}", f"  actual:   {answer.text!r}"]
+
+
 def test_a_sampled_chat_takes_the_handles_seed_and_reproduces(chat_backend: Any) -> None:
     lm = LM(Engine(chat_backend)).with_sampling(temperature=1.5, seed=7)
     first, second = lm.chat(QUESTION, 6), lm.chat(QUESTION, 6)

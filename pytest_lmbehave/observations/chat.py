@@ -28,10 +28,6 @@ class Chat(Generation):
         found = {f.name: getattr(answer, f.name) for f in fields(Generation)}
         return cls(**found | {"prompt": template}, messages=tuple((m["role"], m["content"]) for m in messages))
 
-    @property
-    def template(self) -> str:
-        return self.prompt
-
 
 def record(observation: Chat, top: int) -> dict[str, Any]:
     answer = generation.record(observation, top)
@@ -92,6 +88,6 @@ def _last_message(record: dict[str, Any]) -> str:
 
 def explain(chat: Chat, expected: Any, k: int) -> list[str] | None:
     lines = generation.explain(chat, expected, k)
-    if lines:
-        lines[0] = f"chat answer to {_last_message({'messages': [{'content': c} for _, c in chat.messages]})!r}:"
+    if lines and chat.messages:
+        lines[0] = f"chat answer to {chat.messages[-1][1]!r}:"
     return lines

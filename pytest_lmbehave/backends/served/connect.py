@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,7 @@ def connect(spec: str, settings: Settings, local_copy: Local) -> ServedBackend:
     if capabilities.tokenizer:  # vLLM renders its own template: the one it serves chat completions with
         render = _server_chat(client, capabilities.model, detokenize)
     elif local is not None:  # the template over /v1/completions: the local copy's, the same weights' own
-        tokenizer = local[0]
-        render = lambda messages: render_with(tokenizer, messages, spec)  # noqa: E731
+        render = partial(render_with, local[0], model=spec)
     return ServedBackend(client, capabilities, found, vocabulary, tokenize, detokenize, render)
 
 

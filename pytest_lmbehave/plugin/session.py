@@ -78,6 +78,8 @@ class Session:
         register = config.pluginmanager.register
         register(ExerciseProgress(), "lmbehave-exercises")
         register(self.near_ties, "lmbehave-near-ties")
+        self.sets_compared = tally.SetsCompared(self.chosen_sets)  # its line comes after the header (pluggy: LIFO)
+        register(self.sets_compared, "lmbehave-sets")
         register(tally.ModelTests(self.controller_header), "lmbehave-model-tests")
         if given(lookup, "lm_accept_near_ties"):
             self.announce(
@@ -183,6 +185,7 @@ class Session:
         """A test's report, told what the plugin knows: near-tie notes, whether it used a model, and its own
         errors without a traceback into torch."""
         self.near_ties.attach(report)
+        self.sets_compared.attach(report)
         tally.attach(item, report)
         error = None if call.excinfo is None else call.excinfo.value
         if isinstance(error, BackendGone):  # like a model that cannot load: one message, and the run ends

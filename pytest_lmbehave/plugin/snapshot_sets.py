@@ -121,8 +121,25 @@ def choose_variant(test_dir: Path, slug: str, now: dict[str, str], named: str | 
     weights = f"recorded with weights {moved[0]}…, now {moved[1]}…" if moved else ""
     if not differing:
         return found[best].name, weights or "recorded in this run's environment"
-    closest = "the recorded variant closest to this run; it differs in " + ", ".join(differing)
+    releases = minor_releases(recorded, current, differing)
+    closest = releases or "the recorded variant closest to this run; it differs in " + ", ".join(differing)
     return found[best].name, f"{weights}; {closest}" if weights else closest
+
+
+SAME_MAJOR = "same major, no variant of its own"  # a minor or patch release: information, not a warning
+
+
+def minor_releases(recorded: dict[str, str], now: dict[str, str], differing: list[str]) -> str | None:
+    """'recorded on transformers 5.24.0, running 5.25.0: same major, no variant of its own' when every difference
+    is a package's release within the same major version; None otherwise (another major, dtype, engine, CPU...)."""
+    packages = ("transformers", "torch", "tokenizers")
+    if not differing or any(k not in packages or k not in recorded or k not in now for k in differing):
+        return None
+    if any(recorded[k].split(".")[0] != now[k].split(".")[0] for k in differing):
+        return None
+    was = ", ".join(f"{k} {recorded[k]}" for k in differing)
+    running = ", ".join(now[k] if len(differing) == 1 else f"{k} {now[k]}" for k in differing)
+    return f"recorded on {was}, running {running}: {SAME_MAJOR}"
 
 
 def weights_moved(recorded: dict[str, str], now: dict[str, str]) -> tuple[str, str] | None:

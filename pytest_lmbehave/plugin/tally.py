@@ -1,12 +1,17 @@
-"""Whether a run checked anything about a model: one where every test that asked for a model was skipped (a server
-that answers none of its verbs, a model that is not here) says so at the end, instead of passing in silence."""
+"""What a run checked about a model. One where every test that asked for a model was skipped (a server that answers
+none of its verbs, a model that is not here) says so at the end, instead of passing in silence; and each snapshot
+set compared against is named once at the end, with why it was chosen (``SetsCompared``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .snapshot_sets import SETS_DIRNAME
 
 PROPERTY = "lmbehave_model_test"
 MARKER_LINE = "pytest-lmbehave: every test that uses a model was skipped"
@@ -47,3 +52,35 @@ class ModelTests:
             terminalreporter.write_sep(
                 "!", f"{MARKER_LINE} ({len(self.outcomes)} of them): nothing about the model was checked"
             )
+
+
+SET_PROPERTY = "lmbehave_set"
+
+
+class SetsCompared:
+    """The sets this process's tests were compared against, told once each on a test's report (``attach``), and
+    every process's listed at the end, one line per set: "recorded on transformers 5.24.0, running 5.25.0: same
+    major, no variant of its own" reads once, not once per test."""
+
+    def __init__(self, chosen: dict[Any, tuple[str, str]]) -> None:
+        self.chosen = chosen  # the session's (set folder, ...) -> (set name, why), filled as extensions are made
+        self.told: set[Any] = set()
+        self.sets: dict[str, str] = {}
+
+    def attach(self, report: pytest.TestReport) -> None:
+        for key, (name, why) in list(self.chosen.items()):
+            if key not in self.told:
+                self.told.add(key)
+                report.user_properties.append((SET_PROPERTY, f"{key[0] / SETS_DIRNAME / name}\t{why}"))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for name, value in report.user_properties:
+            if name == SET_PROPERTY:
+                where, _, why = str(value).partition("\t")
+                self.sets.setdefault(where, why)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        root = Path(terminalreporter.config.invocation_params.dir)
+        for where, why in sorted(self.sets.items()):
+            shown = os.path.relpath(where, root) if Path(where).is_relative_to(root) else where
+            terminalreporter.write_line(f"lmbehave: compared against {shown}" + (f" ({why})" if why else ""))

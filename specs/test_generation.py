@@ -17,7 +17,14 @@ def test_the_generate_text_helper_gives_20_new_tokens(lm: LM, lm_snapshot) -> No
 
 def test_greedy_generation_is_the_chain_of_argmaxes(lm: LM) -> None:
     generation = lm.generate(SHAKESPEARE, max_new_tokens=50)
-    assert tuple(d.argmax_id for d in lm.steps(generation)) == generation.ids
+    # Read again in one teacher-forced pass, each token is the argmax at its step, or within the dtype's measured
+    # noise of it: a near tie that another reading path can flip (bfloat16: 0.25 nats; float32: about 1e-5).
+    for step, (dist, token) in enumerate(zip(lm.steps(generation), generation.ids)):
+        behind = dist.logprob(dist.argmax_id) - dist.logprob(token)
+        assert behind <= lm.noise, (
+            f"step {step}: {lm.decode(token)!r} is {behind:.4f} nats behind the argmax "
+            f"{lm.decode(dist.argmax_id)!r}, beyond the measured noise {lm.noise}"
+        )
 
 
 def test_a_shorter_greedy_run_is_a_prefix_of_a_longer_one(lm: LM) -> None:

@@ -14,9 +14,18 @@ text is still made of words; these specs sample the same way (``top_k=50``; the 
 
 from __future__ import annotations
 
+import math
+
 from document import BOSTON_VISIT, SHAKESPEARE
 
-from pytest_lmbehave import LM, sampled
+from pytest_lmbehave import LM, Distribution, sampled
+
+
+def within_top(lm: LM, dist: Distribution, token: int, k: int) -> bool:
+    """Among the top ``k`` candidates, or within the dtype's measured noise of the k-th: the sampler filtered on
+    numbers read token by token, these were read by teacher forcing, and in bfloat16 the two differ by up to
+    ``lm.noise`` (float32: about 1e-5), enough to reorder near-equal candidates around the boundary."""
+    return dist.rank(token) <= k or dist.logprob(token) >= dist.top(k)[-1].logprob - lm.noise
 
 
 @sampled(top_k=50)
@@ -35,19 +44,21 @@ def test_every_token_sampled_with_top_p_lies_inside_the_nucleus_at_its_step(lm: 
     # Sampling really sampled: greedy decoding would pass the nucleus check below at every step.
     assert generation.greedy_agreement < 1, "every sampled token is the argmax: this is greedy decoding"
     for step, (dist, token) in enumerate(zip(lm.steps(generation), generation.ids)):
-        assert dist.rank(token) <= 50, f"step {step}: {lm.decode(token)!r} lies outside the top 50"
+        assert within_top(lm, dist, token, 50), f"step {step}: {lm.decode(token)!r} lies outside the top 50"
         # The nucleus: the most likely tokens until their mass reaches 0.9 (the token that crosses it included).
         # 1e-4 of slack: the sampler's own float32 cumulative sum over a few hundred tokens, and a CPU's rounding
-        # of the probabilities (~1e-5, measured across AVX-512, AVX2 and SSE kernels), stay well inside it.
+        # of the probabilities (~1e-5, measured across AVX-512, AVX2 and SSE kernels), stay well inside it. In
+        # bfloat16 the mass may move by as much as a probability moves within the measured noise.
+        slack = max(1e-4, 1 - math.exp(-lm.noise))
         mass_before = float(dist.logprobs.double().exp()[dist.logprobs > dist.logprobs[token]].sum())
-        assert mass_before < 0.9 + 1e-4, f"step {step}: token {lm.decode(token)!r} lies outside the 0.9 nucleus"
+        assert mass_before < 0.9 + slack, f"step {step}: token {lm.decode(token)!r} lies outside the 0.9 nucleus"
 
 
 def test_temperature_0_2_stays_close_to_greedy_while_14_is_far_more_diverse(lm: LM) -> None:
     cold = lm.with_sampling(temperature=0.2, top_k=50).generate(SHAKESPEARE, max_new_tokens=50)
     hot = lm.with_sampling(temperature=14.0, top_k=50).generate(SHAKESPEARE, max_new_tokens=50)
     # T = 14 is surprising but still word-like: every token it drew is among the untempered model's top 50.
-    assert max(dist.rank(token) for dist, token in zip(lm.steps(hot), hot.ids)) <= 50
+    assert all(within_top(lm, dist, token, 50) for dist, token in zip(lm.steps(hot), hot.ids))
     # Measure 1: how often the sampled token is the untempered model's top candidate.
     assert cold.greedy_agreement >= 0.8 > 0.2 >= hot.greedy_agreement
     # Measure 2: the mean log-probability of the sampled tokens under the untempered model (nats). Measured with

@@ -51,7 +51,8 @@ def test_the_running_majors_variant_wins_and_a_minor_release_reads_as_informatio
 
 def test_without_its_own_variant_a_run_fails_and_names_the_tokenizer_change(tmp_path: Path) -> None:
     copy = tmp_path / "specs"
-    shutil.copytree(SPECS, copy, ignore=shutil.ignore_patterns("__pycache__", "HuggingFaceTB--*"))
+    # float32's sets only: a bfloat16 set recorded on this major would be closer than the other major's float32 set
+    shutil.copytree(SPECS, copy, ignore=shutil.ignore_patterns("__pycache__", "HuggingFaceTB--*", "embedded@bf16*"))
     own = copy / "__lm_snapshots__" / ("embedded" if MAJOR >= 5 else "embedded@transformers-4")
     shutil.rmtree(own)  # only the other side's recording is left
     modules = ["specs/test_tokenization.py", "specs/test_forward_pass.py"]

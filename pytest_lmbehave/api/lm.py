@@ -123,6 +123,16 @@ class LM:
         return self.engine.fingerprint
 
     @property
+    def noise(self) -> float:
+        """How far a top candidate's log-probability moves between batch layouts and reading paths here, in nats:
+        the dtype's measured noise floor (about 1e-5 in float32 on a CPU, 0.25 in bfloat16). A property spec that
+        compares numbers read two ways allows this much; 0 when the engine did not measure it."""
+        try:
+            return float(self.fingerprint.get("noise", 0.0))
+        except ValueError:
+            return 0.0
+
+    @property
     def vocabulary(self) -> Vocabulary:
         """Every token the model knows: ``len(lm.vocabulary)``, ``.piece(id)``, ``.id_of(piece)``."""
         return self.engine.vocabulary

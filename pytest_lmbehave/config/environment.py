@@ -15,6 +15,10 @@ from .defaults import DECODING_VERSION
 # Variables that select other CPU kernels (and so other last bits) in torch, MKL and oneDNN.
 NUMERICS_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
 PACKAGES = {"torch": "torch", "transformers": "transformers", "tokenizers": "tokenizers", "gguf": "gguf"}
+# What the numerics probe learned (backends/transformers/invariance.py): whether a batch or a path changes a prompt's
+# numbers, how far its top candidates move between them (nats: the dtype's measured noise floor), and the power of
+# two at or below the top logit (where the dtype's step is read).
+INVARIANT, NOISE, LOGIT_SCALE = "batch_invariant", "noise", "logit_scale"
 # Fields of a snapshot's `env` line, in order (values never hold spaces).
 LINE_FIELDS = (
     "model_sha256",
@@ -26,6 +30,9 @@ LINE_FIELDS = (
     "device",
     "threads",
     "attention",
+    INVARIANT,
+    NOISE,
+    LOGIT_SCALE,
     "torch",
     "transformers",
     "tokenizers",

@@ -17,20 +17,32 @@ from typing import Any
 from .files import write_atomically
 
 
-def _remembered(cache_dir: Path | None, identity: dict[str, Any], compute: Callable[[], Any]) -> Any:
-    """The value stored for ``identity``, else ``compute()``, stored for next time (one small file per fact)."""
-    if cache_dir is None:
-        return compute()
+def _where(cache_dir: Path, identity: dict[str, Any]) -> Path:
     name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
-    path = cache_dir / "facts" / f"{name}.json"
+    return cache_dir / "facts" / f"{name}.json"
+
+
+def recall(cache_dir: Path | None, identity: dict[str, Any]) -> Any:
+    """The value stored for ``identity``; None when it was never learned (or there is no cache folder)."""
+    if cache_dir is None:
+        return None
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
+        stored = json.loads(_where(cache_dir, identity).read_text(encoding="utf-8"))
         if stored["identity"] == identity:
             return stored["value"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    return None
+
+
+def remembered(cache_dir: Path | None, identity: dict[str, Any], compute: Callable[[], Any]) -> Any:
+    """The value stored for ``identity``, else ``compute()``, stored for next time (one small file per fact)."""
+    found = recall(cache_dir, identity)
+    if found is not None:
+        return found
     value = compute()
-    write_atomically(path, json.dumps({"identity": identity, "value": value}))
+    if cache_dir is not None:
+        write_atomically(_where(cache_dir, identity), json.dumps({"identity": identity, "value": value}))
     return value
 
 
@@ -46,7 +58,7 @@ def file_sha256(path: Path, cache_dir: Path | None) -> str:
     """A file's sha256, computed again only when its path, size or mtime changed."""
     status = path.stat()
     identity = {"fact": "sha256", "path": str(path.resolve()), "size": status.st_size, "mtime": status.st_mtime_ns}
-    return str(_remembered(cache_dir, identity, lambda: sha256(path)))
+    return str(remembered(cache_dir, identity, lambda: sha256(path)))
 
 
 def cpu_flags() -> str:
@@ -69,6 +81,11 @@ def cpu_facts(
 ) -> dict[str, str]:
     """What torch reports about this CPU (its kernel level, BLAS and oneDNN builds), learned once per torch build,
     CPU and kernel-selecting variables."""
-    identity = {"fact": "cpu", **torch_build(), "flags": hashlib.sha256(cpu_flags().encode()).hexdigest()}
+    identity = {"fact": "cpu", **torch_build(), "flags": flags_digest()}
     identity["variables"] = variables
-    return dict(_remembered(cache_dir, identity, compute))
+    return dict(remembered(cache_dir, identity, compute))
+
+
+def flags_digest() -> str:
+    """This CPU's instruction-set flags, as a digest (a fact learned on one CPU is not another's)."""
+    return hashlib.sha256(cpu_flags().encode()).hexdigest()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import defaults
+from . import numerics
 
 # Kinds of difference. Discrete ones change a token, a label or a tokenization; numeric ones move a number.
 TOKENIZATION = "tokenization"
@@ -33,13 +34,36 @@ METADATA = frozenset({"env", "model"})  # recorded to explain a failure (and whi
 
 @dataclass(frozen=True)
 class Tolerances:
-    """How far numbers may move before they count as a difference; ``kl`` None leaves KL unchecked."""
+    """How far numbers may move before they count as a difference; ``kl`` None leaves KL unchecked. ``noise``,
+    ``dtype`` and ``scale`` say what raised them, when the dtype's measured noise did (``for_numerics``)."""
 
     prob: float = defaults.TOLERANCE
     score: float = defaults.TOLERANCE
     margin: float = defaults.TOLERANCE
     near_tie: float = defaults.NEAR_TIE
     kl: float | None = None
+    noise: float = 0.0
+    dtype: str = ""
+    scale: float = 0.0
+
+    def for_numerics(self, *environments: dict[str, Any]) -> Tolerances:
+        """Each tolerance raised to the larger measured noise of the sides compared (their fingerprints), where
+        that noise is above it: a margin, score or log-probability may move by the noise, a probability by
+        ``1 - exp(-noise)``, and a flip is a near-tie when both margins are within it. float32's noise (about 1e-5
+        here) is below every tolerance, so nothing changes for it."""
+        noise, dtype, scale = numerics.noisiest(environments)
+        if noise <= min(self.prob, self.score, self.margin):
+            return self
+        return replace(
+            self,
+            prob=max(self.prob, numerics.probability_move(noise)),
+            score=max(self.score, noise),
+            margin=max(self.margin, noise),
+            near_tie=max(self.near_tie, noise + 1e-9),  # within: a margin equal to the noise is within it
+            noise=noise,
+            dtype=dtype,
+            scale=scale,
+        )
 
 
 @dataclass(frozen=True)
@@ -85,16 +109,29 @@ def first_difference(a: Sequence[Any], b: Sequence[Any]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-def margin_words(old: float | None, new: float | None, threshold: float) -> str:
-    """Both margins and what they make of a flip, in the words every front end uses."""
+def margin_words(old: float | None, new: float | None, tolerances: Tolerances) -> str:
+    """Both margins and what they make of a flip, in the words every front end uses; where the dtype's measured
+    noise set the threshold, in the dtype's terms ('0.125 = 1 bfloat16 step at |logit| 16-32')."""
+    threshold = tolerances.near_tie
     shown = f"margin {_nats(old)} recorded, {_nats(new)} now"
-    if is_near_tie(old, new, threshold):
-        return f"NEAR-TIE: {shown}, both < {threshold}: numerical noise, not a change of behaviour"
+    dtype = tolerances.noise > 0 and threshold <= tolerances.noise + 1e-6
+    if dtype:
+        moved = max(abs(old or 0.0), abs(new or 0.0))
+        steps = numerics.in_steps(moved, tolerances.dtype, tolerances.scale)
+        why = numerics.noise_words(tolerances.noise, tolerances.dtype, tolerances.scale)
+        shown += f" ({steps})" if steps else ""
+        if is_near_tie(old, new, threshold):
+            return f"NEAR-TIE: {shown}, both within {threshold:.3g} ({why}): numerical noise, not a change of behaviour"
+        threshold_words = f" (beyond {threshold:.3g}, {why})"
+    else:
+        if is_near_tie(old, new, threshold):
+            return f"NEAR-TIE: {shown}, both < {threshold}: numerical noise, not a change of behaviour"
+        threshold_words = ""
     if old is None:
         return f"{shown}: no recorded margin, so a real change"
     if old >= threshold:
-        return f"{shown}: recorded with a clear margin, a real change of behaviour"
-    return f"{shown}: the new margin is clear, a real change of behaviour"
+        return f"{shown}: recorded with a clear margin{threshold_words}, a real change of behaviour"
+    return f"{shown}: the new margin is clear{threshold_words}, a real change of behaviour"
 
 
 def _nats(value: float | None) -> str:
@@ -116,7 +153,7 @@ def flip_or_margin(
     """The recorded choice (``argmax``, ``best``) flipped, judged by the near-tie rule; else its margin moved."""
     old_margin, new_margin = old.get("margin"), new.get("margin")
     if key in old and old[key] != new.get(key):
-        words = margin_words(old_margin, new_margin, tolerances.near_tie)
+        words = margin_words(old_margin, new_margin, tolerances)
         return [
             Difference(
                 kind,

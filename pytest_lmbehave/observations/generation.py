@@ -140,12 +140,17 @@ def compare(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, te
             )
         ], keys
     near_tie = is_near_tie(old_margin, new_margin, tolerances.near_tie)
-    words = margin_words(old_margin, new_margin, tolerances.near_tie)
+    words = margin_words(old_margin, new_margin, tolerances)
     localised, rest_follows, layer = "", None, MODEL
     if teacher is not None and step < len(old_ids):
         localised, rest_follows, still_top = _localise(prompt, old_ids, old_margins, step, teacher, tolerances.near_tie)
         near_tie = near_tie and bool(rest_follows)
-        if still_top:  # today's model still puts the recorded token first: decoding chose another one
+        if still_top and near_tie and tolerances.noise > 0:  # bfloat16: reading paths differ by the noise itself
+            localised += (
+                "\n      the teacher-forced pass still reads the recorded token first: within the dtype's noise "
+                "between reading paths, not a change"
+            )
+        elif still_top:  # today's model still puts the recorded token first: decoding chose another one
             layer, near_tie = DECODING, False
             localised += (
                 "\n      the recorded token is still today's top candidate there: decoding changed, not the model"
@@ -210,10 +215,14 @@ def _localise(
         f"\n      teacher-forced: at step {step} the recorded token {ids[step]} now has "
         f"p={math.exp(at.logprob):.4f} at rank {at.rank}, {at.behind:.4f} nats behind today's top candidate"
     )
+    # A near tie is one today's model could read either way, never a token it ranks far below (a hand-edited record).
+    close = at.behind <= threshold
+    line += "" if close else f" (beyond the near-tie threshold {threshold:.3g}: not a near tie)"
     if later:
         shown = ", ".join(map(str, later[:8])) + (" ..." if len(later) > 8 else "")
         return line + f"; the rest of the recorded continuation also changes at steps {shown}", False, at.rank == 1
-    return line + "; only this step changed: the rest of the recorded continuation still follows", True, at.rank == 1
+    rest = "; only this step changed: the rest of the recorded continuation still follows"
+    return line + rest, close, at.rank == 1
 
 
 def explain(gen: Generation, expected: Any, k: int = TOP) -> list[str] | None:

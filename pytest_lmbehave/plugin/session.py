@@ -89,8 +89,10 @@ class Session:
         path = plan_path(config)
         if path is not None:
             update = bool(given(lookup, "lm_plan_update") or config.getoption("update_snapshots", False))
-            # llama.cpp decodes without drafts, and its generations would replace transformers' in the plan.
+            # llama.cpp decodes without drafts, and its generations would replace transformers' in the plan; so would
+            # another dtype's (bfloat16's numbers are not float32's, and its runs take no drafts: invariance.py).
             update = update and self.settings.engine != "llama.cpp"
+            update = update and (self.settings.dtype == "float32" or bool(given(lookup, "lm_plan_update")))
             register(
                 PlanPlugin(path, self.settings.seed, update, self.announce, self.registry.use_plan), "lmbehave-plan"
             )

@@ -59,16 +59,20 @@ VARIANT = "@"  # a set recorded in another environment: __lm_snapshots__/<model>
 # How much each field counts when a run picks the recorded variant closest to its environment.
 VARIANT_WEIGHTS = {"transformers_major": 100, "dtype": 20, "device": 20, "torch_minor": 10, "tokenizers_minor": 5}
 VARIANT_WEIGHTS |= {"transformers": 2, "torch": 1, "cpu_capability": 1, "blas": 1, "gpu": 1, "engine": 50}
-# llama.cpp's quantized kernels differ by SIMD level (its AVX-512 and AVX2 builds: 0.007 apart in a probability,
-# other greedy texts), so its sets are kept per level (embedded@llama.cpp is AVX2's): the level outweighs the rest.
-VARIANT_WEIGHTS |= {"llama_cpu": 30}
+# Kernels that compute other numbers on each SIMD level: llama.cpp's quantized ones (its AVX-512 and AVX2 builds:
+# 0.007 apart in a probability, other greedy texts) and torch's bfloat16 and float16 ones (AVX-512 against AVX2
+# kernels: margins 3 bfloat16 steps apart, other greedy texts). Their sets are kept per level (embedded@llama.cpp is
+# AVX2's, embedded@bf16 AVX-512's): the level outweighs the rest.
+VARIANT_WEIGHTS |= {"kernels": 30}
+LOW_PRECISION = ("bfloat16", "float16")
 VARIANT_WEIGHTS |= {"model_sha256": 200}  # new weights held to a set: the variant recorded with these very weights
 
 
 def _derived(environment: dict[str, str]) -> dict[str, str]:
     found = {"engine": "transformers", **environment}  # sets recorded before served models name no engine
-    if found["engine"] == "llama.cpp" and "cpu_capability" in environment:
-        found["llama_cpu"] = environment["cpu_capability"]
+    by_level = found["engine"] == "llama.cpp" or found.get("dtype") in LOW_PRECISION
+    if by_level and "cpu_capability" in environment:
+        found["kernels"] = environment["cpu_capability"]
     for key, parts in (("transformers", 1), ("torch", 2), ("tokenizers", 2)):
         if key in environment:
             found[f"{key}_{'major' if parts == 1 else 'minor'}"] = ".".join(environment[key].split(".")[:parts])

@@ -20,6 +20,7 @@ from syrupy.extensions.amber import AmberSnapshotExtension
 from syrupy.utils import snapshot_file_lock_enabled
 
 from ..config import defaults
+from ..config.environment import parse_line
 from ..config.errors import LMBehaveError
 from ..config.sampling import Policy
 from ..engine import plan
@@ -152,7 +153,7 @@ class LMSnapshotExtension(AmberSnapshotExtension):
             return None
         tolerances = Tolerances(
             prob=self.tolerance, score=self.tolerance, margin=self.tolerance, near_tie=self.near_tie
-        )
+        ).for_numerics(*(parse_line(line) for line in [self.environment, *recorded_envs(want)]))
         return [d for a, b in zip(got, want) for d in compare(b, a, tolerances, self.teacher)]
 
     def matches(self, *, serialized_data: Any, snapshot_data: Any) -> bool:

@@ -14,7 +14,7 @@ from ...config.sampling import GREEDY, Policy
 from ..protocol import Decoded, Logprobs, limits
 from ..templates import render_with
 from ..vocabulary import Vocabulary, built
-from . import prefill
+from . import invariance, prefill
 from .configured import Configured
 from .decoding import RowPicker, RowState
 from .drafts import verify
@@ -60,6 +60,9 @@ class TransformersBackend:
         self.pad_id = int(self.tokenizer.pad_token_id)
         self._argument = prefill.cache_argument(self.model)
         self._vocabulary: Vocabulary | None = None
+        # Numerics that change with the batch or the path (bfloat16, float16, TF32...): every request is read alone
+        # and every generation decoded token by token, so its numbers depend on the request alone (invariance.py).
+        self.alone = loaded.fingerprint.get(invariance.FIELD) != "yes"
 
     @property
     def vocab_size(self) -> int:
@@ -96,11 +99,15 @@ class TransformersBackend:
         return out.logits.float().cpu()
 
     def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
+        if self.alone:
+            return [_numbers(prefill.last_logprobs(self.model, r)) for r in rows]
         return [_numbers(r) for r in prefill.shared_beginning(self.model, rows, self.pad_id, self._argument)]
 
     def forced_logprobs(
         self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
     ) -> list[list[Logprobs]]:
+        if self.alone and len(rows) > 1:
+            return [self.forced_logprobs([row], generated)[0] for row in rows]
         whole = [list(p) + list(c)[:-1] for p, c in rows]
         starts = [len(p) - 1 for p, _ in rows]
         if generated and self.configured.processing:
@@ -139,11 +146,17 @@ class TransformersBackend:
         """Greedy or seeded-sampled rows in one batch; a row with a draft is checked by teacher forcing first and
         decoded only from where the model departs from it (``drafts.verify``)."""
         each = limits(steps, len(rows))
+        if self.alone:  # each row by itself, never from a draft: teacher forcing is not what decoding computes here
+            return [self._decoded([row], [n], [policy])[0] for row, n, policy in zip(rows, each, policies)]
         if drafts is not None and any(drafts) and self.configured.replayable:
             found = verify(self, rows, each, policies, drafts)
-        else:
-            states = [self.state(p, len(r)) for p, r in zip(policies, rows)]
-            found = [row.cut(n) for row, n in zip(self.decode_rows(rows, max(each), states), each)]
+            give_back()
+            return found
+        return self._decoded(rows, each, policies)
+
+    def _decoded(self, rows: Sequence[Sequence[int]], each: Sequence[int], policies: Sequence[Policy]) -> list[Decoded]:
+        states = [self.state(p, len(r)) for p, r in zip(policies, rows)]
+        found = [row.cut(n) for row, n in zip(self.decode_rows(rows, max(each), states), each)]
         give_back()
         return found
 

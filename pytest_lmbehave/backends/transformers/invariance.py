@@ -28,7 +28,6 @@ from ...config.settings import Settings
 from ..protocol import PREFIX
 from . import prefill
 
-FIELD, NOISE, SCALE = INVARIANT, NOISE, LOGIT_SCALE  # the fingerprint's fields
 TOP = 20  # the top candidates whose moves make the noise floor (records keep the top 10, with margins)
 BOUND = defaults.TOLERANCE / 10  # a reading this close to the prompt read alone is the same to every verdict
 TEXT = "Shakespeare was a great writer, and his plays are still read and performed all over the world today because"
@@ -38,7 +37,7 @@ def identity(digest: str, settings: Settings) -> dict[str, Any]:
     """What the answer depends on: the weights, the numerics asked for, the libraries and this machine."""
     numerics = {"dtype": settings.dtype, "device": settings.device, "threads": settings.threads}
     return {
-        "fact": FIELD,
+        "fact": INVARIANT,
         "probe": 4,
         "model": digest,
         **numerics,
@@ -66,7 +65,7 @@ def fields(found: dict[str, Any]) -> dict[str, str]:
     largest move of a top candidate's log-probability, in nats: the dtype's measured noise floor) and the power of
     two at or below the top logit (where the dtype's step is read, e.g. 0.125 for bfloat16 at 16-32)."""
     scale = 2.0 ** math.floor(math.log2(max(float(found["top_logit"]), 1e-30)))
-    return {FIELD: str(found["answer"]), NOISE: f"{float(found['noise']):.2g}", SCALE: f"{scale:g}"}
+    return {INVARIANT: str(found["answer"]), NOISE: f"{float(found['noise']):.2g}", LOGIT_SCALE: f"{scale:g}"}
 
 
 def readings(model: Any, tokenizer: Any) -> dict[str, Any]:
@@ -80,12 +79,12 @@ def readings(model: Any, tokenizer: Any) -> dict[str, Any]:
     pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
     argument = prefill.cache_argument(model)
     with torch.no_grad():
-        alone = prefill.last_logprobs(model, ids)
-        logits = model(torch.tensor([ids], device=model.device), logits_to_keep=1).logits[0, -1].float()
+        # The prompt alone, as prefill.last_logprobs reads it; its logits also give the top logit's magnitude.
+        logits = model(torch.tensor([ids], device=model.device), logits_to_keep=1).logits[0, -1].float().cpu()
         out = model(torch.tensor([ids[:-1]], device=model.device), use_cache=True, logits_to_keep=1)
         step = model(torch.tensor([ids[-1:]], device=model.device), use_cache=True, **{argument: prefill.cache_of(out)})
         return {
-            "alone": alone,
+            "alone": torch.log_softmax(logits, dim=-1),
             "top logit": abs(float(logits.max())),  # margins are read between the top logits
             "in a padded batch": prefill.forced(model, [ids, longer], [len(ids) - 1, len(longer) - 1], pad_id)[0][0],
             "teacher-forced": prefill.forced(model, [ids], [len(ids) - 2], pad_id)[0][1],

@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ...config.environment import INVARIANT
 from ...config.errors import LMBehaveError
 from ...config.sampling import Policy
 from ...config.settings import Settings
 from ..protocol import Backend, Decoded, Logprobs, ModelSource
 from ..vocabulary import Vocabulary, stored_at
-from . import invariance
 from .conversion import cache_key, entry_problem
 from .loading import content_hash, fingerprint
 
@@ -43,7 +43,7 @@ def facts_without_loading(source: ModelSource, settings: Settings) -> ModelFacts
     except (OSError, ValueError):
         return None
     found = fingerprint(source, settings)
-    if found[invariance.FIELD] == "unknown":  # never probed here with these numerics: the model must load once
+    if found[INVARIANT] == "unknown":  # never probed here with these numerics: the model must load once
         return None
     vocabulary = Vocabulary.load(*stored_at(settings.cache_dir, found))
     if vocabulary is None:

@@ -186,8 +186,8 @@ def load(source: ModelSource, settings: Settings, announce: Any = None) -> Loade
                 f"could not load {source.spec!r}, converted afresh into {folder}: {type(again).__name__}: {again}"
             ) from None
     loaded = LoadedModel(source, model, tokenizer, digest, folder)
-    invariance.learn(model, tokenizer, digest, settings)  # once per model, numerics and machine: kept as a fact
-    loaded.fingerprint = fingerprint(source, settings)
+    probed = invariance.learn(model, tokenizer, digest, settings)  # once per model, numerics and machine: a fact
+    loaded.fingerprint = fingerprint(source, settings, probed)
     return loaded
 
 
@@ -233,7 +233,7 @@ def _load_folder(folder: Path, settings: Settings) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def fingerprint(source: ModelSource, settings: Settings) -> dict[str, str]:
+def fingerprint(source: ModelSource, settings: Settings, probed: dict[str, str] | None = None) -> dict[str, str]:
     """Everything that can change what a model computes: printed in the header, stored with snapshots. Known
     without importing torch once this machine's facts are learned (``facts.py``)."""
     from ...config import environment
@@ -252,8 +252,9 @@ def fingerprint(source: ModelSource, settings: Settings) -> dict[str, str]:
         "device": settings.device,
         "threads": str(settings.threads),
         "attention": settings.attention,
-        # Probed when the model loads (invariance.py): whether a batch or a path changes the numbers, and how much.
-        **(invariance.learned(digest, settings) or {invariance.FIELD: "unknown"}),
+        # Probed when the model loads (invariance.py): whether a batch or a path changes the numbers, and how much;
+        # without the model, the fact learned then ("unknown" when it never loaded here with these numerics).
+        **(probed or invariance.learned(digest, settings) or {environment.INVARIANT: "unknown"}),
         **environment.software(),
         **hardware(settings.device, settings.cache_dir),
         **environment.numerics_variables(),

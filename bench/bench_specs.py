@@ -78,7 +78,7 @@ def main() -> None:
         [
             sys.executable,
             "-c",
-            "from pytest_lmbehave.engine.registry import Registry; from pytest_lmbehave.config.settings import Settings, default_cache_dir; Registry(Settings(cache_dir=default_cache_dir())).engine('embedded')",
+            "from pytest_lmbehave.runtime.registry import Registry; from pytest_lmbehave.config.settings import Settings, default_cache_dir; Registry(Settings(cache_dir=default_cache_dir())).runtime('embedded')",
         ]
     )
     wall_a, out = timed([sys.executable, str(ROOT / "bench" / "document_run.py")])

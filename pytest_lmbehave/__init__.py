@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported
 
     from .api.assertions import assert_close
     from .api.lm import LM
+    from .backends.sampling import Sampling
     from .config.errors import (
         BackendUnavailable,
         InputError,
@@ -25,8 +26,6 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported
         ModelNotFoundError,
         SettingsError,
     )
-    from .config.sampling import Sampling
-    from .engine.engine import Engine
     from .observations.chat import Chat
     from .observations.choice import Choice
     from .observations.closeness import Profile
@@ -34,6 +33,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported
     from .observations.next_token import Candidate, Distribution
     from .observations.scores import Scores
     from .observations.tokenization import Tokenization
+    from .runtime.runtime import Runtime
     from .teaching.exercises import ___
 
     greedy: pytest.MarkDecorator
@@ -52,8 +52,8 @@ _WHERE = {
     "assert_close": "api.assertions",
     "Profile": "observations.closeness",
     "Scores": "observations.scores",
-    "Engine": "engine.engine",
-    "Sampling": "config.sampling",
+    "Runtime": "runtime.runtime",
+    "Sampling": "backends.sampling",
     "Candidate": "observations.next_token",
     "Chat": "observations.chat",
     "Choice": "observations.choice",
@@ -69,7 +69,6 @@ __all__ = [
     "Chat",
     "Choice",
     "Distribution",
-    "Engine",
     "Generation",
     "InputError",
     "LMBehaveError",
@@ -77,6 +76,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "Profile",
+    "Runtime",
     "Sampling",
     "Scores",
     "SettingsError",

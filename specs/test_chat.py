@@ -20,7 +20,7 @@ def test_the_answer_is_what_the_model_generates_after_the_rendered_template(lm: 
     assert content in answer.prompt  # the message is in the rendered template, as written,
     assert answer.prompt.index(content) + len(content) < len(answer.prompt)  # and the assistant's turn opens after it
     # The rendered text reads as the ids the model was given, and the answer is plain generation after them.
-    assert tuple(lm.engine.encode(answer.prompt, special=False)) == answer.prompt_ids
+    assert tuple(lm.runtime.encode(answer.prompt, special=False)) == answer.prompt_ids
     assert lm.generate(list(answer.prompt_ids), max_new_tokens=20).ids == answer.ids
     assert tuple(d.argmax_id for d in lm.steps(answer)) == answer.ids  # greedy: a chain of argmaxes
 
@@ -30,6 +30,6 @@ def test_a_sampled_answer_reproduces_under_its_seed(lm: LM) -> None:
     answer = lm.chat(QUESTION, max_new_tokens=20)
     assert answer.sampling == "sampled(temperature=0.7, top_p=0.9)" and answer.seed is not None
     # Asked again of an engine that remembers nothing, under the same seed: the same draws.
-    again = LM(lm.engine.fresh(), lm.sampling, lm.seed).chat(QUESTION, max_new_tokens=20)
+    again = LM(lm.runtime.fresh(), lm.sampling, lm.seed).chat(QUESTION, max_new_tokens=20)
     assert (again.seed, again.ids) == (answer.seed, answer.ids)
     assert answer.greedy_agreement < 1 or answer.ids != lm.greedy().chat(QUESTION, max_new_tokens=20).ids

@@ -29,7 +29,7 @@ def test_greedy_generation_is_the_chain_of_argmaxes(lm: LM) -> None:
 
 def test_a_shorter_greedy_run_is_a_prefix_of_a_longer_one(lm: LM) -> None:
     long = lm.generate(SHAKESPEARE, max_new_tokens=50)
-    short = LM(lm.engine.fresh()).generate(SHAKESPEARE, max_new_tokens=20)  # computed afresh, not sliced from long
+    short = LM(lm.runtime.fresh()).generate(SHAKESPEARE, max_new_tokens=20)  # computed afresh, not sliced from long
 
     assert long.ids[:20] == short.ids
     assert long.text.startswith(short.text) and long.full_text.endswith(SHAKESPEARE + long.text)

@@ -32,7 +32,7 @@ def within_top(lm: LM, dist: Distribution, token: int, k: int) -> bool:
 def test_a_seeded_sample_reproduces(lm: LM) -> None:
     first = lm.generate(SHAKESPEARE, max_new_tokens=20)
     # Asked again of an engine that remembers nothing, as one batch: row 0 takes the same seed, row 1 another.
-    again, other = LM(lm.engine.fresh(), lm.sampling, lm.seed).generate([SHAKESPEARE] * 2, max_new_tokens=10)
+    again, other = LM(lm.runtime.fresh(), lm.sampling, lm.seed).generate([SHAKESPEARE] * 2, max_new_tokens=10)
     assert again.seed == first.seed != other.seed
     assert again.ids == first.ids[:10]  # the same draws, step by step: a shorter run is a prefix
     assert other.ids != first.ids[:10]  # and the seed matters

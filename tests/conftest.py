@@ -163,8 +163,8 @@ def tiny_backend(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):  #
 
 
 @pytest.fixture(scope="session")
-def tiny_engine(tiny_backend):  # type: ignore[no-untyped-def]
-    """An engine over the tiny backend, for tests of the LM API without pytester."""
-    from pytest_lmbehave.engine.engine import Engine
+def tiny_runtime(tiny_backend):  # type: ignore[no-untyped-def]
+    """A runtime over the tiny backend, for tests of the LM API without pytester."""
+    from pytest_lmbehave.runtime.runtime import Runtime
 
-    return Engine(tiny_backend)
+    return Runtime(tiny_backend)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pytest_lmbehave.config.sampling import Policy, Sampling
+from pytest_lmbehave.backends.sampling import Policy, Sampling
 
 
 @dataclass

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from pytest_lmbehave.backends import Backend, Logprobs
+from pytest_lmbehave.backends.sampling import Policy, Sampling
 from pytest_lmbehave.config.errors import BackendUnavailable
-from pytest_lmbehave.config.sampling import Policy, Sampling
 
 # Two passes over the same ids in another shape (one row or a batch, one step at a time or teacher-forced) agree
 # to float32 noise: measured ~1e-6 here; 1e-4 leaves room for other kernels and is far below any real change.

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from pytest_lmbehave import LM, Chat, InputError
-from pytest_lmbehave.engine.engine import Engine
 from pytest_lmbehave.observations import verdict
 from pytest_lmbehave.observations.records import to_record
+from pytest_lmbehave.runtime.runtime import Runtime
 from tests.conftest import build_tiny_model, tiny_backend_of
 from tests.fake_server import Behaviour, FakeServer
 
@@ -48,7 +48,7 @@ def chat_backend(chat_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def test_a_chat_answer_is_generation_after_the_rendered_template(chat_backend: Any) -> None:
-    lm = LM(Engine(chat_backend))
+    lm = LM(Runtime(chat_backend))
     answer = lm.chat(QUESTION, max_new_tokens=6)
     rendered = chat_backend.tokenizer.apply_chat_template(QUESTION, tokenize=False, add_generation_prompt=True)
     assert (
@@ -66,23 +66,23 @@ def test_a_chat_answer_is_generation_after_the_rendered_template(chat_backend: A
 def test_a_chat_answer_that_is_not_the_expected_text_is_explained_by_its_question(chat_backend: Any) -> None:
     from pytest_lmbehave.api.assertions import explain
 
-    answer = LM(Engine(chat_backend)).chat(QUESTION, max_new_tokens=6)
+    answer = LM(Runtime(chat_backend)).chat(QUESTION, max_new_tokens=6)
     lines = explain(answer, answer.text + "!") or []
     assert lines[0] == "chat answer to 'hello world':"
     assert lines[1:3] == [f"  expected: {answer.text + '!'!r}", f"  actual:   {answer.text!r}"]
 
 
 def test_a_sampled_chat_takes_the_handles_seed_and_reproduces(chat_backend: Any) -> None:
-    lm = LM(Engine(chat_backend)).with_sampling(temperature=1.5, seed=7)
+    lm = LM(Runtime(chat_backend)).with_sampling(temperature=1.5, seed=7)
     first, second = lm.chat(QUESTION, 6), lm.chat(QUESTION, 6)
     assert first.sampling == "sampled(temperature=1.5)" and first.seed != second.seed  # the next seed per call
-    again = LM(Engine(chat_backend)).with_sampling(temperature=1.5, seed=7).chat(QUESTION, 6)
+    again = LM(Runtime(chat_backend)).with_sampling(temperature=1.5, seed=7).chat(QUESTION, 6)
     assert (again.seed, again.ids) == (first.seed, first.ids)
 
 
-def test_a_model_without_a_chat_template_gets_an_error_naming_the_fix(tiny_engine: Any) -> None:
+def test_a_model_without_a_chat_template_gets_an_error_naming_the_fix(tiny_runtime: Any) -> None:
     with pytest.raises(InputError, match=r"has no chat template.*chat or instruct model.*lm\.generate"):
-        LM(tiny_engine).chat(QUESTION)
+        LM(tiny_runtime).chat(QUESTION)
 
 
 @pytest.mark.parametrize(
@@ -100,22 +100,22 @@ def test_messages_that_are_not_role_and_content_dicts_are_refused_naming_the_sha
     chat_backend: Any, messages: Any
 ) -> None:
     with pytest.raises(InputError, match=r"'role'.*'content'|list of messages"):
-        LM(Engine(chat_backend)).chat(messages)
+        LM(Runtime(chat_backend)).chat(messages)
 
 
 def test_a_template_that_refuses_the_messages_says_so(tmp_path: Path) -> None:
     strict = "{% if messages[0]['role'] != 'system' %}{{ raise_exception('a system message comes first') }}{% endif %}"
     backend = tiny_backend_of(with_template(build_tiny_model(tmp_path / "m"), strict), tmp_path / "cache")
     with pytest.raises(InputError, match=r"refused these messages.*a system message comes first"):
-        LM(Engine(backend)).chat(QUESTION)
+        LM(Runtime(backend)).chat(QUESTION)
 
 
 def test_one_role_marker_changed_is_a_tokenizer_difference_and_the_answer_is_not_compared(
     chat_backend: Any, tmp_path: Path
 ) -> None:
-    recorded = to_record(LM(Engine(chat_backend)).chat(QUESTION, 6))
+    recorded = to_record(LM(Runtime(chat_backend)).chat(QUESTION, 6))
     edited = with_template(build_tiny_model(tmp_path / "m"), TEMPLATE.replace("assistant", "model"))
-    now = to_record(LM(Engine(tiny_backend_of(edited, tmp_path / "cache"))).chat(QUESTION, 6))
+    now = to_record(LM(Runtime(tiny_backend_of(edited, tmp_path / "cache"))).chat(QUESTION, 6))
     [difference] = verdict.compare(recorded, now, verdict.Tolerances())
     assert (difference.kind, difference.layer) == (verdict.INPUT, verdict.TOKENIZER)
     assert "the chat template renders the same messages differently from character" in difference.text
@@ -124,10 +124,10 @@ def test_one_role_marker_changed_is_a_tokenizer_difference_and_the_answer_is_not
 
 
 def test_the_same_template_with_another_answer_compares_as_a_generation(chat_backend: Any) -> None:
-    engine = Engine(chat_backend)
-    now = to_record(LM(engine).chat(QUESTION, 6))
+    runtime = Runtime(chat_backend)
+    now = to_record(LM(runtime).chat(QUESTION, 6))
     tampered = {**now, "ids": [now["ids"][0], (now["ids"][1] + 1) % chat_backend.vocab_size, *now["ids"][2:]]}
-    [difference] = verdict.compare(tampered, now, verdict.Tolerances(), engine.teacher_force)
+    [difference] = verdict.compare(tampered, now, verdict.Tolerances(), runtime.teacher_force)
     assert difference.kind == verdict.GENERATION and difference.layer == verdict.MODEL
     assert "first diverging token 1" in difference.text and "teacher-forced: at step 1" in difference.text
     assert verdict.compare(now, now, verdict.Tolerances()) == []
@@ -209,8 +209,8 @@ def test_a_served_chat_renders_and_answers_as_the_in_process_model_does(
     rendered = [r for r in server.requests if r["path"] == "/tokenize" and "messages" in r]
     assert len(rendered) == (1 if vllm else 0)
     if vllm:  # the answer too (the tiny model's text answers name partial characters, which only ids carry)
-        answer = LM(Engine(served)).chat(QUESTION, max_new_tokens=6)
-        assert to_record(answer) == to_record(LM(Engine(chat_backend)).chat(QUESTION, max_new_tokens=6))
+        answer = LM(Runtime(served)).chat(QUESTION, max_new_tokens=6)
+        assert to_record(answer) == to_record(LM(Runtime(chat_backend)).chat(QUESTION, max_new_tokens=6))
 
 
 def test_a_served_model_without_a_template_gets_the_same_clear_error(tiny_backend: Any, tmp_path: Path) -> None:
@@ -221,6 +221,6 @@ def test_a_served_model_without_a_template_gets_the_same_clear_error(tiny_backen
     try:
         served = open_backend(f"{server.url}#remote-model", Settings(cache_dir=tmp_path, server_timeout=30))
         with pytest.raises(InputError, match="the served model 'remote-model' has no chat template"):
-            LM(Engine(served)).chat(QUESTION)
+            LM(Runtime(served)).chat(QUESTION)
     finally:
         server.die()

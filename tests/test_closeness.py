@@ -76,14 +76,14 @@ def test_an_unreadable_floor_is_a_usage_error_naming_how_to_measure_it(  # type:
 
 
 def test_a_real_change_fails_naming_the_profile_its_source_and_its_distance_from_the_floor(  # type: ignore[no-untyped-def]
-    tiny_engine, tmp_path: Path
+    tiny_runtime, tmp_path: Path
 ) -> None:
     from dataclasses import replace
 
     from pytest_lmbehave import assert_close
     from pytest_lmbehave.observations import closeness
 
-    reference = tiny_engine.score("Shakespeare was a great writer, but he was also a great actor.")
+    reference = tiny_runtime.score("Shakespeare was a great writer, but he was also a great actor.")
     # The same ids, each position's candidates flattened towards uniform: a change of the distributions.
     flat = tuple(tuple((token, value / 4) for token, value in best) for best in reference.best)
     changed = replace(reference, best=flat, logprobs=tuple(v / 4 for v in reference.logprobs))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_lmbehave.backends import Decoded
-from pytest_lmbehave.config.sampling import Policy, Sampling
+from pytest_lmbehave.backends.sampling import Policy, Sampling
 
 # Teacher-forced and step-by-step passes read the same ids in another shape: their float32 numbers agree to
 # ~1e-6 (measured); 2e-4 is the determinism tolerance every mode is held to (tests/test_determinism.py).
@@ -84,20 +84,20 @@ def test_a_draft_that_ends_at_the_stop_token_ends_the_row_there(tiny_backend: An
     assert verified[finished[0]].ids[-1] == stop and verified[finished[0]].verified == len(free[finished[0]].ids)
 
 
-def test_a_planned_run_with_drafts_answers_as_a_run_without_them(tiny_engine: Any) -> None:
+def test_a_planned_run_with_drafts_answers_as_a_run_without_them(tiny_runtime: Any) -> None:
     from pytest_lmbehave import LM
-    from pytest_lmbehave.engine import plan
+    from pytest_lmbehave.runtime import plan
 
     recorded: list[plan.Ask] = []
-    LM(tiny_engine.fresh(), seed=0, asks=recorded).generate(PROMPTS, 10)
-    sampled = LM(tiny_engine.fresh(), Sampling(temperature=1.5), seed=0, asks=recorded).generate(PROMPTS, 10)
+    LM(tiny_runtime.fresh(), seed=0, asks=recorded).generate(PROMPTS, 10)
+    sampled = LM(tiny_runtime.fresh(), Sampling(temperature=1.5), seed=0, asks=recorded).generate(PROMPTS, 10)
     assert all(ask.draft for ask in recorded)  # each generation's ids, kept for the next run
 
-    planned = tiny_engine.fresh()
+    planned = tiny_runtime.fresh()
     planned.use_plan(plan.unique(recorded))
     greedy_again = LM(planned, seed=0).generate(PROMPTS, 10)
     sampled_again = LM(planned, Sampling(temperature=1.5), seed=0).generate(PROMPTS, 10)
     assert [g.ids for g in sampled_again] == [g.ids for g in sampled]
-    assert [g.ids for g in greedy_again] == [g.ids for g in LM(tiny_engine.fresh()).generate(PROMPTS, 10)]
+    assert [g.ids for g in greedy_again] == [g.ids for g in LM(tiny_runtime.fresh()).generate(PROMPTS, 10)]
     assert planned.stats["tokens verified"] == sum(len(g.ids) for g in greedy_again + sampled_again)
     assert planned.stats["tokens decoded"] == 0

@@ -13,7 +13,7 @@ def test_the_embedded_model_is_the_default_and_reproduces_the_document_tokens(py
             read = len(lm.tokenize("Shakespeare was a great").ids)  # 5 tokens, and a BOS on transformers 4.57
             assert tuple(lm.logits("Shakespeare was a great").shape) == (1, read, 49152)
             assert lm.fingerprint["model"] == "embedded" and lm.fingerprint["dtype"] == "float32"
-            assert lm.engine.backend.loaded.loaded_from.joinpath("lmbehave-manifest.json").is_file()
+            assert lm.runtime.backend.loaded.loaded_from.joinpath("lmbehave-manifest.json").is_file()
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:randomly")
@@ -30,7 +30,7 @@ def test_batched_greedy_on_the_embedded_model_equals_one_prompt_at_a_time(pytest
 
         def test_batch(lm):
             batched = lm.generate(PROMPTS, max_new_tokens=12)
-            lm.engine.forget()
+            lm.runtime.forget()
             assert [g.ids for g in batched] == [lm.generate(p, max_new_tokens=12).ids for p in PROMPTS]
         """
     )
@@ -40,14 +40,14 @@ def test_batched_greedy_on_the_embedded_model_equals_one_prompt_at_a_time(pytest
 def test_drafts_verified_on_the_embedded_model_give_free_decoding_on_every_document_prompt() -> None:
     """Every prompt of the document, greedy and sampled (top-50, as the document sampled): one free batch, then
     the same batch again with each row's draft right, wrong from step 5, or cut to 7 tokens, by turns."""
-    from pytest_lmbehave.config.sampling import Policy, Sampling
+    from pytest_lmbehave.backends.sampling import Policy, Sampling
     from pytest_lmbehave.config.settings import Settings, default_cache_dir
-    from pytest_lmbehave.engine.registry import Registry
+    from pytest_lmbehave.runtime.registry import Registry
 
     from .conftest import document, document_prompts
 
     prompts = document_prompts()
-    backend = Registry(Settings(cache_dir=default_cache_dir())).engine("embedded").backend
+    backend = Registry(Settings(cache_dir=default_cache_dir())).runtime("embedded").backend
     rows = [backend.tokenize(p) for p in prompts] + [backend.tokenize(document().SHAKESPEARE)] * 3
     rows += [backend.tokenize(document().BOSTON_VISIT)] * 3
     top50 = Sampling(top_k=50)

@@ -33,10 +33,10 @@ def test_vocabulary(lm, exercise):
 @pytest.fixture
 def exercises(run_with_tiny, pytester: pytest.Pytester, tiny_model):  # type: ignore[no-untyped-def]
     from pytest_lmbehave.api.lm import LM
-    from pytest_lmbehave.engine.engine import Engine
+    from pytest_lmbehave.runtime.runtime import Runtime
     from tests.conftest import tiny_backend_of
 
-    tokens = LM(Engine(tiny_backend_of(tiny_model, pytester.path / "c"))).tokenize("hello hello")
+    tokens = LM(Runtime(tiny_backend_of(tiny_model, pytester.path / "c"))).tokenize("hello hello")
     truth = {"count": len(tokens.ids)}
     pytester.makepyfile(
         answer_key=f"ANSWERS = {{'test_count': {truth['count']}, 'test_first_piece': 'MISSING', 'test_vocabulary': 300}}\n"

@@ -14,8 +14,8 @@ from pytest_lmbehave.backends.transformers import conversion
 from pytest_lmbehave.backends.transformers import loading as models
 from pytest_lmbehave.cli import main
 from pytest_lmbehave.config.errors import InputError, ModelLoadError, ModelNotFoundError
-from pytest_lmbehave.engine.engine import Engine
-from pytest_lmbehave.engine.store import ObservationStore
+from pytest_lmbehave.runtime.runtime import Runtime
+from pytest_lmbehave.runtime.store import ObservationStore
 
 # -- data loss and poisoning ------------------------------------------------------------------------------------
 
@@ -53,9 +53,9 @@ def test_a_worker_killed_during_an_xdist_update_deletes_no_snapshot(
     result.stderr.fnmatch_lines(["*pytest-lmbehave: worker gw* crashed, so no snapshot is deleted as unused*"])
 
 
-def test_changing_a_returned_distribution_does_not_poison_later_questions(tiny_engine) -> None:  # type: ignore[no-untyped-def]
-    engine = Engine(tiny_engine.backend)
-    lm = LM(engine)
+def test_changing_a_returned_distribution_does_not_poison_later_questions(tiny_runtime) -> None:  # type: ignore[no-untyped-def]
+    runtime = Runtime(tiny_runtime.backend)
+    lm = LM(runtime)
     expected = lm.next_token("hello hello")
     argmax, margin = expected.argmax_id, expected.margin
     lm.next_token("hello hello").logprobs[:] = 0  # a test that scribbles on what it was handed
@@ -141,13 +141,13 @@ def test_a_truncated_gguf_stops_the_run_with_one_message(pytester: pytest.Pytest
     ],
     ids=["rank", "prob", "top", "decode", "generate", "next_token", "logits", "duplicate-options"],
 )
-def test_a_bad_id_or_size_is_an_input_error_that_names_the_valid_range(tiny_engine, call, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_id_or_size_is_an_input_error_that_names_the_valid_range(tiny_runtime, call, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match=re.escape(message)):
-        call(LM(tiny_engine))
+        call(LM(tiny_runtime))
 
 
-def test_choose_takes_token_ids_as_its_prompt(tiny_engine) -> None:  # type: ignore[no-untyped-def]
-    lm = LM(tiny_engine)
+def test_choose_takes_token_ids_as_its_prompt(tiny_runtime) -> None:  # type: ignore[no-untyped-def]
+    lm = LM(tiny_runtime)
     ids = list(lm.tokenize("Review: good game. Decision:").ids)
     by_ids, by_text = lm.choose(ids, [" good", " bad"]), lm.choose("Review: good game. Decision:", [" good", " bad"])
     assert by_ids.scores == pytest.approx(by_text.scores, abs=1e-5)
@@ -329,18 +329,18 @@ def test_diff_pairs_snapshot_tests_of_two_models_by_node_id_without_the_model(
     assert "specs/test_a.py::test_next[embedded]  <->  specs/test_a.py::test_next[HuggingFaceTB--SmolLM2-360M]" in out
 
 
-# -- the engine and model lookup -----------------------------------------------------------------------------------
+# -- the runtime and model lookup -----------------------------------------------------------------------------------
 
 
-def test_forget_recomputes_instead_of_reading_the_disk_cache(tiny_engine, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    fingerprint = tiny_engine.fingerprint
-    LM(Engine(tiny_engine.backend, ObservationStore(tmp_path, fingerprint))).next_token("hello")
-    engine = Engine(tiny_engine.backend, ObservationStore(tmp_path, fingerprint))
-    LM(engine).next_token("hello")
-    assert engine.stats["from_disk"] == 1
-    engine.forget()
-    LM(engine).next_token("hello")
-    assert (engine.stats["from_disk"], engine.stats["computed"]) == (1, 1)
+def test_forget_recomputes_instead_of_reading_the_disk_cache(tiny_runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    fingerprint = tiny_runtime.fingerprint
+    LM(Runtime(tiny_runtime.backend, ObservationStore(tmp_path, fingerprint))).next_token("hello")
+    runtime = Runtime(tiny_runtime.backend, ObservationStore(tmp_path, fingerprint))
+    LM(runtime).next_token("hello")
+    assert runtime.stats["from_disk"] == 1
+    runtime.forget()
+    LM(runtime).next_token("hello")
+    assert (runtime.stats["from_disk"], runtime.stats["computed"]) == (1, 1)
 
 
 def test_only_a_model_missing_from_the_hub_cache_counts_as_not_available(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_lmbehave.backends import Decoded
-from pytest_lmbehave.config.sampling import Policy, Sampling
+from pytest_lmbehave.backends.sampling import Policy, Sampling
 
 from .conftest import build_tiny_model, document_prompts, tiny_backend_of
 
@@ -143,7 +143,7 @@ def test_the_fingerprint_names_the_generation_config_so_an_edit_misses_the_cache
     from pytest_lmbehave.backends.transformers import loading as models
     from pytest_lmbehave.config import environment
     from pytest_lmbehave.config.settings import Settings
-    from pytest_lmbehave.engine.store import ObservationStore
+    from pytest_lmbehave.runtime.store import ObservationStore
 
     folder = with_config(plain, tmp_path / "model", {"repetition_penalty": 1.3})
     settings_ = Settings(cache_dir=tmp_path / "cache")
@@ -168,13 +168,13 @@ def test_a_diverging_generation_is_localised_through_the_models_own_processors(
 ) -> None:
     """The teacher-forced pass that explains a failure reads the steps as generate did: with the config's
     processors, the recorded tokens are today's top candidates at every step."""
-    from pytest_lmbehave.engine.engine import Engine
+    from pytest_lmbehave.runtime.runtime import Runtime
 
     backend = tiny_backend_of(with_config(plain, tmp_path / "model", {"repetition_penalty": 2.0}), tmp_path / "cache")
-    engine = Engine(backend)
+    runtime = Runtime(backend)
     rows, _ = rows_and_plain
-    generation = engine.generate([rows[0]], STEPS, None, None)[0]
-    checks = engine.teacher_force(rows[0], generation.ids)
+    generation = runtime.generate([rows[0]], STEPS, None, None)[0]
+    checks = runtime.teacher_force(rows[0], generation.ids)
     assert [c.token for c in checks] == [c.argmax for c in checks]
     raw = backend.forced_logprobs([(rows[0], generation.ids)])[0]
     assert any(int(n.values.argmax()) != t for n, t in zip(raw, generation.ids))  # the raw view disagrees

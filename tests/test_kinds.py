@@ -11,9 +11,9 @@ import pytest
 
 from pytest_lmbehave.observations import KINDS, Kind, kind_of
 from pytest_lmbehave.observations.differences import SCORE, Compared, Tolerances, moved
-from pytest_lmbehave.observations.drift import Thresholds, compare_records
 from pytest_lmbehave.observations.records import to_record
 from pytest_lmbehave.observations.verdict import compare
+from pytest_lmbehave.reports.drift import Thresholds, compare_records
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,10 @@ def test_an_object_of_no_registered_kind_is_refused_by_name() -> None:
 def test_a_teacher_forced_pass_is_computed_once_per_request(tiny_backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """One request identity for teacher forcing too: a failing generation's localisation and lm.steps() each read
     their pass once, however often they are asked."""
-    from pytest_lmbehave.engine.engine import Engine
+    from pytest_lmbehave.runtime.runtime import Runtime
 
-    engine = Engine(tiny_backend)
-    generation = engine.generate(["hello hello"], 6, None, None)[0]
+    runtime = Runtime(tiny_backend)
+    generation = runtime.generate(["hello hello"], 6, None, None)[0]
     calls: list[bool] = []
     real = tiny_backend.forced_logprobs
 
@@ -85,22 +85,22 @@ def test_a_teacher_forced_pass_is_computed_once_per_request(tiny_backend: Any, m
 
     monkeypatch.setattr(tiny_backend, "forced_logprobs", counted)
     for _ in range(3):
-        engine.teacher_force(list(generation.prompt_ids), generation.ids)
-        engine.steps(generation)
+        runtime.teacher_force(list(generation.prompt_ids), generation.ids)
+        runtime.steps(generation)
     assert sorted(calls) == [False, True]
 
 
-def test_a_scored_text_is_recorded_compared_and_summed_up_as_distributions(tiny_engine: Any) -> None:
+def test_a_scored_text_is_recorded_compared_and_summed_up_as_distributions(tiny_runtime: Any) -> None:
     """lm.score: one teacher-forced pass gives each token's log-probability given the ones before it; two runs'
     records of the same ids give KL statistics (mean, median, p99, max, same top, RMS Δp) as llama.cpp's tool."""
     import copy
 
     from pytest_lmbehave.observations import scores
 
-    scored = tiny_engine.score("hello hello world, the model predicts")
+    scored = tiny_runtime.score("hello hello world, the model predicts")
     assert len(scored.logprobs) == len(scored.ids) - 1 and scored.total < 0
     for i in (1, len(scored.ids) - 1):
-        [after] = tiny_engine.next_tokens([list(scored.ids[:i])])
+        [after] = tiny_runtime.next_tokens([list(scored.ids[:i])])
         assert after.logprob(scored.ids[i]) == pytest.approx(scored.logprobs[i - 1], abs=2e-4)
     old = to_record(scored)
     assert compare(old, copy.deepcopy(old), Tolerances(kl=1e-6)) == []
@@ -119,8 +119,52 @@ def test_a_scored_text_is_recorded_compared_and_summed_up_as_distributions(tiny_
     assert line.startswith(f"distributions over {len(scored.logprobs)} scored position(s) of the same ids")
 
 
-def test_scoring_a_single_token_is_refused_with_the_reason(tiny_engine: Any) -> None:
+def test_scoring_a_single_token_is_refused_with_the_reason(tiny_runtime: Any) -> None:
     from pytest_lmbehave.config.errors import InputError
 
     with pytest.raises(InputError, match="scoring needs at least two"):
-        tiny_engine.score([5])
+        tiny_runtime.score([5])
+
+
+def test_diff_only_takes_every_kind_of_the_table_with_generation_split_by_its_modes() -> None:
+    from pytest_lmbehave.observations import selectable, selected_as
+
+    assert selectable() == ("tokenization", "next_token", "chat", "greedy", "sampled", "choice", "scores")
+    assert selected_as({"kind": "generation", "sampling": "greedy"}) == "greedy"
+    assert selected_as({"kind": "generation", "sampling": "temperature=0.7"}) == "sampled"
+    assert selected_as({"kind": "scores"}) == "scores"
+
+
+def reports_with(tmp_path: Any, records: list[dict[str, Any]], moved: list[dict[str, Any]]) -> list[str]:
+    import json
+
+    from pytest_lmbehave.reports.report_format import FORMAT, VERSION
+
+    paths = []
+    for name, observations in (("old", records), ("new", moved)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(
+            json.dumps({"format": FORMAT, "version": VERSION, "environments": {}, "observations": {"t": observations}})
+        )
+        paths.append(str(path))
+    return paths
+
+
+def test_a_kind_registered_in_the_table_is_a_choice_of_diff_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_lmbehave.cli import main
+
+    old, new = reports_with(
+        tmp_path, [{"kind": "totals", "text": "a", "total": -3.0}], [{"kind": "totals", "text": "a", "total": -3.5}]
+    )
+    with pytest.raises(SystemExit):
+        main(["diff", old, new, "--only", "totals"])
+    assert "'totals': the kinds are tokenization, next_token, chat, greedy, sampled, choice, scores" in (
+        capsys.readouterr().err
+    )
+    monkeypatch.setitem(KINDS, "totals", Kind("totals", Scores, record, compare_scores, explain))
+    assert main(["diff", old, new, "--only", "totals"]) == 1
+    assert "1 observations compared, 1 changes" in capsys.readouterr().out
+    assert main(["diff", old, new, "--only", "scores,chat"]) == 0  # the other kinds leave it out
+    assert "2 observation(s) left out by --only scores,chat" in capsys.readouterr().out

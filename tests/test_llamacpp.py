@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_lmbehave.backends import open as open_backend
-from pytest_lmbehave.config.sampling import Policy, Sampling
+from pytest_lmbehave.backends.sampling import Policy, Sampling
 from pytest_lmbehave.config.settings import Settings, default_cache_dir
 
 from .conftest import document, document_prompts
@@ -109,10 +109,10 @@ def requantized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def scores_of(spec: str, engine: str = "llama.cpp") -> Any:
-    from pytest_lmbehave.engine.engine import Engine
+    from pytest_lmbehave.runtime.runtime import Runtime
 
     doc = document()
-    return Engine(open_backend(spec, Settings(engine=engine, cache_dir=default_cache_dir()))).score(doc.PROSE)
+    return Runtime(open_backend(spec, Settings(engine=engine, cache_dir=default_cache_dir()))).score(doc.PROSE)
 
 
 def test_a_coarser_quantization_moves_the_distributions_further_and_both_beyond_the_noise_floor(

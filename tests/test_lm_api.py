@@ -9,8 +9,8 @@ from pytest_lmbehave import LM, InputError, Sampling
 
 
 @pytest.fixture
-def lm(tiny_engine) -> LM:  # type: ignore[no-untyped-def]
-    return LM(tiny_engine, seed=123)
+def lm(tiny_runtime) -> LM:  # type: ignore[no-untyped-def]
+    return LM(tiny_runtime, seed=123)
 
 
 def test_tokenize_gives_ids_and_each_token_decoded_on_its_own(lm: LM) -> None:
@@ -46,33 +46,33 @@ def test_greedy_generation_is_the_chain_of_argmaxes(lm: LM) -> None:
     assert generation.full_text == lm.decode(ids)
 
 
-def test_a_batch_of_prompts_gives_the_unbatched_results(tiny_engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_of_prompts_gives_the_unbatched_results(tiny_runtime) -> None:  # type: ignore[no-untyped-def]
     prompts = ["Shakespeare was a", "hello", "The best places to visit in Boston are"]
-    batched = LM(tiny_engine).generate(prompts, max_new_tokens=5)
-    tiny_engine.forget()
-    single = [LM(tiny_engine).generate(p, max_new_tokens=5) for p in prompts]
+    batched = LM(tiny_runtime).generate(prompts, max_new_tokens=5)
+    tiny_runtime.forget()
+    single = [LM(tiny_runtime).generate(p, max_new_tokens=5) for p in prompts]
     assert [g.ids for g in batched] == [g.ids for g in single]
-    tiny_engine.forget()
-    next_batched = LM(tiny_engine).next_token(prompts)
-    tiny_engine.forget()
-    assert [d.argmax_id for d in next_batched] == [LM(tiny_engine).next_token(p).argmax_id for p in prompts]
+    tiny_runtime.forget()
+    next_batched = LM(tiny_runtime).next_token(prompts)
+    tiny_runtime.forget()
+    assert [d.argmax_id for d in next_batched] == [LM(tiny_runtime).next_token(p).argmax_id for p in prompts]
 
 
-def test_a_seeded_sample_reproduces_and_leaves_the_global_rng_alone(tiny_engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_seeded_sample_reproduces_and_leaves_the_global_rng_alone(tiny_runtime) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(99)
     before = torch.get_rng_state()
-    first = LM(tiny_engine, Sampling(temperature=1.5), seed=7).generate("hello", 8)
-    tiny_engine.forget()
-    second = LM(tiny_engine, Sampling(temperature=1.5), seed=7).generate("hello", 8)
-    other = LM(tiny_engine, Sampling(temperature=1.5), seed=8).generate("hello", 8)
+    first = LM(tiny_runtime, Sampling(temperature=1.5), seed=7).generate("hello", 8)
+    tiny_runtime.forget()
+    second = LM(tiny_runtime, Sampling(temperature=1.5), seed=7).generate("hello", 8)
+    other = LM(tiny_runtime, Sampling(temperature=1.5), seed=8).generate("hello", 8)
     assert first.ids == second.ids
     assert first.ids != other.ids
     assert torch.equal(torch.get_rng_state(), before)
 
 
-def test_successive_sampled_calls_in_one_test_differ_but_repeat_across_runs(tiny_engine) -> None:  # type: ignore[no-untyped-def]
+def test_successive_sampled_calls_in_one_test_differ_but_repeat_across_runs(tiny_runtime) -> None:  # type: ignore[no-untyped-def]
     def run() -> list[tuple[int, ...]]:
-        handle = LM(tiny_engine, Sampling(), seed=5)
+        handle = LM(tiny_runtime, Sampling(), seed=5)
         return [handle.generate("hello", 6).ids for _ in range(3)]
 
     first = run()
@@ -114,11 +114,11 @@ def test_bad_input_raises_an_error_that_names_the_problem(lm: LM, call, message:
 
 
 def test_prompts_keep_the_bos_their_tokenizer_adds_but_pieces_and_options_do_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from pytest_lmbehave.engine.engine import Engine
+    from pytest_lmbehave.runtime.runtime import Runtime
     from tests.conftest import build_tiny_model, tiny_backend_of
 
     folder = build_tiny_model(tmp_path / "bos-tiny", bos=True)
-    lm = LM(Engine(tiny_backend_of(folder, tmp_path / "cache")))
+    lm = LM(Runtime(tiny_backend_of(folder, tmp_path / "cache")))
     bos = lm.tokenizer.eos_token_id
     assert lm.tokenize("hello").ids[0] == bos
     assert lm.generate("hello", max_new_tokens=2).prompt_ids[0] == bos

@@ -220,10 +220,10 @@ def embedded_lm() -> Any:
     from pytest_lmbehave import LM
     from pytest_lmbehave.backends import open as open_backend
     from pytest_lmbehave.config.settings import Settings, default_cache_dir
-    from pytest_lmbehave.engine.engine import Engine
+    from pytest_lmbehave.runtime.runtime import Runtime
 
     sys.path.insert(0, str(SPECS))  # the specs import their document module
-    return LM(Engine(open_backend("embedded", Settings(cache_dir=default_cache_dir()))))
+    return LM(Runtime(open_backend("embedded", Settings(cache_dir=default_cache_dir()))))
 
 
 def untouched(name: str, verb: Any) -> Any:

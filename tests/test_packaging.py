@@ -14,7 +14,7 @@ import pytest
 
 import pytest_lmbehave
 from pytest_lmbehave.cli import main
-from pytest_lmbehave.teaching.scaffold import SKIPPED
+from pytest_lmbehave.cli.init import SKIPPED
 
 ROOT = Path(__file__).resolve().parent.parent
 

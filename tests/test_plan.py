@@ -10,11 +10,11 @@ import numpy
 import pytest
 
 from pytest_lmbehave import LM, Sampling
+from pytest_lmbehave.backends.sampling import Policy
 from pytest_lmbehave.backends.transformers import prefill
-from pytest_lmbehave.config.sampling import Policy
-from pytest_lmbehave.engine import plan
-from pytest_lmbehave.engine.engine import Engine
-from pytest_lmbehave.engine.store import SharedBatches
+from pytest_lmbehave.runtime import plan
+from pytest_lmbehave.runtime.runtime import Runtime
+from pytest_lmbehave.runtime.store import SharedBatches
 
 GREEDY = None
 WARM = Sampling(temperature=1.3)
@@ -95,13 +95,13 @@ def test_a_damaged_plan_is_named_and_ignored(tmp_path: Path, text: str) -> None:
     assert str(path) in problem and "--lm-plan-update rewrites it" in problem
 
 
-def test_a_rows_tokens_do_not_depend_on_the_rows_batched_beside_it(tiny_engine: Engine) -> None:
-    prompt = tiny_engine.encode("Shakespeare was a")
-    others = [tiny_engine.encode("hello hello world, the model"), tiny_engine.encode("Review:")]
+def test_a_rows_tokens_do_not_depend_on_the_rows_batched_beside_it(tiny_runtime: Runtime) -> None:
+    prompt = tiny_runtime.encode("Shakespeare was a")
+    others = [tiny_runtime.encode("hello hello world, the model"), tiny_runtime.encode("Review:")]
     policies = [Policy(Sampling(temperature=1.5), 11), Policy(None, None)]
-    alone = [tiny_engine.backend.generate([prompt], 12, [p])[0] for p in policies]
+    alone = [tiny_runtime.backend.generate([prompt], 12, [p])[0] for p in policies]
     company = [Policy(Sampling(top_p=0.8), 3), Policy(Sampling(temperature=0.7, top_k=5), 4)]
-    together = tiny_engine.backend.generate(
+    together = tiny_runtime.backend.generate(
         [others[0], prompt, others[1], prompt], 12, [company[0], policies[0], company[1], policies[1]]
     )
     for single, batched in zip(alone, [together[1], together[3]]):
@@ -110,10 +110,10 @@ def test_a_rows_tokens_do_not_depend_on_the_rows_batched_beside_it(tiny_engine: 
         assert batched.argmax_ids == single.argmax_ids
 
 
-def test_a_sampled_row_with_the_seed_of_a_single_call_repeats_it(tiny_engine: Engine) -> None:
-    lm = LM(tiny_engine.fresh(), Sampling(temperature=1.5), seed=5)
+def test_a_sampled_row_with_the_seed_of_a_single_call_repeats_it(tiny_runtime: Runtime) -> None:
+    lm = LM(tiny_runtime.fresh(), Sampling(temperature=1.5), seed=5)
     single = lm.generate("hello", 8)
-    batch = LM(tiny_engine.fresh(), Sampling(temperature=1.5), seed=5).generate(["hello", "hello"], 8)
+    batch = LM(tiny_runtime.fresh(), Sampling(temperature=1.5), seed=5).generate(["hello", "hello"], 8)
     assert batch[0].ids == single.ids and batch[0].seed == single.seed != batch[1].seed
 
 
@@ -139,27 +139,27 @@ def same(a: object, b: object) -> bool:
     return bool(numpy.allclose(a.values, b.values, atol=1e-4))  # type: ignore[attr-defined]
 
 
-def test_a_planned_run_answers_as_an_unplanned_one_and_computes_each_batch_once(tiny_engine: Engine) -> None:
+def test_a_planned_run_answers_as_an_unplanned_one_and_computes_each_batch_once(tiny_runtime: Runtime) -> None:
     recorded: list[plan.Ask] = []
-    unplanned = asks_and_answers(LM(tiny_engine.fresh(), seed=0, asks=recorded))
-    planned_engine = tiny_engine.fresh()
-    planned_engine.use_plan(plan.unique(recorded))
-    planned = asks_and_answers(LM(planned_engine, seed=0))
+    unplanned = asks_and_answers(LM(tiny_runtime.fresh(), seed=0, asks=recorded))
+    planned_runtime = tiny_runtime.fresh()
+    planned_runtime.use_plan(plan.unique(recorded))
+    planned = asks_and_answers(LM(planned_runtime, seed=0))
     assert same(planned, unplanned)
     # Everything was answered from the plan's batches: nothing was computed one request at a time.
     # (The one extra is the choice: its scores are read off a planned next-token distribution.)
-    groups = planned_engine.schedule.groups
-    assert planned_engine.stats["computed"] == sum(len(g.rows) for g in groups) + 1
-    assert len(planned_engine.schedule.settled) == len(groups) >= 2
+    groups = planned_runtime.schedule.groups
+    assert planned_runtime.stats["computed"] == sum(len(g.rows) for g in groups) + 1
+    assert len(planned_runtime.schedule.settled) == len(groups) >= 2
 
 
-def test_a_batch_one_worker_computed_is_read_by_the_other(tiny_engine: Engine, tmp_path: Path) -> None:
+def test_a_batch_one_worker_computed_is_read_by_the_other(tiny_runtime: Runtime, tmp_path: Path) -> None:
     recorded: list[plan.Ask] = []
-    asks_and_answers(LM(tiny_engine.fresh(), seed=0, asks=recorded))
-    workers = [Engine(tiny_engine.backend, None, SharedBatches(tmp_path, tiny_engine.fingerprint)) for _ in "ab"]
-    for engine in workers:
-        engine.use_plan(plan.unique(recorded))
-        engine.prefetch()
+    asks_and_answers(LM(tiny_runtime.fresh(), seed=0, asks=recorded))
+    workers = [Runtime(tiny_runtime.backend, None, SharedBatches(tmp_path, tiny_runtime.fingerprint)) for _ in "ab"]
+    for runtime in workers:
+        runtime.use_plan(plan.unique(recorded))
+        runtime.prefetch()
     first, second = workers
     assert first.stats["computed"] > 0 and first.stats["shared"] == 0
     assert second.stats["computed"] == 0 and second.stats["shared"] == first.stats["computed"]
@@ -167,13 +167,13 @@ def test_a_batch_one_worker_computed_is_read_by_the_other(tiny_engine: Engine, t
     assert second.stats["computed"] == 1  # only the choice, read off a next-token batch the first worker wrote
 
 
-def test_prompts_sharing_a_beginning_get_the_distributions_they_get_alone(tiny_engine: Engine) -> None:
-    beginning = tiny_engine.encode("Shakespeare was a great writer, but he was also a great actor.")
-    assert plan.PREFIX < len(beginning) < tiny_engine.backend.context - 10
-    rows = [tuple(beginning + tiny_engine.encode(end, special=False)) for end in (" hello", " Review: good", " the")]
-    together = tiny_engine.backend.next_logprobs(rows)
+def test_prompts_sharing_a_beginning_get_the_distributions_they_get_alone(tiny_runtime: Runtime) -> None:
+    beginning = tiny_runtime.encode("Shakespeare was a great writer, but he was also a great actor.")
+    assert plan.PREFIX < len(beginning) < tiny_runtime.backend.context - 10
+    rows = [tuple(beginning + tiny_runtime.encode(end, special=False)) for end in (" hello", " Review: good", " the")]
+    together = tiny_runtime.backend.next_logprobs(rows)
     for row, numbers in zip(rows, together):
-        [alone] = tiny_engine.backend.next_logprobs([row])
+        [alone] = tiny_runtime.backend.next_logprobs([row])
         assert numpy.allclose(numbers.values, alone.values, atol=1e-4)
         assert numbers.values.argmax() == alone.values.argmax()
 
@@ -238,15 +238,15 @@ def test_a_damaged_plan_file_is_named_and_the_run_goes_on(run_with_tiny, pyteste
 
 
 def test_prompts_of_very_different_lengths_are_read_a_length_group_at_a_time_with_the_same_results(
-    tiny_engine: Engine,
+    tiny_runtime: Runtime,
 ) -> None:
-    short, middle = tiny_engine.encode("hello"), tiny_engine.encode("hello hello world, the")
-    long = tiny_engine.encode("Shakespeare was a great writer, but he was also")
+    short, middle = tiny_runtime.encode("hello"), tiny_runtime.encode("hello hello world, the")
+    long = tiny_runtime.encode("Shakespeare was a great writer, but he was also")
     # Two length groups (from the shortest: up to twice its length + 16), the first padded.
     assert len(short) < len(middle) <= 2 * len(short) + 16 < len(long)
     rows = [short, long, middle]
     policies = [Policy(None, None), Policy(Sampling(temperature=1.5), 2), Policy(None, None)]
-    backend = tiny_engine.backend
+    backend = tiny_runtime.backend
     model, pad_id = backend.model, backend.pad_id
     assert set(prefill.stitched(model, rows, pad_id, "cache")) == {"cache"}
     assert prefill.stitched(model, [short, middle], pad_id, "cache") == {}  # one length group: one pass over the batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -155,24 +156,31 @@ def test_a_failed_generation_shows_where_the_texts_part_and_the_candidates_there
     )
 
 
-def test_lm_top_sets_how_many_candidates_a_failure_shows(run_with_tiny) -> None:  # type: ignore[no-untyped-def]
-    result = run_with_tiny(
-        """
-        def test_next(lm):
-            dist = lm.next_token("hello hello")
-            assert dist == dist.top(3)[2].piece
+FAILING_TWICE = """
+def test_next(lm):
+    dist = lm.next_token("hello hello")
+    assert dist == dist.top(3)[2].piece
 
-        def test_generation(lm):
-            generation = lm.generate("hello", max_new_tokens=4)
-            assert generation == generation.pieces[0] + "\\u2603"
-        """,
-        "--lm-top=8",
-        "-vv",
-    )
+def test_generation(lm):
+    generation = lm.generate("hello", max_new_tokens=4)
+    assert generation == generation.pieces[0] + "\\u2603"
+"""
+
+
+def test_lm_top_sets_how_many_candidates_a_failure_shows_at_default_verbosity(  # type: ignore[no-untyped-def]
+    run_with_tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("CI", "BUILD_NUMBER"):  # pytest never truncates on CI
+        monkeypatch.delenv(variable, raising=False)
+    result = run_with_tiny(FAILING_TWICE, "--lm-top=8")
     result.assert_outcomes(failed=2)
     text = result.stdout.str()
     assert "top 8 (margin of the top candidate:" in text and "top 8 at that step:" in text
-    assert "  8. " in text and "  9. " not in text and "top 5" not in text
+    assert text.count("  8. ") == 2 and "  9. " not in text and "top 5" not in text
+    assert "Full output truncated" not in text
+    # Limits the user set are theirs: pytest cuts the same explanation again.
+    limited = run_with_tiny(FAILING_TWICE, "--lm-top=8", "-o", "truncation_limit_lines=6")
+    assert "Full output truncated" in limited.stdout.str()
 
 
 def test_sampled_tests_get_a_seed_from_the_base_seed_and_node_id_whatever_the_order(run_with_tiny) -> None:  # type: ignore[no-untyped-def]
@@ -213,7 +221,7 @@ def test_a_seed_on_the_marker_fixes_the_sample(run_with_tiny) -> None:  # type: 
         @pytest.mark.sampled(seed=3, top_p=0.9)
         def test_fixed(lm):
             assert lm.seed == 3 and lm.sampling == Sampling(top_p=0.9, seed=3)
-            again = LM(lm.engine, Sampling(top_p=0.9, seed=3), 3)
+            again = LM(lm.runtime, Sampling(top_p=0.9, seed=3), 3)
             assert lm.generate("hello", 5).ids == again.generate("hello", 5).ids
 
         def test_greedy_by_default(lm):
@@ -317,16 +325,16 @@ def test_the_lm_model_marker_loads_each_model_once_per_process(run_with_tiny, ti
         import pytest
 
         def test_default(lm, request):
-            assert lm.engine.backend.loaded.source.path.name == "tiny-llama"
+            assert lm.runtime.backend.loaded.source.path.name == "tiny-llama"
 
         @pytest.mark.lm_model({str(other)!r})
         class TestOther:
             def test_one(self, lm):
-                assert lm.engine.backend.loaded.source.path.name == "other-tiny"
+                assert lm.runtime.backend.loaded.source.path.name == "other-tiny"
 
             def test_two(self, lm, request):
                 registry = request.config.stash[__import__("pytest_lmbehave.plugin").plugin.SESSION].registry
-                assert len(registry.engines) == 2
+                assert len(registry.runtimes) == 2
         """
     )
     result.assert_outcomes(passed=3)
@@ -372,3 +380,73 @@ def test_a_model_path_given_as_a_separate_argument_is_refused_with_the_equals_fo
     result.stderr.fnmatch_lines([f"*--lm-model {tiny_model}: write it as --lm-model={tiny_model}.*rootdir*"])
     assert not (tiny_model.parent / "lmbehave-plan.json").exists()
     pytester.runpytest("-p", "no:randomly", f"--lm-model={tiny_model}").assert_outcomes(passed=1)
+
+
+def test_a_report_path_given_as_a_separate_argument_is_taken_when_the_rootdir_stays(
+    pytester: pytest.Pytester, tiny_model: Path
+) -> None:
+    """The form users copy from every other plugin: refused only when it would move the rootdir, not here."""
+    pytester.makepyprojecttoml("[tool.pytest.ini_options]\n")
+    pytester.makepyfile("def test_next(lm):\n    lm.next_token('hello')\n")
+    out = pytester.path.parent / f"{pytester.path.name}-out"
+    out.mkdir()
+    result = pytester.runpytest("-p", "no:randomly", f"--lm-model={tiny_model}", "--lm-report", f"../{out.name}/r.json")
+    result.assert_outcomes(passed=1)
+    assert f"rootdir: {pytester.path}" in result.stdout.str()
+    assert "test_next" in "".join(json.loads((out / "r.json").read_text())["observations"])
+
+
+SURFACE_CONFTEST = """
+import pytest
+from pytest_lmbehave.plugin import markers
+
+READ = []
+_read = markers.Marks.read.__func__
+
+
+def counted(cls, item, base_seed):
+    READ.append(item.nodeid)
+    return _read(cls, item, base_seed)
+
+
+markers.Marks.read = classmethod(counted)
+
+
+def pytest_unconfigure(config):
+    ours = sorted(
+        name for name, plugin in config.pluginmanager.list_name_plugin()
+        if (getattr(plugin, "__name__", None) or type(plugin).__module__).startswith("pytest_lmbehave")
+    )
+    print("REGISTERED", ours)
+    print("MARKS READ", sorted(set(READ)), len(READ))
+"""
+
+
+def test_the_plugin_module_is_the_only_object_that_hooks_and_each_tests_markers_are_read_once(  # type: ignore[no-untyped-def]
+    run_with_tiny, pytester: pytest.Pytester, tiny_model: Path
+) -> None:
+    pytester.makeconftest(SURFACE_CONFTEST)
+    result = run_with_tiny(
+        f"""
+        import pytest
+
+        @pytest.mark.sampled(seed=3)
+        @pytest.mark.lm_model({str(tiny_model)!r})
+        def test_marked(lm, lm_model_spec):
+            assert lm_model_spec == {str(tiny_model)!r}
+            lm.generate("hello", max_new_tokens=2)
+
+        def test_plain(lm):
+            lm.next_token("hello")
+        """,
+        "-s",
+        f"--lm-report={pytester.path / 'report.json'}",
+    )
+    result.assert_outcomes(passed=2)
+    # No collector, exercise counter, plan or report writer registers hooks of its own: the module does, over one
+    # Session; and a test's markers are read once, at its setup, though its fixtures ask for them three times.
+    module = "test_the_plugin_module_is_the_only_object_that_hooks_and_each_tests_markers_are_read_once.py"
+    lines = result.stdout.lines
+    assert "REGISTERED ['lmbehave']" in lines
+    assert f"MARKS READ ['{module}::test_marked', '{module}::test_plain'] 2" in lines
+    result.stdout.fnmatch_lines(["lmbehave: * observations from 2 tests written to *report.json"])

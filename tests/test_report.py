@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_lmbehave.cli import main
-from pytest_lmbehave.observations.drift import Thresholds, compare_records
+from pytest_lmbehave.reports.drift import Thresholds, compare_records
 
 SOURCE = """
 from pytest_lmbehave import sampled
@@ -161,7 +161,7 @@ def test_python_dash_m_runs_the_same_command(tmp_path: Path) -> None:
 
 
 def test_a_sampled_path_that_moves_is_minor_and_questions_about_changed_text_are_not_compared() -> None:
-    from pytest_lmbehave.observations.drift import compare_reports
+    from pytest_lmbehave.reports.drift import compare_reports
 
     def generation(ids: list[int], sampling: str = "greedy") -> dict:  # type: ignore[type-arg]
         return {

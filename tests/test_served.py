@@ -68,7 +68,7 @@ def test_a_list_of_prompts_is_one_request(serve: Any, tmp_path: Path) -> None:
     rows = [backend.tokenize(p) for p in ("hello", "hello hello", "Review: good game")]
     before = len(server.requests)
     backend.next_logprobs(rows)
-    backend.generate(rows, 4, [__import__("pytest_lmbehave.config.sampling").config.sampling.Policy()] * 3)
+    backend.generate(rows, 4, [__import__("pytest_lmbehave.backends.sampling").backends.sampling.Policy()] * 3)
     assert len(server.requests) - before == 2
 
 
@@ -102,6 +102,9 @@ def test_a_served_copy_passes_the_snapshots_the_in_process_model_recorded(
         ["*3 snapshots passed*", "*SKIPPED*not available on this backend: lm.logits() needs the raw logits*"]
     )
     result.stderr.fnmatch_lines(["*vllm fake-0.32 at * serves * (top 20 candidates per position)*"])
+    [header] = [line for line in result.stdout.lines if line.startswith("lmbehave: model")]
+    assert header.endswith("(served; probed at the start of the session); base seed=0")  # none of this machine's
+    assert "dtype=" not in header and "threads=" not in header  # numerics: the server's are its own
 
 
 def test_a_server_without_prompt_scoring_says_so_and_its_specs_are_skipped_not_scored_at_chance(
@@ -267,8 +270,8 @@ def test_many_rows_come_back_on_their_own_prompts(serve: Any, tmp_path: Path, ti
 
 
 def test_an_answer_with_fewer_choices_than_prompts_is_an_error_naming_the_request(serve: Any, tmp_path: Path) -> None:
+    from pytest_lmbehave.backends.sampling import Policy
     from pytest_lmbehave.backends.served.http import ServerAnswer
-    from pytest_lmbehave.config.sampling import Policy
 
     backend = connected(serve(short=True), tmp_path)
     rows = [backend.tokenize(p) for p in ("hello", "hello hello", "Review: good game")]
@@ -279,7 +282,7 @@ def test_an_answer_with_fewer_choices_than_prompts_is_an_error_naming_the_reques
 
 
 def test_two_servers_of_one_model_name_never_share_a_cache_entry(serve: Any, tmp_path: Path) -> None:
-    from pytest_lmbehave.engine.store import ObservationStore
+    from pytest_lmbehave.runtime.store import ObservationStore
 
     first, second = connected(serve(), tmp_path), connected(serve(), tmp_path)
     assert first.fingerprint()["served_model"] == second.fingerprint()["served_model"]

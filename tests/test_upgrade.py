@@ -78,7 +78,8 @@ def test_without_its_own_variant_a_run_fails_and_names_the_tokenizer_change(tmp_
 
 
 def test_lmbehave_diff_attributes_each_change_to_its_layer_and_leads_with_the_root_cause() -> None:
-    from pytest_lmbehave.observations.drift import Thresholds, compare_reports, root_causes
+    from pytest_lmbehave.reports.causes import root_causes
+    from pytest_lmbehave.reports.drift import Thresholds, compare_reports
 
     def asked(prompt: str, ids: list[int], argmax: str, margin: float) -> dict:  # type: ignore[type-arg]
         row = [argmax, 7 if argmax == " x" else 8, 0.5]

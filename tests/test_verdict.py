@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from pytest_lmbehave.observations import verdict
-from pytest_lmbehave.observations.drift import Thresholds, compare_records
 from pytest_lmbehave.observations.verdict import StepCheck, Tolerances, compare, is_near_tie
 from pytest_lmbehave.plugin.snapshots import LMSnapshotExtension
+from pytest_lmbehave.reports.drift import Thresholds, compare_records
 
 TOP = [[" master", 7, 0.25], [" prolific", 8, 0.0433], [" great", 9, 0.0278]]
 

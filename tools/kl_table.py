@@ -7,8 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pytest_lmbehave.observations.drift import paired
 from pytest_lmbehave.observations.scores import statistics
+from pytest_lmbehave.reports.drift import paired
 from pytest_lmbehave.reports.report_format import load_report
 
 

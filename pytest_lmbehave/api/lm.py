@@ -1,7 +1,7 @@
 """The small LM API that specs, fixtures, snapshots and the command line all use: ``LM``, a test's handle.
 
 It carries the test's decoding settings (greedy, or sampled with a seed), checks what it is given, and hands
-each question to the model's ``Engine``; every observation it returns is also shown to the report recorder.
+each question to the model's ``Runtime``; every observation it returns is also shown to the report recorder.
 """
 
 from __future__ import annotations
@@ -9,18 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, overload
 
+from ..backends.sampling import Sampling, derive_seed
 from ..backends.vocabulary import Vocabulary
 from ..config.errors import InputError
-from ..config.sampling import Sampling, derive_seed
-from ..engine import plan
-from ..engine.engine import Engine
-from ..engine.tokens import Prompt
 from ..observations.chat import Chat
 from ..observations.choice import Choice
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution
 from ..observations.scores import Scores
 from ..observations.tokenization import Tokenization
+from ..runtime import plan
+from ..runtime.runtime import Runtime
+from ..runtime.tokens import Prompt
 
 
 def _check_prompt(prompt: Any) -> None:
@@ -77,17 +77,17 @@ class LM:
 
     def __init__(
         self,
-        engine: Engine,
+        runtime: Runtime,
         sampling: Sampling | None = None,
         seed: int | None = None,
         recorder: Callable[[Any], None] | None = None,
         asks: list[plan.Ask] | None = None,
     ) -> None:
-        self.engine = engine
+        self.runtime = runtime
         self.sampling = sampling
         self.seed = seed if sampling is None or sampling.seed is None else sampling.seed
         self.recorder = recorder  # told of every observation (for --lm-report)
-        self.asks = asks  # every request made, normalised by the engine, for the plan (--lm-plan-update)
+        self.asks = asks  # every request made, normalised by the runtime, for the plan (--lm-plan-update)
         self._calls = 0
 
     @property
@@ -111,22 +111,22 @@ class LM:
     @property
     def model(self) -> Any:
         """The raw transformers model (an in-process backend only)."""
-        return _in_process(self.engine, "model")
+        return _in_process(self.runtime, "model")
 
     @property
     def tokenizer(self) -> Any:
         """The raw transformers tokenizer (an in-process backend only)."""
-        return _in_process(self.engine, "tokenizer")
+        return _in_process(self.runtime, "tokenizer")
 
     @property
     def fingerprint(self) -> dict[str, str]:
-        return self.engine.fingerprint
+        return self.runtime.fingerprint
 
     @property
     def noise(self) -> float:
         """How far a top candidate's log-probability moves between batch layouts and reading paths here, in nats:
         the dtype's measured noise floor (about 1e-5 in float32 on a CPU, 0.25 in bfloat16). A property spec that
-        compares numbers read two ways allows this much; 0 when the engine did not measure it."""
+        compares numbers read two ways allows this much; 0 when the backend did not measure it."""
         try:
             return float(self.fingerprint.get("noise", 0.0))
         except ValueError:
@@ -135,7 +135,7 @@ class LM:
     @property
     def vocabulary(self) -> Vocabulary:
         """Every token the model knows: ``len(lm.vocabulary)``, ``.piece(id)``, ``.id_of(piece)``."""
-        return self.engine.vocabulary
+        return self.runtime.vocabulary
 
     def with_sampling(
         self,
@@ -148,23 +148,23 @@ class LM:
         """A handle that samples with these settings; its seed is ``seed`` or derived from this handle's seed."""
         __tracebackhide__ = True
         base = seed if seed is not None else derive_seed(self.seed or 0, f"{temperature}/{top_p}/{top_k}")
-        return LM(self.engine, Sampling(temperature, top_p, top_k, seed), base, self.recorder, self.asks)
+        return LM(self.runtime, Sampling(temperature, top_p, top_k, seed), base, self.recorder, self.asks)
 
     def greedy(self) -> LM:
-        return LM(self.engine, None, self.seed, self.recorder, self.asks)
+        return LM(self.runtime, None, self.seed, self.recorder, self.asks)
 
     def tokenize(self, text: str) -> Tokenization:
         __tracebackhide__ = True
-        return self._seen(self.engine.tokenize(text))  # type: ignore[no-any-return]
+        return self._seen(self.runtime.tokenize(text))  # type: ignore[no-any-return]
 
     def decode(self, ids: Sequence[int] | int) -> str:
         __tracebackhide__ = True
-        return self.engine.decode(ids)
+        return self.runtime.decode(ids)
 
     def logits(self, prompt: Prompt) -> Any:
         __tracebackhide__ = True
         _check_prompt(prompt)
-        return self.engine.logits(prompt)
+        return self.runtime.logits(prompt)
 
     @overload
     def next_token(self, prompt: str) -> Distribution: ...
@@ -173,9 +173,9 @@ class LM:
     def next_token(self, prompt: Any) -> Any:
         __tracebackhide__ = True
         if _is_batch(prompt):
-            return self._seen(self.engine.next_tokens(_check_batch(prompt), self._asked))
+            return self._seen(self.runtime.next_tokens(_check_batch(prompt), self._asked))
         _check_prompt(prompt)
-        return self._seen(self.engine.next_tokens([prompt], self._asked)[0])
+        return self._seen(self.runtime.next_tokens([prompt], self._asked)[0])
 
     @overload
     def generate(self, prompt: str, max_new_tokens: int = 20) -> Generation: ...
@@ -188,7 +188,7 @@ class LM:
         prompts = _check_batch(prompt) if batch else [prompt]
         if not batch:
             _check_prompt(prompt)
-        results = self.engine.generate(prompts, max_new_tokens, self.sampling, self._next_seed(), self._asked)
+        results = self.runtime.generate(prompts, max_new_tokens, self.sampling, self._next_seed(), self._asked)
         return self._seen(results if batch else results[0])
 
     def chat(self, messages: Sequence[dict[str, str]], max_new_tokens: int = 20) -> Chat:
@@ -198,33 +198,33 @@ class LM:
         __tracebackhide__ = True
         checked = _check_messages(messages)
         seed = self._next_seed()
-        template, ids = self.engine.tokens.chat(checked)
-        answer = self.engine.generate([ids], max_new_tokens, self.sampling, seed, self._asked)[0]
+        template, ids = self.runtime.chat(checked)
+        answer = self.runtime.generate([ids], max_new_tokens, self.sampling, seed, self._asked)[0]
         return self._seen(Chat.answering(checked, template, answer))  # type: ignore[no-any-return]
 
     def choose(self, prompt: Prompt, options: Sequence[str]) -> Choice:
         __tracebackhide__ = True
         _check_prompt(prompt)
-        return self._seen(self.engine.choose(prompt, options, self._asked))  # type: ignore[no-any-return]
+        return self._seen(self.runtime.choose(prompt, options, self._asked))  # type: ignore[no-any-return]
 
     def score(self, text: Prompt) -> Scores:
         """Each token of ``text`` after the first, scored given the ones before it (one teacher-forced pass): its
         log-probability (``.logprobs``, ``.total``, ``.perplexity``) and each position's best candidates."""
         __tracebackhide__ = True
         _check_prompt(text)
-        return self._seen(self.engine.score(text))  # type: ignore[no-any-return]
+        return self._seen(self.runtime.score(text))  # type: ignore[no-any-return]
 
     def steps(self, generation: Generation) -> list[Distribution]:
         """The next-token distribution before each new token of ``generation`` (one forward pass)."""
-        return self._seen(self.engine.steps(generation))  # type: ignore[no-any-return]
+        return self._seen(self.runtime.steps(generation))  # type: ignore[no-any-return]
 
 
-def _in_process(engine: Engine, name: str) -> Any:
+def _in_process(runtime: Runtime, name: str) -> Any:
     __tracebackhide__ = True
-    found = getattr(engine.backend, name, None)
+    found = getattr(runtime.backend, name, None)
     if found is None:
         raise InputError(
-            f"lm.{name} is the raw transformers object of an in-process model; the {engine.backend.name} backend "
+            f"lm.{name} is the raw transformers object of an in-process model; the {runtime.backend.name} backend "
             "has none. Use the LM API (tokenize, next_token, generate, choose), which works on every backend"
         )
     return found

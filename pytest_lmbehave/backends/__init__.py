@@ -1,15 +1,28 @@
 """The only code that computes: one small protocol (``protocol.py``), implemented in this process
-(``transformers/``, or ``llamacpp/`` for a GGUF file) and over HTTP (``served/``). ``open`` picks the engine for a model spec; everything above speaks
-token ids and plain numbers."""
+(each engine's package, named by its row in ``config/engines.py``) and over HTTP (``served/``). ``open`` picks the
+backend for a model spec; everything above speaks token ids and plain numbers, and asks an engine's facts here."""
 
 from __future__ import annotations
 
+import importlib
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
-from ..config.errors import LMBehaveError, ModelNotFoundError
-from .protocol import ALTERNATIVES, PREFIX, Backend, Decoded, Logprobs, ModelSource, Step, common_prefix, limits
+from ..config import engines
+from ..config.errors import LMBehaveError, ModelNotFoundError, SettingsError
+from .protocol import (
+    ALTERNATIVES,
+    PREFIX,
+    Backend,
+    Decoded,
+    EnginePackage,
+    Logprobs,
+    ModelSource,
+    Step,
+    common_prefix,
+    limits,
+)
 
 if TYPE_CHECKING:
     from ..config.settings import Settings
@@ -19,6 +32,7 @@ __all__ = [
     "PREFIX",
     "Backend",
     "Decoded",
+    "EnginePackage",
     "Logprobs",
     "ModelSource",
     "Step",
@@ -26,6 +40,26 @@ __all__ = [
     "limits",
     "open",
 ]
+
+
+def package(name: str) -> EnginePackage:
+    """The package that computes the engine ``name`` (its row in the engine table)."""
+    row = engines.ENGINES.get(name)
+    if row is None:
+        raise SettingsError(f"no engine is named {name!r}; choose one of: {', '.join(engines.ENGINES)}")
+    return cast(EnginePackage, importlib.import_module(row.package))
+
+
+def takes_drafts(settings: Settings) -> bool:
+    """Whether the session's engine verifies the plan's drafts, so that --snapshot-update may write its own."""
+    return package(settings.engine).DRAFTS
+
+
+def by_level(environment: Mapping[str, str]) -> bool:
+    """Whether the numbers recorded in ``environment`` depend on the CPU's SIMD level (by its engine's own fact; a
+    served engine with no row of its own, none)."""
+    name = environment.get("engine", engines.DEFAULT)
+    return name in engines.ENGINES and package(name).by_level(environment)
 
 
 def resolve(spec: str) -> ModelSource:
@@ -53,13 +87,7 @@ def open(
         if timings is not None:
             timings[spec] = (0.0, round(time.perf_counter() - started, 3))
         return served
-    if settings.engine == "llama.cpp":
-        from .llamacpp import open_gguf
-
-        return open_gguf(source, settings, announce, timings)
-    from .transformers import open_local
-
-    return open_local(source, settings, announce, timings)
+    return package(settings.engine).open(source, settings, announce, timings)
 
 
 def describe(spec: str, settings: Settings, resolved: Callable[[str], ModelSource] = resolve) -> str:
@@ -76,12 +104,11 @@ def describe(spec: str, settings: Settings, resolved: Callable[[str], ModelSourc
 
 
 def numerics(settings: Settings) -> str:
-    """The header's words for what computes in this process, and in which numerics."""
-    if settings.engine == "llama.cpp":
-        from .llamacpp import numerics as llama
-
-        return llama(settings)
-    return f"dtype={settings.dtype} device={settings.device} threads={settings.threads} attention={settings.attention}"
+    """The header's words for what computes in this process, and in which numerics: nothing for a served model, whose
+    numerics are the server's (its probe says what it can answer, at the start of the session)."""
+    if settings.model.startswith(("http://", "https://")):
+        return ""
+    return package(settings.engine).numerics(settings)
 
 
 def announcement(source: ModelSource, settings: Settings) -> str | None:
@@ -112,7 +139,4 @@ def check(settings: Settings) -> None:
         from .transformers.loading import check_device
 
         check_device(settings.device)
-    if settings.engine == "llama.cpp":
-        from .llamacpp import check_engine
-
-        check_engine(settings, resolve)
+    package(settings.engine).check(settings, resolve)

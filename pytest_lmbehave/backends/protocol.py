@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     import numpy
 
-    from ..config.sampling import Policy
+    from ..config.settings import Settings
+    from .sampling import Policy
     from .vocabulary import Vocabulary
 
 
@@ -147,4 +148,36 @@ class Backend(Protocol):
 
     def logits(self, ids: Sequence[int]) -> Any:
         """The raw logits tensor [1, len(ids), vocab]; a served model has none (BackendUnavailable)."""
+        ...
+
+
+class EnginePackage(Protocol):
+    """What a backend package that computes in this process offers at its top, for its row in the engine table
+    (``config/engines.py``): the engine's facts, which nothing outside ``backends/`` tests its name for."""
+
+    # Its generations are the plan's drafts: it verifies them by teacher forcing, and --snapshot-update writes its
+    # own into the plan. (An engine whose numbers are not the plan's takes none and leaves the plan alone.)
+    DRAFTS: bool
+
+    def open(
+        self,
+        source: ModelSource,
+        settings: Settings,
+        announce: Callable[[str], None] | None,
+        timings: dict[str, tuple[float, float]] | None,
+    ) -> Backend:
+        """The model loaded (its import and load timed apart, in ``timings``)."""
+        ...
+
+    def check(self, settings: Settings, resolve: Callable[[str], ModelSource]) -> None:
+        """Before any test: what only this engine can judge of the settings (SettingsError naming the fix)."""
+        ...
+
+    def numerics(self, settings: Settings) -> str:
+        """The header's words for what computes, and in which numerics."""
+        ...
+
+    def by_level(self, environment: Mapping[str, str]) -> bool:
+        """Whether numbers recorded in ``environment`` depend on the CPU's SIMD level (its kernels compute other
+        numbers on AVX2 and AVX-512), so that the level outweighs the rest in choosing a recorded variant."""
         ...

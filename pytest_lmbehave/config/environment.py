@@ -7,6 +7,7 @@ when a failure's environment differs from the recorded one.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
@@ -90,6 +91,12 @@ def parse_line(text: str) -> dict[str, str]:
 
 # Fields written only when they hold something: absent means this value, on either side.
 WHEN_ABSENT = {"generation": "none"}
+
+
+def weights_moved(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The weights' hashes (recorded, now) when both are known and differ: the model's bytes moved."""
+    old, new = str(recorded.get("model_sha256", "unknown")), str(now.get("model_sha256", "unknown"))
+    return None if "unknown" in (old, new) or old == new else (old, new)
 
 
 def differences(recorded: dict[str, Any], now: dict[str, Any]) -> tuple[list[str], list[str]]:

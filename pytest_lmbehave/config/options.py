@@ -10,13 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import defaults
+from . import defaults, engines
 from .parsing import boolean, model, non_negative, one_of, text, variant, whole
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
 ATTENTION = ("sdpa", "eager")
-ENGINES = ("transformers", "llama.cpp")
 HELP_DTYPE, HELP_ATTENTION = (
     "weights dtype: float32 (default), bfloat16 or float16",
     "attention: sdpa (default) or eager",
@@ -83,13 +82,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--lm-engine",
         "lm_engine",
-        "what computes a model in this process: transformers (default), or llama.cpp for a GGUF file (its own "
-        "quantized kernels, tokenizer and sampler; needs pytest-lmbehave[llamacpp]). Its expectations are kept in "
-        "their own variant, e.g. __lm_snapshots__/embedded@llama.cpp",
+        "what computes a model in this process: "
+        + "; ".join(f"{e.name}, {e.help}" for e in engines.ENGINES.values())
+        + ". Each engine's expectations are kept in their own variant, e.g. __lm_snapshots__/embedded@<engine>",
         "engine",
         "LMBEHAVE_ENGINE",
-        "transformers",
-        one_of(ENGINES),
+        engines.DEFAULT,
+        one_of(engines.ENGINES),
     ),
     Option("--lm-attention", "lm_attention", HELP_ATTENTION, "attention", None, "sdpa", one_of(ATTENTION)),
     Option(

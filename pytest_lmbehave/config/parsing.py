@@ -1,12 +1,16 @@
 """The option table's parsers: each reads one given value (command line, ini or environment) and names the fix
-when it is wrong."""
+when it is wrong; ``for_argparse`` lends them to the `lmbehave` command's options."""
 
 from __future__ import annotations
 
+import argparse
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from typing import TypeVar
 
 from .errors import SettingsError
+
+T = TypeVar("T")
 
 
 def whole(minimum: int) -> Callable[[str, str], int]:
@@ -43,7 +47,9 @@ def boolean(name: str, value: str) -> bool:
     raise SettingsError(f"{name}={value!r} is not a boolean; use true or false")
 
 
-def one_of(allowed: tuple[str, ...]) -> Callable[[str, str], str]:
+def one_of(allowed: Collection[str]) -> Callable[[str, str], str]:
+    """One of ``allowed``, read when a value is parsed (a table's keys: a row added later counts)."""
+
     def parse(name: str, value: str) -> str:
         if value not in allowed:
             raise SettingsError(f"{name}={value!r} is not supported; choose one of: {', '.join(allowed)}")
@@ -67,3 +73,16 @@ def variant(name: str, value: str) -> str | None:
     if value and not re.fullmatch(r"[\w.-]+", value):
         raise SettingsError(f"{name}={value!r} must be a folder-safe name (letters, digits, '.', '-', '_')")
     return value or None
+
+
+def for_argparse(parse: Callable[[str, str], T], flag: str) -> Callable[[str], T]:
+    """One of these parsers as an argparse ``type`` for ``flag`` (the `lmbehave` command's options): the same check
+    and the same words as the plugin's options."""
+
+    def read(value: str) -> T:
+        try:
+            return parse(flag, value)
+        except SettingsError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return read

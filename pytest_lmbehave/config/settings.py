@@ -7,7 +7,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from . import defaults
 from .errors import SettingsError
 from .files import path_problem
 from .options import OPTIONS, Lookup
@@ -22,26 +21,34 @@ def default_cache_dir() -> Path:
     return Path(base) / "pytest-lmbehave"
 
 
+def _default(setting: str) -> Any:
+    """A setting's default, as the option table writes it (parsed as a given value would be)."""
+    [option] = [o for o in OPTIONS if o.setting == setting]
+    return option.parse(option.flag, option.default or "")
+
+
 @dataclass(frozen=True)
 class Settings:
-    model: str = "embedded"
+    """What a session runs with. Each default is its option's, read from the option table (``options.OPTIONS``)."""
+
+    model: str = _default("model")
     model_named: bool = False  # given explicitly (so it must exist), not the default
-    dtype: str = "float32"
-    device: str = "cpu"
-    engine: str = "transformers"  # --lm-engine: what computes an in-process model (llama.cpp reads GGUF files)
-    threads: int = 1
-    attention: str = "sdpa"
-    seed: int = 0
-    top_shown: int = defaults.TOP
-    tolerance: float = defaults.TOLERANCE
-    near_tie: float = defaults.NEAR_TIE
-    strict: bool = False
-    variant: str | None = None
-    expect: str | None = None  # --lm-expect: the snapshot set the chosen model is held to (its own by default)
-    observation_cache: bool = False
-    drafts: bool = True
-    server: str = ""  # --lm-server: already folded into ``model`` (URL#NAME)
-    server_timeout: float = 300.0
+    dtype: str = _default("dtype")
+    device: str = _default("device")
+    engine: str = _default("engine")  # --lm-engine: what computes an in-process model (a row of config/engines.py)
+    threads: int = _default("threads")
+    attention: str = _default("attention")
+    seed: int = _default("seed")
+    top_shown: int = _default("top_shown")
+    tolerance: float = _default("tolerance")
+    near_tie: float = _default("near_tie")
+    strict: bool = _default("strict")
+    variant: str | None = _default("variant")
+    expect: str | None = _default("expect")  # --lm-expect: the set the chosen model is held to (its own by default)
+    observation_cache: bool = _default("observation_cache")
+    drafts: bool = _default("drafts")
+    server: str = _default("server")  # --lm-server: already folded into ``model`` (URL#NAME)
+    server_timeout: float = _default("server_timeout")
     cache_dir: Path = Path()
 
 

@@ -3,7 +3,7 @@
 Each kind of observation is one unit, one module: its class (what the LM API hands out), its record (the JSON
 form snapshots, reports and diffs share), its comparison, its drift line and the explanation of a failed
 expectation. ``KINDS`` registers them; adding a kind is a module and one line here. ``verdict.compare`` is the one
-comparison over kinds; ``drift`` turns differences into a report's severities; ``causes`` names root causes."""
+comparison over kinds. Comparing two reports (their drift and root causes) is ``reports``' job."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ class Kind:
     drift: Callable[[Difference, dict[str, Any], dict[str, Any]], tuple[str, dict[str, Any]]] | None = None
     # What `lmbehave diff` says of all the paired records of this kind at once (the scores' KL statistics).
     summary: Callable[[list[tuple[dict[str, Any], dict[str, Any]]]], list[str]] | None = None
+    # The modes `lmbehave diff --only` tells apart within the kind (a generation's greedy and sampled), and which
+    # mode a record is in; a kind with none is selected by its name.
+    modes: tuple[str, ...] = ()
+    mode: Callable[[dict[str, Any]], str] | None = None
+    # What became of the kind's question before the model read it (a chat's template), when that alone decides.
+    input_change: Callable[[dict[str, Any], dict[str, Any]], Difference | None] | None = None
 
 
 KINDS: dict[str, Kind] = {
@@ -41,12 +47,33 @@ KINDS: dict[str, Kind] = {
             next_token.explain,
             next_token.drift,
         ),
-        Kind("chat", chat.Chat, chat.record, chat.compare, chat.explain),  # before generation: a Chat is one
-        Kind("generation", generation.Generation, generation.record, generation.compare, generation.explain),
+        Kind(  # before generation: a Chat is one
+            "chat", chat.Chat, chat.record, chat.compare, chat.explain, input_change=chat.template_change
+        ),
+        Kind(
+            "generation",
+            generation.Generation,
+            generation.record,
+            generation.compare,
+            generation.explain,
+            modes=generation.MODES,
+            mode=generation.mode,
+        ),
         Kind("choice", choice.Choice, choice.record, choice.compare, choice.explain),
         Kind("scores", scores.Scores, scores.record, scores.compare, scores.explain, scores.drift, scores.summary),
     )
 }
+
+
+def selectable() -> tuple[str, ...]:
+    """What `lmbehave diff --only` takes: each kind by its name, or by its modes where it has them."""
+    return tuple(mode for kind in KINDS.values() for mode in kind.modes or (kind.name,))
+
+
+def selected_as(record: dict[str, Any]) -> str:
+    """The name ``selectable`` gives a record: its kind's, or its mode's."""
+    kind = KINDS.get(str(record.get("kind")))
+    return kind.mode(record) if kind is not None and kind.mode is not None else str(record.get("kind"))
 
 
 def kind_of(observation: Any) -> Kind | None:

@@ -16,7 +16,6 @@ from typing import Any
 
 from ..backends.protocol import ALTERNATIVES
 from ..config.errors import InputError
-from ..config.files import write_atomically
 from .scores import Scores, record, statistics
 
 MEASURED = "measured here on the document's prose (34 scored positions, the embedded SmolLM2-135M Q4_1)"
@@ -81,20 +80,6 @@ def read_floor(path: Path) -> dict[str, Any]:
             f"the noise floor {path} cannot be read ({type(error).__name__}: {error}); measure it again with "
             "`lmbehave diff REFERENCE.json RERUN.json --save-floor PATH`"
         ) from None
-
-
-def save_floor(path: Path, found: dict[str, Any], label: str) -> dict[str, Any]:
-    """The floor at ``path`` raised to ``found`` where it is higher (each comparison of the reference with itself
-    adds to it), written whole or not at all."""
-    floor: dict[str, Any] = {"mean_kl": 0.0, "p99_kl": 0.0, "max_kl": 0.0, "same_top": 1.0, "measured_by": []}
-    if path.is_file():
-        floor.update(read_floor(path))
-    for key in ("mean_kl", "p99_kl", "max_kl"):
-        floor[key] = max(float(floor[key]), float(found.get(key, 0.0)))
-    floor["same_top"] = min(float(floor["same_top"]), float(found.get("same_top", 1.0)))
-    floor["measured_by"] = [*floor["measured_by"], f"{label}: {found.get('positions', 0)} positions"]
-    write_atomically(path, json.dumps(floor, indent=1) + "\n")
-    return floor
 
 
 def profile_of(profile: str | Profile) -> Profile:

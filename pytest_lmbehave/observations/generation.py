@@ -82,6 +82,14 @@ def record(observation: Generation, top: int) -> dict[str, Any]:
     }
 
 
+MODES = ("greedy", "sampled")  # what `lmbehave diff --only` tells apart: a sampled path is its engine's own
+
+
+def mode(record: dict[str, Any]) -> str:
+    """A generation record's mode: greedy, or sampled (by a seed)."""
+    return "greedy" if record.get("sampling", "greedy") == "greedy" else "sampled"
+
+
 def compare(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, teacher: Teacher | None) -> Compared:
     keys = {"text", "ids", "margins"}
     prompt = str(old.get("prompt", new.get("prompt", "")))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import chat
 from .differences import (
     DECODING,
     DISTRIBUTION,
@@ -87,9 +86,12 @@ def compare(
                 layer=FOLLOW_ON,
             )
         ]
-    rendered = chat.template_change(old, new)
-    if rendered is not None:
-        return [rendered]
+    from . import KINDS  # the kinds register themselves in the package, which imports this module's neighbours
+
+    unit = KINDS.get(str(kind))
+    changed = unit.input_change(old, new) if unit is not None and unit.input_change is not None else None
+    if changed is not None:
+        return [changed]
     if "input_ids" in old and new.get("input_ids") is not None and old["input_ids"] != new["input_ids"]:
         # The same text reached the model as other ids: whatever it did with them follows from the tokenizer, so
         # nothing else is compared (and no flip can be called a near-tie).
@@ -105,12 +107,10 @@ def compare(
                 layer=TOKENIZER,
             )
         ]
-    from . import KINDS  # the kinds register themselves in the package, which imports this module's neighbours
-
     handled: set[str] = {"kind", "prompt", "text", "input_ids"}
     diffs: list[Difference] = []
-    if str(kind) in KINDS:
-        found, keys = KINDS[str(kind)].compare(old, new, tolerances, teacher)
+    if unit is not None:
+        found, keys = unit.compare(old, new, tolerances, teacher)
         diffs += found
         handled |= keys
     for key, want in old.items():

@@ -14,7 +14,6 @@ from ..config.naming import slug
 from ..config.settings import Settings
 from ..observations.verdict import Teacher
 from ..teaching.exercises import Exercise, exercise_for
-from .markers import expected_set_for, model_for
 from .session import Session
 from .snapshot_sets import choose_variant, weights_variant
 from .snapshots import LMSnapshotExtension, extension_for
@@ -32,7 +31,11 @@ def lm_settings(pytestconfig: pytest.Config) -> Settings:
 def lm_model_spec(request: pytest.FixtureRequest, lm_settings: Settings) -> str:
     """The model this test runs against: a parametrized value, the closest lm_model marker, or --lm-model."""
     param = getattr(request, "param", None)
-    return str(param) if param is not None else model_for(request.node, lm_settings.model)
+    return (
+        str(param)
+        if param is not None
+        else request.config.stash[SESSION].marks(request.node).model_or(lm_settings.model)
+    )
 
 
 @pytest.fixture
@@ -60,13 +63,14 @@ def lm_snapshot(
 ) -> Any:
     """syrupy's ``snapshot``, storing LM observations in this model's own set (``__lm_snapshots__/<model>/``), or
     in the set it is held to (--lm-expect, ``lm_model(expect=...)``)."""
-    expected = expected_set_for(request.node, lm_model_spec, lm_settings.model, lm_settings.expect)
+    marks = request.config.stash[SESSION].marks(request.node)
+    expected = marks.expected_set(lm_model_spec, lm_settings.model, lm_settings.expect)
     extension = extension_for_test(
         Path(str(request.node.path)).parent,
         slug(expected or lm_model_spec),
         lm.fingerprint,
         lm_settings,
-        lm.engine.teacher_force,
+        lm.runtime.teacher_force,
         updating=bool(request.config.getoption("update_snapshots", False)),
         held=expected is not None,
         notes=request.config.stash[SESSION].near_ties.pending,

@@ -1,14 +1,15 @@
-"""Reading the ``greedy``, ``sampled`` and ``lm_model`` markers of a test into decoding settings."""
+"""Reading the ``greedy``, ``sampled`` and ``lm_model`` markers of a test, once, into its ``Marks``."""
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from ..backends.sampling import Sampling, derive_seed
 from ..config.errors import InputError, MarkerError
-from ..config.sampling import Sampling, derive_seed
 
 MARKERS = {
     "greedy": "greedy: decode greedily (the default for every test using `lm`).",
@@ -81,25 +82,44 @@ def _closer(item: pytest.Item, first: str, second: str) -> bool:
     return False
 
 
-def model_for(item: pytest.Item, default: str) -> str:
+def _lm_model_of(item: pytest.Item) -> tuple[str | None, str | None]:
+    """The ``lm_model`` marker's model and the set it is held to (``expect``), checked; (None, None) without it."""
     mark = item.get_closest_marker("lm_model")
     if mark is None:
-        return default
-    spec = _signature_check("lm_model", _lm_model, mark)["spec"]
+        return None, None
+    arguments = _signature_check("lm_model", _lm_model, mark)
+    spec, expect = arguments["spec"], arguments.get("expect")
     if not isinstance(spec, str) or not spec.strip():
         raise MarkerError(
             f"@pytest.mark.lm_model{_render(mark)}: the model must be a non-empty string such as 'embedded' or 'HuggingFaceTB/SmolLM2-360M'"
         )
-    return spec
+    if expect is not None and (not isinstance(expect, str) or not expect.strip()):
+        raise MarkerError(f"@pytest.mark.lm_model{_render(mark)}: expect must be a set's name, e.g. 'embedded'")
+    return spec, expect
 
 
-def expected_set_for(item: pytest.Item, spec: str, chosen: str, expect: str | None) -> str | None:
-    """The snapshot set a test's model is held to when it is not the model's own: the ``lm_model`` marker's
-    ``expect``, else --lm-expect for the session's model; None for the model's own set."""
-    mark = item.get_closest_marker("lm_model")
-    if mark is not None:
-        named = _signature_check("lm_model", _lm_model, mark).get("expect")
-        if named is not None and (not isinstance(named, str) or not named.strip()):
-            raise MarkerError(f"@pytest.mark.lm_model{_render(mark)}: expect must be a set's name, e.g. 'embedded'")
-        return named
-    return expect if spec == chosen else None
+@dataclass(frozen=True)
+class Marks:
+    """What a test's markers ask, read once at its setup (``read``): its decoding and seed, and the model its
+    ``lm_model`` marker names with the set that model is held to."""
+
+    sampling: Sampling | None
+    seed: int
+    model: str | None = None
+    expect: str | None = None
+
+    @classmethod
+    def read(cls, item: pytest.Item, base_seed: int) -> Marks:
+        """Raises MarkerError naming the bad marker: it fails the test that carries it, before any model loads."""
+        sampling, seed = sampling_for(item, base_seed)
+        return cls(sampling, seed, *_lm_model_of(item))
+
+    def model_or(self, default: str) -> str:
+        return self.model if self.model is not None else default
+
+    def expected_set(self, spec: str, chosen: str, expect: str | None) -> str | None:
+        """The snapshot set the test's model is held to when it is not the model's own: the ``lm_model`` marker's
+        ``expect``, else --lm-expect for the session's model; None for the model's own set."""
+        if self.model is not None:
+            return self.expect
+        return expect if spec == chosen else None

@@ -1,4 +1,4 @@
-"""Near-tie flips that let a snapshot pass: noted by the snapshot extension, moved onto each test's report (xdist
+"""Near-tie flips that let a snapshot pass: noted by the snapshot extension, carried on each test's report (xdist
 brings reports to the controller), listed at the end of the run."""
 
 from __future__ import annotations
@@ -6,8 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-PROPERTY = "lmbehave_near_tie"
 
 
 class NearTieSummary:
@@ -17,16 +15,16 @@ class NearTieSummary:
         self.pending: list[str] = []  # the snapshot extension appends here (extension_for's ``notes``)
         self.notes: list[tuple[str, str]] = []
 
-    def attach(self, report: pytest.TestReport) -> None:
-        """Move the running test's notes onto its report."""
-        if self.pending:
-            report.user_properties += [(PROPERTY, note) for note in self.pending]
-            self.pending.clear()
+    def take(self) -> list[str]:
+        """The running test's notes, for its report (and no other's)."""
+        notes = list(self.pending)
+        self.pending.clear()
+        return notes
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.notes += [(report.nodeid, str(value)) for name, value in report.user_properties if name == PROPERTY]
+    def add(self, report: pytest.TestReport, carried: dict[str, Any]) -> None:
+        self.notes += [(report.nodeid, str(note)) for note in carried.get("near_ties", ())]
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def summary(self, terminalreporter: Any) -> None:
         if not self.notes:
             return
         terminalreporter.write_sep(

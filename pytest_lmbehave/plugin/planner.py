@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ..config.files import path_problem, write_atomically
-from ..engine import plan
+from ..runtime import plan
 from .snapshot_sets import set_folders
 
 ASKS = pytest.StashKey[list[plan.Ask]]()
@@ -26,7 +26,10 @@ def asks_for(item: pytest.Item) -> list[plan.Ask]:
     return item.stash.setdefault(ASKS, [])
 
 
-class PlanPlugin:
+class PlanFile:
+    """The request plan: read after collection and handed to the registry; under an update, each test's requests
+    ride on its teardown report and the plan is written at the end."""
+
     def __init__(
         self,
         path: Path,
@@ -43,11 +46,10 @@ class PlanPlugin:
         self.collected: set[str] = set()  # node ids collected, before any deselection
         self.ran: dict[str, list[plan.Ask]] = {}
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.collected.update(item.nodeid for item in items)
 
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
+    def collection_finish(self, session: pytest.Session) -> None:
         tests, base_seed, problem = plan.read(self.path)
         if problem is not None:
             self.announce(f"pytest-lmbehave: {problem}")
@@ -58,18 +60,16 @@ class PlanPlugin:
         # The plan's requests for the tests this run will run, and the snapshot sets whose generations are drafts.
         self.use(plan.unique(asks), set_folders(session.config.invocation_params.dir, session.config.args))
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        outcome = yield
-        if self.update and call.when == "teardown":
-            outcome.get_result().lmbehave_asks = [a.to_json() for a in item.stash.get(ASKS, [])]
+    def carried(self, item: pytest.Item) -> dict[str, Any]:
+        """What a test's teardown report carries for an update of the plan: the requests it made."""
+        return {"asks": [a.to_json() for a in item.stash.get(ASKS, [])]} if self.update else {}
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        asks = getattr(report, "lmbehave_asks", None)
+    def add(self, report: pytest.TestReport, carried: dict[str, Any]) -> None:
+        asks = carried.get("asks")
         if asks is not None:
             self.ran[report.nodeid] = [plan.Ask.from_json(a) for a in asks]
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def finish(self, session: pytest.Session) -> None:
         if not self.update or hasattr(session.config, "workerinput") or not self.ran:
             return
         old, _, _ = plan.read(self.path)
@@ -104,10 +104,28 @@ def spaced_path(args: list[str], invocation: Path) -> tuple[str, str] | None:
     return None
 
 
+def rootdir_without_it(config: pytest.Config) -> Path | None:
+    """The rootdir pytest picks from the run's own test paths, without a spaced option's value among them (None
+    when this pytest's rootdir rule cannot be asked: the path is then refused, as pytest may have moved it)."""
+    try:
+        from _pytest.config.findpaths import determine_setup
+
+        rootpath, *_ = determine_setup(
+            inifile=config.option.inifilename,
+            override_ini=config.option.override_ini,
+            args=list(config.option.file_or_dir or []),
+            rootdir_cmd_arg=config.option.rootdir or None,
+            invocation_dir=config.invocation_params.dir,
+        )
+    except Exception:  # another pytest's private signature
+        return None
+    return Path(rootpath)
+
+
 def check_paths(config: pytest.Config) -> None:
     """Files the run will write or read must be possible before any test runs: one usage error, not a traceback."""
     spaced = spaced_path(list(config.invocation_params.args), config.invocation_params.dir)
-    if spaced is not None:
+    if spaced is not None and rootdir_without_it(config) != config.rootpath:
         flag, value = spaced
         raise pytest.UsageError(
             f"{flag} {value}: write it as {flag}={value}. Given as a separate argument, a path outside this folder "

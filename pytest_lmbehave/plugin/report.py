@@ -1,12 +1,11 @@
 """``--lm-report PATH.json``: every observation a run made, keyed by test node id, with the environments.
 
-Workers attach each test's observations to its report, which xdist ships to the controller; the controller (or
-the only process) writes one file, atomically.
+Each test's observations ride on its teardown report (``carried``), which xdist ships to the controller; the
+controller (or the only process) hands them to ``reports.report_format``, which writes the one file.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from ..config.files import write_atomically
 from ..observations.records import to_record
-from ..reports.report_format import FORMAT, VERSION
+from ..reports.report_format import write_report
 
 REPORT_TOP = 10
 OBSERVED = pytest.StashKey[list[dict[str, Any]]]()
@@ -45,7 +43,7 @@ def _proportional_set_size_mb() -> float | None:
     return None
 
 
-class ReportPlugin:
+class ReportFile:
     """Collects observations from test reports (local or from workers) and writes the report at the end."""
 
     def __init__(
@@ -62,19 +60,16 @@ class ReportPlugin:
         self.environments: dict[str, dict[str, str]] = {}
         self.processes: list[dict[str, Any]] = []
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        outcome = yield
-        if call.when == "teardown":
-            report = outcome.get_result()
-            report.lmbehave_observations = item.stash.get(OBSERVED, [])
-            report.lmbehave_environments = item.stash.get(ENVIRONMENTS, {})
+    @staticmethod
+    def carried(item: pytest.Item) -> dict[str, Any]:
+        """What a test's teardown report carries for the report: its observations and the environments they had."""
+        return {"observations": item.stash.get(OBSERVED, []), "environments": item.stash.get(ENVIRONMENTS, {})}
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        observed = getattr(report, "lmbehave_observations", None)
+    def add(self, report: pytest.TestReport, carried: dict[str, Any]) -> None:
+        observed = carried.get("observations")
         if observed:
             self.observations[report.nodeid] = list(observed)
-        self.environments.update(getattr(report, "lmbehave_environments", None) or {})
+        self.environments.update(carried.get("environments") or {})
         if report.skipped and isinstance(report.longrepr, tuple):  # why (a backend that cannot answer a verb)
             self.skipped[report.nodeid] = str(report.longrepr[2]).removeprefix("Skipped: ")
 
@@ -93,25 +88,16 @@ class ReportPlugin:
             **self.counts(),
         }
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def finish(self, session: pytest.Session) -> None:
         workerinput = getattr(session.config, "workerinput", None)
         if workerinput is not None:  # a worker hands its figures over; the controller writes the one report
             session.config.workeroutput["lmbehave_process"] = self.process_figures(workerinput["workerid"])  # type: ignore[attr-defined]
             return
         if session.config.pluginmanager.getplugin("dsession") is None:  # tests ran here: a run without workers
             self.processes.append(self.process_figures("main"))
-        document = {
-            "format": FORMAT,
-            "version": VERSION,
-            "environments": dict(sorted(self.environments.items())),
-            "processes": sorted(self.processes, key=lambda p: str(p["process"])),
-            "observations": dict(sorted(self.observations.items())),
-            "skipped": dict(sorted(self.skipped.items())),
-        }
+        write_report(self.path, self.environments, self.processes, self.observations, self.skipped)
 
-        write_atomically(self.path, json.dumps(document, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def summary(self, terminalreporter: Any) -> None:
         count = sum(len(v) for v in self.observations.values())
         terminalreporter.write_line(
             f"lmbehave: {count} observations from {len(self.observations)} tests written to {self.path}"

@@ -1,5 +1,9 @@
-"""One ``Session`` per pytest process: the run's settings, its engines (the registry), the near-tie notes, and the
-plugin objects that plan, report and summarise. Every hook is a line that delegates here."""
+"""One ``Session`` per pytest process: the run's settings, its runtimes (the registry), and the collectors that plan,
+report and summarise. Every hook (``plugin/__init__``) is a line that delegates here.
+
+A test's reports carry what the controller needs in one attribute, ``report.lmbehave`` (``CARRIED``): whether the test
+used a model, its near-tie notes, the sets it was compared against, and at teardown its observations and requests.
+xdist ships reports whole, so the controller reads the same attribute whether a worker or this process ran the test."""
 
 from __future__ import annotations
 
@@ -18,19 +22,20 @@ from ..config import environment
 from ..config.errors import BackendGone, BackendUnavailable, LMBehaveError, SettingsError
 from ..config.naming import slug
 from ..config.options import BY_INI, Lookup, Option, given
-from ..config.sampling import Sampling
 from ..config.settings import build_settings
-from ..engine.registry import Registry
 from ..observations import closeness
-from ..teaching.exercises import ExerciseProgress
+from ..runtime.registry import Registry
+from ..teaching.exercises import ExerciseProgress, is_exercise
 from . import snapshot_sets, tally
-from .markers import MARKERS, model_for, sampling_for
+from .markers import MARKERS, Marks
 from .near_ties import NearTieSummary
-from .planner import PlanPlugin, asks_for, check_paths, plan_path
-from .report import ReportPlugin, recorder_for
+from .planner import PlanFile, asks_for, check_paths, plan_path
+from .report import ReportFile, recorder_for
 from .snapshots import recorded_drafts
+from .xdist import Share, worker_figures
 
-DECODING = pytest.StashKey[tuple[Sampling | None, int]]()  # a test's markers, read once at its setup
+MARKS = pytest.StashKey[Marks]()  # a test's markers, read once at its setup
+CARRIED = "lmbehave"  # the one attribute of a test's report that carries what the controller needs
 
 
 def lookup_for(config: pytest.Config) -> Lookup:
@@ -49,7 +54,7 @@ def lookup_for(config: pytest.Config) -> Lookup:
 
 class Session:
     def __init__(self, config: pytest.Config) -> None:
-        """Settings checked, the registry of engines made, and the plugin objects of this run registered."""
+        """Settings checked, the registry of runtimes made, and the collectors of this run made."""
         for text in MARKERS.values():
             config.addinivalue_line("markers", text)
         lookup = lookup_for(config)
@@ -75,43 +80,28 @@ class Session:
         self.registry = Registry(self.settings, self.announce, Path(shared) if shared else None, recorded_drafts)
         self.near_ties = NearTieSummary()
         self.chosen_sets: dict[tuple[Path, str, str, str | None], tuple[str, str]] = {}  # variant per model, module
-        register = config.pluginmanager.register
-        register(ExerciseProgress(), "lmbehave-exercises")
-        register(self.near_ties, "lmbehave-near-ties")
-        self.sets_compared = tally.SetsCompared(self.chosen_sets)  # its line comes after the header (pluggy: LIFO)
-        register(self.sets_compared, "lmbehave-sets")
-        register(tally.ModelTests(self.controller_header), "lmbehave-model-tests")
+        self.sets_compared = tally.SetsCompared(self.chosen_sets)
+        self.model_tests = tally.ModelTests(self.controller_header)
+        self.exercises: ExerciseProgress | None = None  # made when the first exercise reports
         if given(lookup, "lm_accept_near_ties"):
             self.announce(
                 "pytest-lmbehave: --lm-accept-near-ties is deprecated and does nothing: a snapshot whose only "
                 "differences are near-tie flips passes by default (listed at the end); pass --lm-strict to make them fail"
             )
+        self.plan: PlanFile | None = None
         path = plan_path(config)
         if path is not None:
             update = bool(given(lookup, "lm_plan_update") or config.getoption("update_snapshots", False))
-            # llama.cpp decodes without drafts, and its generations would replace transformers' in the plan; so would
-            # another dtype's (bfloat16's numbers are not float32's, and its runs take no drafts: invariance.py).
-            update = update and self.settings.engine != "llama.cpp"
+            # An engine that takes no drafts would replace the plan's with generations of its own; so would another
+            # dtype's (bfloat16's numbers are not float32's, and its runs take no drafts: invariance.py).
+            update = update and backends.takes_drafts(self.settings)
             update = update and (self.settings.dtype == "float32" or bool(given(lookup, "lm_plan_update")))
-            register(
-                PlanPlugin(path, self.settings.seed, update, self.announce, self.registry.use_plan), "lmbehave-plan"
-            )
-        self._register_xdist_and_report(workerinput is None)
-
-    def _register_xdist_and_report(self, controller: bool) -> None:
-        config, registry = self.config, self.registry
-        xdist = config.pluginmanager.hasplugin("xdist")
-        if xdist and controller:
-            from .xdist import XdistShareHooks
-
-            config.pluginmanager.register(XdistShareHooks(), "lmbehave-xdist-share")
+            self.plan = PlanFile(path, self.settings.seed, update, self.announce, self.registry.use_plan)
+        controller = workerinput is None
+        self.share = Share() if controller and config.pluginmanager.hasplugin("xdist") else None
+        self.report: ReportFile | None = None
         if config.getoption("lm_report"):
-            report = ReportPlugin(Path(config.getoption("lm_report")), registry.timings, registry.counts)
-            config.pluginmanager.register(report, "lmbehave-report")
-            if xdist:
-                from .xdist import XdistReportHooks
-
-                config.pluginmanager.register(XdistReportHooks(report), "lmbehave-xdist")
+            self.report = ReportFile(Path(config.getoption("lm_report")), self.registry.timings, self.registry.counts)
 
     # -- talking to the user ------------------------------------------------------------------------------------
     def announce(self, message: str) -> None:
@@ -130,9 +120,10 @@ class Session:
         settings = self.settings
         versions = " ".join(f"{k}={v}" for k, v in environment.software().items())
         variables = "".join(f" {k}={v}" for k, v in environment.numerics_variables().items() if v != "unset")
+        numerics = backends.numerics(settings)
         return [
             f"lmbehave: model {backends.describe(settings.model, settings, self.registry.source)}; "
-            f"{backends.numerics(settings)} base seed={settings.seed}",
+            f"{numerics + ' ' if numerics else ''}base seed={settings.seed}",
             f"lmbehave: {versions} cpu={environment.cpu_without_torch()}{variables}",
         ]
 
@@ -176,19 +167,18 @@ class Session:
 
     def setup(self, item: pytest.Item) -> None:
         """A test's markers, read once: bad arguments fail the test that carries them, before any model loads."""
-        item.stash[DECODING] = sampling_for(item, self.settings.seed)
-        model_for(item, self.settings.model)
+        item.stash[MARKS] = Marks.read(item, self.settings.seed)
 
-    def decoding(self, item: pytest.Item) -> tuple[Sampling | None, int]:
-        found = item.stash.get(DECODING, None)
-        return found if found is not None else sampling_for(item, self.settings.seed)
+    def marks(self, item: pytest.Item) -> Marks:
+        found = item.stash.get(MARKS, None)
+        return found if found is not None else Marks.read(item, self.settings.seed)
 
     def reported(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
-        """A test's report, told what the plugin knows: near-tie notes, whether it used a model, and its own
-        errors without a traceback into torch."""
-        self.near_ties.attach(report)
-        self.sets_compared.attach(report)
-        tally.attach(item, report)
+        """A test's report, given what the controller needs (``CARRIED``), and its own errors told without a
+        traceback into torch."""
+        carried = self.carried(item, call.when)
+        if carried:
+            setattr(report, CARRIED, carried)
         error = None if call.excinfo is None else call.excinfo.value
         if isinstance(error, BackendGone):  # like a model that cannot load: one message, and the run ends
             item.session.shouldstop = f"pytest-lmbehave: {error}"
@@ -206,12 +196,68 @@ class Session:
             where = f"\n(at {item.path.name}:{own[-1].lineno + 1})" if own else ""
             report.longrepr = f"{type(error).__name__}: {error}{where}"
 
+    def carried(self, item: pytest.Item, when: str) -> dict[str, Any]:
+        """What one report of a test carries: only what is there to tell."""
+        carried: dict[str, Any] = {}
+        if tally.uses_model(item):
+            carried["model"] = True
+        if is_exercise(item):
+            carried["exercise"] = True
+        notes, sets = self.near_ties.take(), self.sets_compared.take()
+        if notes:
+            carried["near_ties"] = notes
+        if sets:
+            carried["sets"] = sets
+        if when == "teardown":
+            if self.report is not None:
+                carried.update(self.report.carried(item))
+            if self.plan is not None:
+                carried.update(self.plan.carried(item))
+        return carried
+
+    def logreport(self, report: pytest.TestReport) -> None:
+        """A report of this process or of a worker: each collector takes its part."""
+        carried: dict[str, Any] = getattr(report, CARRIED, None) or {}
+        self.near_ties.add(report, carried)
+        self.sets_compared.add(carried)
+        self.model_tests.add(report, carried)
+        if carried.get("exercise"):
+            self.exercises = self.exercises or ExerciseProgress()
+            self.exercises.add(report)
+        if self.plan is not None:
+            self.plan.add(report, carried)
+        if self.report is not None:
+            self.report.add(report, carried)
+
+    def node_down(self, node: Any, error: Any) -> None:
+        """An xdist worker finished (or crashed): its process figures, and no deletion of snapshots after a crash."""
+        figures = worker_figures(node)
+        if self.report is not None and figures is not None:
+            self.report.processes.append(figures)
+        if self.share is not None:
+            self.share.node_down(node, error)
+
+    def finish(self, session: pytest.Session) -> None:
+        if self.report is not None:
+            self.report.finish(session)
+        if self.plan is not None:
+            self.plan.finish(session)
+
+    def summary(self, terminalreporter: Any) -> None:
+        """The run's closing lines: the report written, the model (under xdist), the sets compared against, and
+        the near-tie flips that passed."""
+        if self.report is not None:
+            self.report.summary(terminalreporter)
+        self.model_tests.summary(terminalreporter)
+        self.sets_compared.summary(terminalreporter)
+        self.near_ties.summary(terminalreporter)
+
     def lm(self, request: pytest.FixtureRequest, spec: str) -> LM:
         """The test's handle on its model (loaded once per process per model): greedy unless marked sampled."""
         __tracebackhide__ = True
         try:
             with self.uncaptured():
-                engine = self.registry.engine(spec)
+                runtime = self.registry.runtime(spec)
         except LMBehaveError as error:
             if spec == self.settings.model:  # without the session's model no test can run: stop at once
                 request.session.shouldfail = (
@@ -219,20 +265,25 @@ class Session:
                     "stopped"
                 )
             raise
-        if engine.sharing:
+        if runtime.sharing:
             # Under xdist each worker takes one more of the plan's batches before each test: a worker kept busy by
             # its tests takes fewer, so the batches are shared out by how busy each worker is.
-            engine.prefetch(1)
-        sampling, seed = self.decoding(request.node)
+            runtime.prefetch(1)
+        marks = self.marks(request.node)
+        sampling, seed = marks.sampling, marks.seed
         recorder = None
         if request.config.getoption("lm_report"):
-            recorder = recorder_for(request.node, spec, engine.fingerprint)
-        return LM(engine, sampling, seed, recorder, asks_for(request.node))
+            recorder = recorder_for(request.node, spec, runtime.fingerprint)
+        return LM(runtime, sampling, seed, recorder, asks_for(request.node))
 
     def end(self) -> None:
+        if self.exercises is not None:
+            self.exercises.closing_line(self.config)
+        if self.share is not None:
+            self.share.end()
         # With a model loaded, the interpreter's last garbage collection walks millions of objects: about a second
         # at exit (README), which every xdist worker adds to the run. Nothing is left to collect.
-        if self.registry.engines:
+        if self.registry.runtimes:
             import gc
 
             gc.freeze()

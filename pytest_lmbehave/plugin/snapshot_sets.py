@@ -12,7 +12,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..config import environment
+from .. import backends
+from ..config import engines, environment
 
 SETS_DIRNAME = "__lm_snapshots__"
 
@@ -59,19 +60,15 @@ VARIANT = "@"  # a set recorded in another environment: __lm_snapshots__/<model>
 # How much each field counts when a run picks the recorded variant closest to its environment.
 VARIANT_WEIGHTS = {"transformers_major": 100, "dtype": 20, "device": 20, "torch_minor": 10, "tokenizers_minor": 5}
 VARIANT_WEIGHTS |= {"transformers": 2, "torch": 1, "cpu_capability": 1, "blas": 1, "gpu": 1, "engine": 50}
-# Kernels that compute other numbers on each SIMD level: llama.cpp's quantized ones (its AVX-512 and AVX2 builds:
-# 0.007 apart in a probability, other greedy texts) and torch's bfloat16 and float16 ones (AVX-512 against AVX2
-# kernels: margins 3 bfloat16 steps apart, other greedy texts). Their sets are kept per level (embedded@llama.cpp is
-# AVX2's, embedded@bf16 AVX-512's): the level outweighs the rest.
+# Kernels that compute other numbers on each SIMD level (each engine says when its do: backends.by_level). Their
+# sets are kept per level (embedded@llama.cpp is AVX2's, embedded@bf16 AVX-512's): the level outweighs the rest.
 VARIANT_WEIGHTS |= {"kernels": 30}
-LOW_PRECISION = ("bfloat16", "float16")
 VARIANT_WEIGHTS |= {"model_sha256": 200}  # new weights held to a set: the variant recorded with these very weights
 
 
 def _derived(environment: dict[str, str]) -> dict[str, str]:
-    found = {"engine": "transformers", **environment}  # sets recorded before served models name no engine
-    by_level = found["engine"] == "llama.cpp" or found.get("dtype") in LOW_PRECISION
-    if by_level and "cpu_capability" in environment:
+    found = {"engine": engines.DEFAULT, **environment}  # sets recorded before served models name no engine
+    if "cpu_capability" in environment and backends.by_level(found):
         found["kernels"] = environment["cpu_capability"]
     for key, parts in (("transformers", 1), ("torch", 2), ("tokenizers", 2)):
         if key in environment:
@@ -121,8 +118,8 @@ def choose_variant(test_dir: Path, slug: str, now: dict[str, str], named: str | 
         for k in ("engine", "transformers", "torch", "tokenizers", "dtype", "device", "cpu_capability")
         if recorded.get(k) != current.get(k)
     ]
-    moved = weights_moved(recorded, current)
-    weights = f"recorded with weights {moved[0]}…, now {moved[1]}…" if moved else ""
+    moved = environment.weights_moved(recorded, current)
+    weights = f"recorded with weights {moved[0][:7]}…, now {moved[1][:7]}…" if moved else ""
     if not differing:
         return found[best].name, weights or "recorded in this run's environment"
     releases = minor_releases(recorded, current, differing)
@@ -146,17 +143,11 @@ def minor_releases(recorded: dict[str, str], now: dict[str, str], differing: lis
     return f"recorded on {was}, running {running}: {SAME_MAJOR}"
 
 
-def weights_moved(recorded: dict[str, str], now: dict[str, str]) -> tuple[str, str] | None:
-    """(recorded, current) weights hashes when both are known and differ: the model's bytes changed."""
-    old, new = recorded.get("model_sha256", "unknown"), now.get("model_sha256", "unknown")
-    return None if "unknown" in (old, new) or old == new else (old[:7], new[:7])
-
-
 def weights_variant(test_dir: Path, slug: str, now: dict[str, str]) -> str | None:
     """Where --snapshot-update records new weights held to ``slug``'s set: a variant named after them
     (``weights-<sha>``), unless the set was recorded with these very weights (or holds nothing yet)."""
     plain = test_dir / SETS_DIRNAME / slug
-    if not plain.is_dir() or weights_moved(recorded_environment(plain), now) is None:
+    if not plain.is_dir() or environment.weights_moved(recorded_environment(plain), now) is None:
         return None
     return f"weights-{now['model_sha256'][:8]}"
 

@@ -19,14 +19,14 @@ from syrupy.data import SnapshotCollection
 from syrupy.extensions.amber import AmberSnapshotExtension
 from syrupy.utils import snapshot_file_lock_enabled
 
+from ..backends.sampling import Policy
 from ..config import defaults
 from ..config.environment import parse_line
 from ..config.errors import LMBehaveError
-from ..config.sampling import Policy
-from ..engine import plan
-from ..observations.causes import environment_lines, recorded_envs, root_cause
 from ..observations.records import to_record
 from ..observations.verdict import Difference, Teacher, Tolerances, compare
+from ..reports.causes import environment_lines, recorded_envs, root_cause
+from ..runtime import plan
 from .snapshot_sets import SETS_DIRNAME, VARIANT, damage
 
 if TYPE_CHECKING:

@@ -13,7 +13,6 @@ import pytest
 
 from .snapshot_sets import SETS_DIRNAME
 
-PROPERTY = "lmbehave_model_test"
 MARKER_LINE = "pytest-lmbehave: every test that uses a model was skipped"
 
 
@@ -24,12 +23,6 @@ def uses_model(item: pytest.Item) -> bool:
     return not MODEL_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
 
 
-def attach(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Mark the reports of a test that uses a model (xdist brings reports, and their properties, to the controller)."""
-    if uses_model(item) and (PROPERTY, "1") not in report.user_properties:
-        report.user_properties.append((PROPERTY, "1"))
-
-
 class ModelTests:
     """Counts how the tests that use a model ended, from every process's reports; under xdist, whose controller
     collects nothing, the model's header lines come at the end (``header``)."""
@@ -38,12 +31,12 @@ class ModelTests:
         self.outcomes: dict[str, set[str]] = {}
         self.header = header
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    def add(self, report: pytest.TestReport, carried: dict[str, Any]) -> None:
         # A test's outcome is its call's, or a setup that did not pass (a skip mark, a failing fixture).
-        if (PROPERTY, "1") in report.user_properties and (report.when == "call" or report.outcome != "passed"):
+        if carried.get("model") and (report.when == "call" or report.outcome != "passed"):
             self.outcomes.setdefault(report.nodeid, set()).add(report.outcome)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def summary(self, terminalreporter: Any) -> None:
         if self.header is not None and self.outcomes:
             for line in self.header():
                 terminalreporter.write_line(line)
@@ -54,11 +47,8 @@ class ModelTests:
             )
 
 
-SET_PROPERTY = "lmbehave_set"
-
-
 class SetsCompared:
-    """The sets this process's tests were compared against, told once each on a test's report (``attach``), and
+    """The sets this process's tests were compared against, told once each on a test's report (``take``), and
     every process's listed at the end, one line per set: "recorded on transformers 5.24.0, running 5.25.0: same
     major, no variant of its own" reads once, not once per test."""
 
@@ -67,19 +57,20 @@ class SetsCompared:
         self.told: set[Any] = set()
         self.sets: dict[str, str] = {}
 
-    def attach(self, report: pytest.TestReport) -> None:
+    def take(self) -> list[tuple[str, str]]:
+        """The sets chosen since the last report, each as (its folder, why it was chosen)."""
+        new = []
         for key, (name, why) in list(self.chosen.items()):
             if key not in self.told:
                 self.told.add(key)
-                report.user_properties.append((SET_PROPERTY, f"{key[0] / SETS_DIRNAME / name}\t{why}"))
+                new.append((str(key[0] / SETS_DIRNAME / name), why))
+        return new
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for name, value in report.user_properties:
-            if name == SET_PROPERTY:
-                where, _, why = str(value).partition("\t")
-                self.sets.setdefault(where, why)
+    def add(self, carried: dict[str, Any]) -> None:
+        for where, why in carried.get("sets", ()):
+            self.sets.setdefault(str(where), str(why))
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def summary(self, terminalreporter: Any) -> None:
         root = Path(terminalreporter.config.invocation_params.dir)
         for where, why in sorted(self.sets.items()):
             shown = os.path.relpath(where, root) if Path(where).is_relative_to(root) else where

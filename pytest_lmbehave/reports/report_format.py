@@ -1,4 +1,5 @@
-"""The report file's format (``--lm-report``), readable without pytest: ``lmbehave diff`` loads reports with it."""
+"""The report file's format (``--lm-report``): written here from what a run collected, and read here, without
+pytest, by ``lmbehave diff``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config.errors import LMBehaveError
+from ..config.files import write_atomically
 
 FORMAT = "pytest-lmbehave report"
 VERSION = 1
@@ -14,6 +16,25 @@ VERSION = 1
 
 class ReportError(LMBehaveError):
     """A report that cannot be compared: missing, truncated or not ours."""
+
+
+def write_report(
+    path: Path,
+    environments: dict[str, dict[str, str]],
+    processes: list[dict[str, Any]],
+    observations: dict[str, list[dict[str, Any]]],
+    skipped: dict[str, str],
+) -> None:
+    """One report, whole or not at all: each table sorted, so that the same run writes the same bytes."""
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "environments": dict(sorted(environments.items())),
+        "processes": sorted(processes, key=lambda p: str(p["process"])),
+        "observations": dict(sorted(observations.items())),
+        "skipped": dict(sorted(skipped.items())),
+    }
+    write_atomically(path, json.dumps(document, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
 
 
 def load_report(path: Path) -> dict[str, Any]:

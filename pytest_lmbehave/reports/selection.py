@@ -5,21 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import environment
+from ..config.engines import DEFAULT
 from ..config.naming import slug
-
-KINDS = ("tokenization", "next_token", "greedy", "sampled", "choice")
-DEFAULT_ENGINE = "transformers"  # reports recorded before served models name no engine
-
-
-def kind_of(record: dict[str, Any]) -> str:
-    if record.get("kind") == "generation":
-        return "greedy" if record.get("sampling", "greedy") == "greedy" else "sampled"
-    return str(record.get("kind"))
+from ..observations import selected_as
 
 
 def engines(report: dict[str, Any]) -> dict[str, str]:
     """Each model's engine, by the model's slug (a served copy of ``embedded`` is ``embedded`` served)."""
-    return {slug(m): str(env.get("engine", DEFAULT_ENGINE)) for m, env in report.get("environments", {}).items()}
+    return {slug(m): str(env.get("engine", DEFAULT)) for m, env in report.get("environments", {}).items()}
 
 
 def comparable(
@@ -35,12 +29,12 @@ def comparable(
     def keep(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         kept, sampled = [], []
         for record in records:
-            if kind_of(record) == "sampled" and slug(str(record.get("model", ""))) in other:
+            if selected_as(record) == "sampled" and slug(str(record.get("model", ""))) in other:
                 left_out["engine"] += 1
                 sampled.append(str(record.get("prompt", "")))
             elif record.get("kind") == "next_token" and any(_extends(record, p) for p in sampled):
                 left_out["follow"] += 1  # a question about the text that sampled path made
-            elif only and kind_of(record) not in only:
+            elif only and selected_as(record) not in only:
                 left_out["kind"] += 1
             else:
                 kept.append(record)
@@ -97,12 +91,7 @@ def environments_side_by_side(old: dict[str, Any], new: dict[str, Any]) -> list[
     ]
 
 
-def weights_moved(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, str] | None:
+def paired_weights(old: dict[str, Any], new: dict[str, Any]) -> tuple[str, str] | None:
     """The weights' hashes, old and new, when the reports' paired model moved to other weights (one pair only)."""
-    moved = [
-        (str(a["model_sha256"]), str(b["model_sha256"]))
-        for _, a, b in paired_environments(old, new)
-        if a.get("model_sha256", "unknown") not in ("unknown", b.get("model_sha256", "unknown"))
-        and b.get("model_sha256", "unknown") != "unknown"
-    ]
+    moved = [pair for _, a, b in paired_environments(old, new) if (pair := environment.weights_moved(a, b))]
     return moved[0] if len(moved) == 1 else None

@@ -195,28 +195,25 @@ class Exercise:
                 out.write(json.dumps({"name": self.name, "question": self.question, "hints": texts}) + "\n")
 
 
+def is_exercise(item: pytest.Item) -> bool:
+    return "exercise" in getattr(item, "fixturenames", ())
+
+
 class ExerciseProgress:
-    """Counts solved exercises (from reports, so it works under xdist) and names the next one, in document order."""
+    """Counts solved exercises (from the reports of tests that use ``exercise``, so it works under xdist) and names
+    the next one, in document order."""
 
     def __init__(self) -> None:
         self.outcomes: dict[str, tuple[str, int, str]] = {}
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-        outcome = yield
-        if "exercise" in getattr(item, "fixturenames", ()):
-            outcome.get_result().lmbehave_exercise = True
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not getattr(report, "lmbehave_exercise", False):
-            return
+    def add(self, report: pytest.TestReport) -> None:
         failed = report.failed or (report.when == "call" and not report.passed)
         previous = self.outcomes.get(report.nodeid, ("passed", 0, ""))[0]
         state = "failed" if failed or previous == "failed" else "passed"
         if report.when == "call" or failed:
             self.outcomes[report.nodeid] = (state, report.location[1] or 0, report.location[0])
 
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
+    def closing_line(self, config: pytest.Config) -> None:
         # After pytest's own closing line, so it is the last thing a student reads.
         terminalreporter = config.pluginmanager.getplugin("terminalreporter")
         if not self.outcomes or terminalreporter is None or hasattr(config, "workerinput"):

@@ -1,24 +1,27 @@
 """A GGUF model computed by llama.cpp, its own engine, through ``llama-cpp-python``: the file read as it is (its
 quantized weights, its tokenizer, llama.cpp's kernels and sampler), chosen with ``--lm-engine llama.cpp``.
 
-The whole engine is this folder; ``backends.open`` reaches it by one branch. It imports neither torch nor
-transformers, and nothing of the other engines.
+The whole engine is this folder and its row in ``config/engines.py``; ``backends.open`` reaches it through that row.
+It imports neither torch nor transformers, and nothing of the other engines.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ...config.errors import BackendUnavailable, LMBehaveError, ModelLoadError, SettingsError
 from ...config.settings import Settings
 from ..protocol import Backend, ModelSource
 
 ENGINE = "llama.cpp"
+# llama.cpp decodes token by token and takes no drafts; its generations are not transformers', so --snapshot-update
+# leaves the plan's drafts alone.
+DRAFTS = False
 INSTALL = "pip install 'pytest-lmbehave[llamacpp]'   (or: pip install llama-cpp-python; it builds llama.cpp)"
 
 
-def check_engine(settings: Settings, resolve: Callable[[str], ModelSource]) -> None:
+def check(settings: Settings, resolve: Callable[[str], ModelSource]) -> None:
     """Before any test: llama-cpp-python is installed, and the session's model is a GGUF file it can read."""
     __tracebackhide__ = True
     import importlib.util
@@ -46,6 +49,12 @@ def numerics(settings: Settings) -> str:
     return f"engine=llama.cpp {version} (the GGUF's own quantized kernels) threads={settings.threads}"
 
 
+def by_level(environment: Mapping[str, str]) -> bool:
+    """Always: llama.cpp's quantized kernels compute other numbers on each SIMD level (AVX-512 against AVX2: 0.007
+    apart in a probability, other greedy texts), so its sets are kept per level (embedded@llama.cpp is AVX2's)."""
+    return True
+
+
 def _not_gguf(source: ModelSource) -> str:
     return (
         f"--lm-engine={ENGINE} runs GGUF files, and {source.spec!r} is a {source.kind} model ({source.path}); "
@@ -53,7 +62,7 @@ def _not_gguf(source: ModelSource) -> str:
     )
 
 
-def open_gguf(
+def open(
     source: ModelSource,
     settings: Settings,
     announce: Callable[[str], None] | None = None,

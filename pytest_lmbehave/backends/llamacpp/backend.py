@@ -18,9 +18,9 @@ from typing import Any
 
 from ...config import environment
 from ...config.facts import file_sha256
-from ...config.sampling import Policy
 from ...config.settings import Settings
 from ..protocol import ALTERNATIVES, Decoded, Logprobs, ModelSource, limits
+from ..sampling import Policy
 from ..templates import no_template, refused
 from ..vocabulary import Vocabulary, stored_at
 from .numbers import log_softmax, step_figures

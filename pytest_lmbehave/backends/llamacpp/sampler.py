@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...config.sampling import Sampling
+from ..sampling import Sampling
 
 RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: "pick a random seed", never wanted here
 

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...config.errors import BackendUnavailable
-from ...config.sampling import Policy
 from ..protocol import ALTERNATIVES, Decoded, Logprobs, limits
+from ..sampling import Policy
 from ..templates import Messages, Rendered
 from ..vocabulary import Vocabulary
 from .capabilities import Capabilities

@@ -1,11 +1,12 @@
 """A causal LM loaded in this process and computed with torch and transformers: loading (and the GGUF conversion
 cache), forward passes, the stitched prefill, decoding with each row's own policy, draft verification, the model's
-own generation config. The only part of the package that imports torch or transformers (with ``engine/tensors.py``)."""
+own generation config. The only part of the package that imports torch or transformers (with
+``observations/tensors.py``). Its top is the engine table's interface (``protocol.EnginePackage``)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ...config.errors import LMBehaveError, ModelLoadError
 from ...config.settings import Settings
@@ -13,8 +14,25 @@ from ..protocol import Backend, ModelSource
 from . import loading
 from .conversion import say
 
+DRAFTS = True  # its generations are the plan's drafts, verified in one teacher-forced pass
+# Dtypes whose CPU kernels compute other numbers on each SIMD level (AVX-512 against AVX2: margins 3 bfloat16 steps
+# apart, other greedy texts); float32 sums differ only in the last bits, within the tolerances.
+LOW_PRECISION = ("bfloat16", "float16")
 
-def open_local(
+
+def check(settings: Settings, resolve: Callable[[str], ModelSource]) -> None:
+    """Nothing more to judge before a test: the device was checked for every engine, the model is read when asked."""
+
+
+def numerics(settings: Settings) -> str:
+    return f"dtype={settings.dtype} device={settings.device} threads={settings.threads} attention={settings.attention}"
+
+
+def by_level(environment: Mapping[str, str]) -> bool:
+    return environment.get("dtype") in LOW_PRECISION
+
+
+def open(
     source: ModelSource,
     settings: Settings,
     announce: Callable[[str], None] | None = None,

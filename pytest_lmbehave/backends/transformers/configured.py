@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ...config.sampling import Sampling
+from ..sampling import Sampling
 
 # Fields of a generation config that never change which tokens generate picks here: ids are the model's (its hash
 # holds them), the length is each request's own, the rest are output and cache plumbing.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ...config.sampling import Policy, Sampling
+    from ..sampling import Policy, Sampling
 
 from ...config.defaults import DECODING_VERSION as ALGORITHM_VERSION  # noqa: F401 - the fingerprint's "decoding"
 from ..protocol import ALTERNATIVES

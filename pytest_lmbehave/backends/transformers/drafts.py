@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ...config.sampling import Policy
 from ..protocol import Decoded
+from ..sampling import Policy
 from . import prefill
 from .decoding import RowState, step_numbers
 

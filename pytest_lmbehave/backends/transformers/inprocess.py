@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ...config.environment import INVARIANT
-from ...config.sampling import GREEDY, Policy
 from ..protocol import Decoded, Logprobs, limits
+from ..sampling import GREEDY, Policy
 from ..templates import render_with
 from ..vocabulary import Vocabulary, built
 from . import prefill

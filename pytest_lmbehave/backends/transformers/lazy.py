@@ -13,9 +13,9 @@ from typing import Any
 
 from ...config.environment import INVARIANT
 from ...config.errors import LMBehaveError
-from ...config.sampling import Policy
 from ...config.settings import Settings
 from ..protocol import Backend, Decoded, Logprobs, ModelSource
+from ..sampling import Policy
 from ..vocabulary import Vocabulary, stored_at
 from .conversion import cache_key, entry_problem
 from .loading import content_hash, fingerprint

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import PREFIX, common_prefix
-from ..config.sampling import GREEDY, Policy, Sampling
+from ..backends.sampling import GREEDY, Policy, Sampling
 
 FORMAT = "pytest-lmbehave plan"
 # A request's kind is its observation's (``observations.KINDS``); the plan file keeps its own short spelling.

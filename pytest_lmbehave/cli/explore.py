@@ -13,13 +13,13 @@ from typing import Any
 from ..api.assertions import candidate_rows
 from ..api.lm import LM
 from ..backends import check
+from ..backends.sampling import Sampling
 from ..config import defaults
-from ..config.arguments import positive
 from ..config.errors import LMBehaveError
 from ..config.options import BY_INI, Option
-from ..config.sampling import Sampling
+from ..config.parsing import for_argparse, whole
 from ..config.settings import build_settings
-from ..engine.registry import Registry
+from ..runtime.registry import Registry
 
 MODEL_OPTIONS = ("lm_model", "lm_dtype", "lm_device", "lm_threads", "lm_attention")
 
@@ -31,16 +31,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--" + option.flag.removeprefix("--lm-"), dest=option.ini, help=option.help)
     parser.add_argument(
         "--top",
-        type=positive,
+        type=for_argparse(whole(1), "--top"),
         default=defaults.EXPLORE_TOP,
         help=f"how many next-token candidates to show (default {defaults.EXPLORE_TOP})",
     )
-    parser.add_argument("--max-new-tokens", type=positive, default=20, help="length of each continuation (default 20)")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=for_argparse(whole(1), "--max-new-tokens"),
+        default=20,
+        help="length of each continuation (default 20)",
+    )
     parser.add_argument("--sample", action="store_true", help="also show sampled continuations")
     parser.add_argument("--temperature", type=float, help="sampling temperature (implies --sample)")
     parser.add_argument("--top-p", type=float, help="nucleus sampling threshold (implies --sample)")
     parser.add_argument("--top-k", type=int, help="top-k sampling (implies --sample)")
-    parser.add_argument("--samples", type=positive, default=3, help="how many sampled continuations (default 3)")
+    parser.add_argument(
+        "--samples",
+        type=for_argparse(whole(1), "--samples"),
+        default=3,
+        help="how many sampled continuations (default 3)",
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the first sample; each next one adds 1 (default 0)"
     )
@@ -55,8 +65,8 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     try:
         settings = build_settings(lookup)
         check(settings)
-        engine = Registry(settings, lambda message: print(message, file=sys.stderr)).engine(settings.model)
-        lm = LM(engine)
+        runtime = Registry(settings, lambda message: print(message, file=sys.stderr)).runtime(settings.model)
+        lm = LM(runtime)
         tokens = lm.tokenize(args.prompt)
         dist = lm.next_token(args.prompt)
         greedy = lm.generate(args.prompt, max_new_tokens=args.max_new_tokens)
@@ -65,7 +75,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
             sampling = Sampling(args.temperature, args.top_p, args.top_k)
         samples = (
             [
-                LM(engine, sampling, args.seed + i).generate(args.prompt, max_new_tokens=args.max_new_tokens)
+                LM(runtime, sampling, args.seed + i).generate(args.prompt, max_new_tokens=args.max_new_tokens)
                 for i in range(args.samples)
             ]
             if sampling
@@ -74,7 +84,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     except LMBehaveError as error:
         print(f"lmbehave explore: {error}", file=sys.stderr)
         return 2
-    fingerprint = engine.fingerprint
+    fingerprint = runtime.fingerprint
     print(
         f"model: {fingerprint['model_name']} (sha256 {fingerprint['model_sha256']}, {fingerprint['dtype']}, {fingerprint['threads']} thread(s))",
         file=out,

@@ -11,8 +11,8 @@ from typing import Any
 import numpy
 
 from ..backends import ALTERNATIVES, Backend, Decoded, Logprobs
+from ..backends.sampling import GREEDY, Policy, Sampling, row_seed
 from ..config.errors import BackendUnavailable, InputError, LMBehaveError
-from ..config.sampling import GREEDY, Policy, Sampling, row_seed
 from ..observations.choice import Choice
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution
@@ -29,7 +29,7 @@ from .tokens import Prompt, Tokens
 Asked = Callable[[plan.Ask], None]  # told of every request, normalised, for the plan (--lm-plan-update)
 
 
-class Engine:
+class Runtime:
     def __init__(
         self,
         backend: Backend,
@@ -95,13 +95,13 @@ class Engine:
         compare batched and single runs); results are still written to the cache."""
         self.memo.forget()
 
-    def fresh(self) -> Engine:
-        """An engine on the same backend with nothing remembered and no plan: to show a result is computed afresh,
+    def fresh(self) -> Runtime:
+        """A runtime on the same backend with nothing remembered and no plan: to show a result is computed afresh,
         not sliced from another. It verifies drafts as its parent does (every token is still the model's, checked
-        by teacher forcing). Under --lm-cache it keeps its results apart, so a re-run reads what a fresh engine
+        by teacher forcing). Under --lm-cache it keeps its results apart, so a re-run reads what a fresh runtime
         computed, never what the main one did."""
         store = self.memo.store
-        fresh = Engine(self.backend, None if store is None else store.within("fresh"))
+        fresh = Runtime(self.backend, None if store is None else store.within("fresh"))
         fresh.drafts = self.drafts  # it still computes every token: a draft is checked by teacher forcing
         return fresh
 
@@ -115,6 +115,10 @@ class Engine:
     def tokenize(self, text: str) -> Tokenization:
         __tracebackhide__ = True
         return self.tokens.tokenize(text)
+
+    def chat(self, messages: Sequence[dict[str, str]]) -> tuple[str, list[int]]:
+        """A conversation rendered by the model's own chat template (the assistant's turn opened): text and ids."""
+        return self.tokens.chat(messages)
 
     def ids(self, prompt: Prompt, extra: int = 0) -> list[int]:
         __tracebackhide__ = True

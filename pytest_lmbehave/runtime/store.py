@@ -35,7 +35,7 @@ class ObservationStore:
         write_atomically(self.folder / "environment.json", identity)
 
     def within(self, space: str) -> ObservationStore:
-        """The same folder for keys of their own: a fresh engine's results never answer the main engine's."""
+        """The same folder for keys of their own: a fresh runtime's results never answer the main runtime's."""
         return ObservationStore(self.root, self.fingerprint, space)
 
     def _path(self, key: tuple[Any, ...]) -> Path:

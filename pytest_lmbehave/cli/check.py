@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config.engines import ENGINES
 from ..config.files import path_problem
 from ..config.naming import slug
-from .scaffold import init
+from .init import init
 
 SETS = "__lm_snapshots__"
 
@@ -156,5 +157,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report", default="lmbehave-check.json", help="where to write the report (default lmbehave-check.json)"
     )
-    parser.add_argument("--engine", choices=("transformers", "llama.cpp"), help="the engine that runs a GGUF")
+    parser.add_argument("--engine", choices=tuple(ENGINES), help="the engine that runs a GGUF")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --, e.g. -- -k generation")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from .errors import InputError
+from ..config.errors import InputError
 
 KNOBS = ("temperature", "top_p", "top_k")
 

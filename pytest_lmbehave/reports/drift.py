@@ -8,9 +8,8 @@ from typing import Any
 
 from ..config import defaults
 from ..config.naming import slug
-from . import KINDS, verdict
-from .causes import weights_line
-from .verdict import Difference, Tolerances
+from ..observations import KINDS, verdict
+from ..observations.verdict import Difference, Tolerances
 
 SEVERITIES = ("major", "near-tie", "minor")  # worst first
 
@@ -198,46 +197,6 @@ def largest_move(old: dict[str, Any], new: dict[str, Any]) -> tuple[float, str]:
             if size > found[0]:
                 found = (size, f"{test} #{index} {where}")
     return found
-
-
-def root_causes(changes: list[Change], weights: tuple[str, str] | None = None) -> list[str]:
-    """What the changes come from, leading with tokenizer changes (each with the changes that follow from it),
-    then the model (the weights, when their hash moved: ``weights``) and decoding: one line each."""
-    names: dict[int, str] = {}  # pieces of ids, from the tokenization changes, to name what was added
-    for change in changes:
-        if "difference" in change.details:
-            names.update(change.details["difference"].details.get("names", {}))
-    causes: dict[str, int] = {}
-    tokenizer_tests: dict[str, str] = {}
-    for change in changes:
-        difference = change.details.get("difference")
-        if difference is None or difference.layer != verdict.TOKENIZER:
-            continue
-        if difference.kind == verdict.TOKENIZATION:
-            old, new = difference.details.get("old_ids") or [], difference.details.get("new_ids") or []
-        else:
-            old, new = difference.old or [], difference.new or []
-        cause = verdict.tokenizer_change(old, new, names)
-        causes[cause] = causes.get(cause, 0) + 1
-        tokenizer_tests[change.test] = cause
-    for change in changes:  # follow-ons in a test whose input changed follow from the same cause
-        if change.kind == "follow-on" and change.test in tokenizer_tests:
-            cause = tokenizer_tests[change.test]
-            causes[cause] += int(change.details.get("count", 1))
-    lines = [
-        f"{cause}: {count} observation(s) follow from it"
-        for cause, count in sorted(causes.items(), key=lambda kv: -kv[1])
-    ]
-    moved = sum(1 for c in changes if c.layer == verdict.MODEL and c.kind != "missing")
-    if weights is not None and moved:
-        observations = len({(c.test, c.index) for c in changes if c.layer == verdict.MODEL and c.kind != "missing"})
-        lines.append(weights_line(*weights, bool(causes), f"{observations} observation(s) moved ({moved} change(s))"))
-    elif moved:
-        lines.append(f"the model (the same ids in, other numbers out): {moved} change(s)")
-    decoding = sum(1 for c in changes if c.layer == verdict.DECODING and c.kind != "missing")
-    if decoding:
-        lines.append(f"decoding (the same numbers, other tokens chosen): {decoding} change(s)")
-    return lines
 
 
 def summary_table(changes: list[Change]) -> list[tuple[str, str, int]]:

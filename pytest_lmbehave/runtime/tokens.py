@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ..backends import Backend, Decoded
+from ..backends.sampling import Policy
 from ..backends.vocabulary import Vocabulary
 from ..config.errors import InputError
-from ..config.sampling import Policy
 from ..observations.generation import Generation
 from ..observations.tokenization import Tokenization
 from .memo import Memo

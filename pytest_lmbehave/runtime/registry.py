@@ -14,7 +14,7 @@ from ..config.errors import LMBehaveError, ModelNotFoundError, SettingsError
 from ..config.naming import slug
 from ..config.settings import Settings
 from . import plan
-from .engine import Engine
+from .runtime import Runtime
 from .store import ObservationStore, SharedBatches
 
 if TYPE_CHECKING:
@@ -36,17 +36,17 @@ class Registry:
         self.plan: list[plan.Ask] = []
         self.sets: list[Path] = []  # the snapshot-set folders of this run (for drafts), known with the plan
         self._recorded: dict[str, plan.Drafts] = {}
-        self._engines: dict[str, Engine] = {}
+        self._runtimes: dict[str, Runtime] = {}
         self._failures: dict[str, LMBehaveError] = {}
         self._sources: dict[str, ModelSource | LMBehaveError] = {}
         self.timings: dict[str, tuple[float, float]] = {}  # per model: (its imports, its load), in seconds
 
-    def engine(self, spec: str) -> Engine:
-        """The spec's engine. Under --lm-cache, a model this machine has loaded before is not loaded until a
+    def runtime(self, spec: str) -> Runtime:
+        """The spec's runtime. Under --lm-cache, a model this machine has loaded before is not loaded until a
         question misses the cache (a warm re-run imports neither torch nor transformers)."""
         __tracebackhide__ = True
-        if spec in self._engines:
-            return self._engines[spec]
+        if spec in self._runtimes:
+            return self._runtimes[spec]
         if spec in self._failures:
             raise type(self._failures[spec])(str(self._failures[spec]))
         source = self.source(spec)
@@ -67,18 +67,18 @@ class Registry:
         if self.settings.observation_cache:
             store = ObservationStore(self.settings.cache_dir / "observations", fingerprint)
         shared = None if self.shared is None else SharedBatches(self.shared, fingerprint)
-        engine = self._engines[spec] = Engine(backend, store, shared, self.announce)
-        engine.use_plan(self.plan, self._drafts(spec))
-        return engine
+        runtime = self._runtimes[spec] = Runtime(backend, store, shared, self.announce)
+        runtime.use_plan(self.plan, self._drafts(spec))
+        return runtime
 
     def use_plan(self, asks: list[plan.Ask], sets: list[Path] | None = None) -> None:
         """The plan's requests for this run's tests, and the snapshot sets beside them (whose recorded generations
-        are drafts too); engines made from now on batch them. --lm-drafts=false keeps the batches, not the drafts."""
+        are drafts too); runtimes made from now on batch them. --lm-drafts=false keeps the batches, not the drafts."""
         self.plan = list(asks) if self.settings.drafts else [replace(ask, draft=None) for ask in asks]
         self.sets = list(sets or []) if self.settings.drafts else []
         self._recorded.clear()
-        for spec, engine in self._engines.items():
-            engine.use_plan(self.plan, self._drafts(spec))
+        for spec, runtime in self._runtimes.items():
+            runtime.use_plan(self.plan, self._drafts(spec))
 
     def _drafts(self, spec: str) -> plan.Drafts:
         """The recorded snapshots' generations of this model, by plan.key; none without a plan."""
@@ -93,14 +93,14 @@ class Registry:
         """This process's figures over every model: tokens verified from drafts and decoded, results computed,
         read from --lm-cache and read from other workers."""
         total: Counter[str] = Counter()
-        for engine in self._engines.values():
-            total.update(engine.stats)
+        for runtime in self._runtimes.values():
+            total.update(runtime.stats)
         names = ("tokens verified", "tokens decoded", "computed", "from_disk", "shared")
         return {name.replace(" ", "_"): int(total[name]) for name in names}
 
     @property
-    def engines(self) -> dict[str, Engine]:
-        return dict(self._engines)
+    def runtimes(self) -> dict[str, Runtime]:
+        return dict(self._runtimes)
 
     def source(self, spec: str) -> ModelSource:
         """Where a spec's model comes from, resolved once per process (a failure too)."""

@@ -170,7 +170,7 @@ llamacpp: $(STAMPL)
 	tools/llamacpp.sh $(PY) build/llamacpp build/portability/native.json
 
 # The user's path from the wheel, outside the repo (tools/user_path.sh): a fresh venv, `lmbehave init specs` and
-# `pytest specs -n 2`, `lmbehave init exercises` and its 0/15 progress line, a chat spec of the user's own, and
+# `pytest specs -n 2`, `lmbehave init exercises` and its 0/16 progress line, a chat spec of the user's own, and
 # `lmbehave check` on a folder copy of the converted model, its report diffed against the embedded model's.
 user-path: $(STAMP)
 	tools/user_path.sh $(PY) $(LOCK)/main.txt

@@ -17,6 +17,7 @@ ANSWERS = {
     "test_greedy_generation": " master of subtlety.",
     "test_temperature": 14.0,
     "test_top_p": 16,
+    "test_how_often_master_comes_first": 1363,
     "test_zero_shot_is_not_a_label": False,
     "test_few_shot_label": " good",
     "test_near_tie": 1,

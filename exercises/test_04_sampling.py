@@ -1,6 +1,7 @@
 """4. Sampling: temperature reshapes the distribution, top-p cuts its tail."""
 
 from pytest_lmbehave import ___
+from pytest_lmbehave.teaching.exercises import DrawnCount
 
 
 def test_temperature(lm, exercise):
@@ -33,5 +34,23 @@ def test_top_p(lm, exercise):
         hint=[
             f"keep the most likely tokens until their probabilities add up to 0.5; the top one alone has p={float(probs[0]):.2f}",
             "sort the probabilities (lm.next_token(...).logprobs.exp()), add them up in order, count until 0.5",
+        ],
+    )
+
+
+def test_how_often_master_comes_first(lm, exercise):
+    """Sampling 2,000 times at temperature 0.7 (top-50) after "Shakespeare was a": about how many draws are " master"?
+    (an int: any count the draws cannot tell from yours, by a binomial test at α = 0.01, is right)"""
+    draws = lm.with_sampling(temperature=0.7, top_k=50, seed=1).draws("Shakespeare was a", n=2000)
+    master = lm.vocabulary.id_of(" master")
+    probability = float(lm.next_token("Shakespeare was a").prob(" master"))
+    exercise.check(
+        DrawnCount(int(draws.counts[master]), len(draws.tokens)),
+        ___,
+        hint=[
+            f'at temperature 1, " master" has p={probability:.2f}: 2,000 draws would hold about '
+            f"{round(2000 * probability)} of them; 0.7 divides the logits by 0.7 first",
+            "exp(logprob / 0.7) for each of the top 50 tokens, divided by their sum, is each one's chance; "
+            "times 2,000 is the count to expect",
         ],
     )

@@ -14,7 +14,7 @@ __version__ = "0.1.0"  # the one place the version is written (pyproject.toml re
 if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported on first use
     import pytest
 
-    from .api.assertions import assert_close
+    from .api.assertions import assert_close, assert_sampled_from
     from .api.lm import LM
     from .backends.sampling import Sampling
     from .config.errors import (
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported
     from .observations.chat import Chat
     from .observations.choice import Choice
     from .observations.closeness import Profile
+    from .observations.conformance import Draws
     from .observations.generation import Generation
     from .observations.next_token import Candidate, Distribution
     from .observations.scores import Scores
@@ -50,6 +51,8 @@ _WHERE = {
     "___": "teaching.exercises",
     "LM": "api.lm",
     "assert_close": "api.assertions",
+    "assert_sampled_from": "api.assertions",
+    "Draws": "observations.conformance",
     "Profile": "observations.closeness",
     "Scores": "observations.scores",
     "Runtime": "runtime.runtime",
@@ -69,6 +72,7 @@ __all__ = [
     "Chat",
     "Choice",
     "Distribution",
+    "Draws",
     "Generation",
     "InputError",
     "LMBehaveError",
@@ -83,6 +87,7 @@ __all__ = [
     "Tokenization",
     "___",
     "assert_close",
+    "assert_sampled_from",
     "greedy",
     "sampled",
 ]

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from document import BOSTON_VISIT, SHAKESPEARE
 
-from pytest_lmbehave import LM, Distribution, sampled
+from pytest_lmbehave import LM, Distribution, assert_sampled_from, sampled
 
 
 def within_top(lm: LM, dist: Distribution, token: int, k: int) -> bool:
@@ -75,3 +76,15 @@ def test_ten_samples_of_the_boston_prompt_are_nearly_all_different(lm: LM) -> No
     # allows two coincidences; identical rows (one seed reused for every row) would give 1.
     assert len({s.ids for s in samples}) >= 8
     assert all(s.prompt == BOSTON_VISIT for s in samples)
+
+
+# The document's runs, as distributions: 2,000 draws of the token after "Shakespeare was a" through the engine's own
+# sampler, held by our own computation from the same pass's log-probabilities to what the settings make of them
+# (assert_sampled_from: α = 0.01; each known wrong sampler is rejected with power 1.00 at T = 1, README).
+@pytest.mark.parametrize(
+    "settings",
+    [{"top_k": 50}, {"top_p": 0.9, "top_k": 50}, {"temperature": 0.2, "top_k": 50}, {"temperature": 14.0, "top_k": 50}],
+    ids=["top-50", "top-p-0.9", "temperature-0.2", "temperature-14"],
+)
+def test_the_first_token_is_drawn_from_the_distribution_the_settings_make(lm: LM, settings: dict[str, float]) -> None:
+    assert_sampled_from(lm.with_sampling(**settings).draws(SHAKESPEARE, n=2000))  # type: ignore[arg-type]

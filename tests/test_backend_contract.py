@@ -75,6 +75,21 @@ def check_backend(backend: Backend, prompt: str) -> None:
     crowd = backend.generate([own[:1], ids, ids], 8, [Policy(), Policy(hot, 1), Policy(hot, 2)])
     assert crowd[1].ids == first
 
+    # Draws through the engine's own sampler: only what the settings keep, the same under the same seed, from the
+    # numbers the next-token question reads.
+    top3 = Policy(Sampling(top_k=3), 5)
+    try:
+        drawn = backend.draws(ids, top3, 300)
+    except BackendUnavailable as error:
+        assert "draws" in str(error)
+    else:
+        kept = set(known_ids(drawn.numbers)[:3])
+        assert len(drawn.tokens) == 300 and set(drawn.tokens) <= kept and len(set(drawn.tokens)) > 1
+        assert backend.draws(ids, top3, 300).tokens == drawn.tokens
+        assert drawn.sampling == Sampling(top_k=3)  # no generation config here fills anything in
+        top = known_ids(after)[0]
+        assert float(drawn.numbers.values[top]) == pytest.approx(float(after.values[top]), abs=SAME)
+
     try:
         logits = backend.logits(ids)
     except BackendUnavailable as error:

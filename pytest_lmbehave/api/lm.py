@@ -14,6 +14,7 @@ from ..backends.vocabulary import Vocabulary
 from ..config.errors import InputError
 from ..observations.chat import Chat
 from ..observations.choice import Choice
+from ..observations.conformance import Draws
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution
 from ..observations.scores import Scores
@@ -201,6 +202,21 @@ class LM:
         template, ids = self.runtime.chat(checked)
         answer = self.runtime.generate([ids], max_new_tokens, self.sampling, seed, self._asked)[0]
         return self._seen(Chat.answering(checked, template, answer))  # type: ignore[no-any-return]
+
+    def draws(self, prompt: Prompt, n: int = 2000) -> Draws:
+        """``n`` independent draws of the next token through the engine's own sampler, under this handle's sampling
+        settings (mark the test ``@sampled(...)`` or use ``with_sampling``) and its next seed. Hold them to the
+        distribution asked with ``assert_sampled_from``."""
+        __tracebackhide__ = True
+        _check_prompt(prompt)
+        if self.sampling is None:
+            raise InputError(
+                "lm.draws() samples, and this handle decodes greedily: mark the test @sampled(...) or use "
+                "lm.with_sampling(temperature=..., top_k=..., top_p=...)"
+            )
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise InputError(f"n={n!r} must be a whole number >= 1 (2000 draws reject the known wrong samplers)")
+        return self.runtime.draws(prompt, self.sampling, self._next_seed(), n)
 
     def choose(self, prompt: Prompt, options: Sequence[str]) -> Choice:
         __tracebackhide__ = True

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import numpy
 
     from ..config.settings import Settings
-    from .sampling import Policy
+    from .sampling import Policy, Sampling
     from .vocabulary import Vocabulary
 
 
@@ -90,6 +90,16 @@ class Decoded:
         )
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """``Backend.draws``' answer: the tokens drawn, the untempered numbers of the pass they were drawn from, and the
+    settings the sampler applied (the asked ones, with what the model's own generation config fills in)."""
+
+    tokens: list[int]
+    numbers: Logprobs
+    sampling: Sampling
+
+
 class Backend(Protocol):
     """What the LM API needs from an engine that computes. Every verb takes and returns token ids and numbers."""
 
@@ -148,6 +158,11 @@ class Backend(Protocol):
 
     def logits(self, ids: Sequence[int]) -> Any:
         """The raw logits tensor [1, len(ids), vocab]; a served model has none (BackendUnavailable)."""
+        ...
+
+    def draws(self, ids: Sequence[int], policy: Policy, n: int) -> Drawn:
+        """``n`` independent draws of the token after ``ids`` through the engine's own sampler, under a sampled
+        ``policy`` and its seed: what ``generate``'s first step draws, ``n`` times, from one forward pass."""
         ...
 
 

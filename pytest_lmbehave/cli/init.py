@@ -72,7 +72,7 @@ def init(kind: str, target: Path, force: bool = False) -> list[Path]:
 NEXT = {
     "specs": "pytest {dir} -n 2   verifies the embedded model against the shipped expectations;\n"
     "pytest {dir} --lm-model=MODEL --snapshot-update   records your own model's set beside them",
-    "exercises": "pytest {dir}   shows the progress line (0/15 at first) and a hint for every blank;\n"
+    "exercises": "pytest {dir}   shows the progress line (0/16 at first) and a hint for every blank;\n"
     "replace each ___ with what the model really does until they pass",
 }
 

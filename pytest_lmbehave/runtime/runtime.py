@@ -14,6 +14,7 @@ from ..backends import ALTERNATIVES, Backend, Decoded, Logprobs
 from ..backends.sampling import GREEDY, Policy, Sampling, row_seed
 from ..config.errors import BackendUnavailable, InputError, LMBehaveError
 from ..observations.choice import Choice
+from ..observations.conformance import Draws, Knobs
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution
 from ..observations.scores import Scores, scored
@@ -289,6 +290,27 @@ class Runtime:
             best = dist.argmax_id
             checks.append(StepCheck(token, best, value, rank, dist.logprob(best) - value))
         return checks
+
+    def draws(self, prompt: Prompt, sampling: Sampling, seed: int | None, n: int) -> Draws:
+        """``n`` draws of the next token through the engine's own sampler, with the untempered distribution they
+        are held to (which must be whole: a served model's top candidates are not enough)."""
+        ids = tuple(self.ids(prompt))
+        policy = Policy(sampling, seed)
+        key = plan.key("draws", ids, policy, n)  # remembered, and under --lm-cache read back without the model
+        drawn = self.memo.get(key)
+        if drawn is None:
+            drawn = self.memo.put(key, self.backend.draws(ids, policy, n))
+        numbers, applied = drawn.numbers, drawn.sampling
+        if numbers.known:
+            raise BackendUnavailable(
+                f"draws are held to the whole next-token distribution, and {self.backend.name} reports its top "
+                f"{numbers.known} candidates only"
+            )
+        knobs = Knobs(applied.temperature or 1.0, applied.top_k, applied.top_p)
+        text = self.tokens.text(prompt, list(ids))
+        return Draws(
+            text, ids, tuple(drawn.tokens), knobs, numpy.asarray(numbers.values, dtype=numpy.float64), self.decode
+        )
 
     def logits(self, prompt: Prompt) -> Any:
         """The raw logits [1, tokens, vocab] as a float32 tensor (a copy)."""

@@ -57,6 +57,28 @@ def same(actual: Any, answer: Any) -> bool:
     return bool(actual == answer)
 
 
+class DrawnCount:
+    """How often a token was drawn, compared with a predicted count: the two are equal when a binomial test at
+    α = 0.01 cannot tell the draws from the prediction (so a prediction is right within the draws' own noise)."""
+
+    ALPHA = 0.01
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, count: int, n: int) -> None:
+        self.count, self.n = count, n
+
+    def accepts(self, predicted: int) -> bool:
+        from scipy.stats import binomtest
+
+        return 0 <= predicted <= self.n and binomtest(self.count, self.n, predicted / self.n).pvalue >= self.ALPHA
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int) and not isinstance(other, bool) and self.accepts(other)
+
+    def __repr__(self) -> str:
+        return f"{self.count} of {self.n} draws"
+
+
 def load_key(folder: Path) -> dict[str, Any]:
     path = folder / KEY_FILE
     if not path.is_file():

@@ -19,7 +19,7 @@ from typing import Any
 from ...config import environment
 from ...config.facts import file_sha256
 from ...config.settings import Settings
-from ..protocol import ALTERNATIVES, Decoded, Logprobs, ModelSource, limits
+from ..protocol import ALTERNATIVES, Decoded, Drawn, Logprobs, ModelSource, limits
 from ..sampling import Policy
 from ..templates import no_template, refused
 from ..vocabulary import Vocabulary, stored_at
@@ -188,6 +188,17 @@ class LlamaCppBackend:
         return [
             self._decode(row, limit, policy) for row, limit, policy in zip(rows, limits(steps, len(rows)), policies)
         ]
+
+    def draws(self, ids: Sequence[int], policy: Policy, n: int) -> Drawn:
+        """Its own sampler chain (``sampler.py``), seeded once, applied ``n`` times to the same last logits."""
+        if policy.sampling is None:
+            raise ValueError("draws need a sampled policy")
+        sampler = Sampler(self.api, policy.sampling, policy.seed)
+        try:
+            numbers = Logprobs(log_softmax(self._read(ids)[-1]))
+            return Drawn([sampler.draw(self.llama.ctx) for _ in range(n)], numbers, policy.sampling)
+        finally:
+            sampler.close()
 
     def _decode(self, row: Sequence[int], limit: int, policy: Policy) -> Decoded:
         sampler = None if policy.sampling is None else Sampler(self.api, policy.sampling, policy.seed)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ...config.errors import BackendUnavailable
-from ..protocol import ALTERNATIVES, Decoded, Logprobs, limits
+from ..protocol import ALTERNATIVES, Decoded, Drawn, Logprobs, limits
 from ..sampling import Policy
 from ..templates import Messages, Rendered
 from ..vocabulary import Vocabulary
@@ -98,6 +98,12 @@ class ServedBackend:
         raise BackendUnavailable(
             f"lm.logits() needs the raw logits, and a served model ({self.name} at {self.client.url}) has none: "
             f"the completions API reports the log-probabilities of its top {self.known} candidates only"
+        )
+
+    def draws(self, ids: Sequence[int], policy: Policy, n: int) -> Drawn:
+        raise BackendUnavailable(
+            f"lm.draws() on a served model ({self.name} at {self.client.url}) is not built yet: its conformance needs "
+            f"the whole next-token distribution, and the completions API reports its top {self.known} candidates only"
         )
 
     # -- requests ---------------------------------------------------------------------------------------------

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from ...config.environment import INVARIANT
-from ..protocol import Decoded, Logprobs, limits
-from ..sampling import GREEDY, Policy
+from ..protocol import Decoded, Drawn, Logprobs, limits
+from ..sampling import GREEDY, Policy, Sampling
 from ..templates import render_with
 from ..vocabulary import Vocabulary, built
 from . import prefill
 from .configured import Configured
-from .decoding import RowPicker, RowState
+from .decoding import RowPicker, RowState, draw
 from .drafts import verify
 from .loading import LoadedModel
 
@@ -98,6 +98,23 @@ class TransformersBackend:
         with torch.no_grad():
             out = self.model(torch.tensor([list(ids)], device=self.model.device))
         return out.logits.float().cpu()
+
+    def draws(self, ids: Sequence[int], policy: Policy, n: int) -> Drawn:
+        """The scores of one pass through the model's own processors and transformers' warpers, as decoding's first
+        step sees them, then ``n`` draws from the row's own generator (``decoding.draw``, decoding's own)."""
+        import torch
+
+        state = self.state(policy, len(ids))
+        read = torch.tensor([list(ids)], device=self.model.device)
+        with torch.no_grad():
+            scores = self.model(read).logits[:, -1, :]
+        processed = state.process(read, scores)
+        warped = processed if state.warpers is None else state.warpers(read, processed.clone())
+        probs = torch.softmax(warped.float(), dim=-1)[0]
+        generator = state.generator(probs.device)
+        tokens = [draw(probs, generator) for _ in range(n)]
+        numbers = _numbers(torch.log_softmax(scores.float(), dim=-1)[0].cpu())
+        return Drawn(tokens, numbers, self.configured.sampling(policy.sampling) if policy.sampling else Sampling())
 
     def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
         if self.alone:

@@ -14,7 +14,7 @@ from typing import Any
 from ...config.environment import INVARIANT
 from ...config.errors import LMBehaveError
 from ...config.settings import Settings
-from ..protocol import Backend, Decoded, Logprobs, ModelSource
+from ..protocol import Backend, Decoded, Drawn, Logprobs, ModelSource
 from ..sampling import Policy
 from ..vocabulary import Vocabulary, stored_at
 from .conversion import cache_key, entry_problem
@@ -121,3 +121,6 @@ class LazyBackend:
 
     def logits(self, ids: Sequence[int]) -> Any:
         return self.real.logits(ids)
+
+    def draws(self, ids: Sequence[int], policy: Policy, n: int) -> Drawn:
+        return self.real.draws(ids, policy, n)

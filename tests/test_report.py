@@ -195,3 +195,19 @@ def test_a_sampled_path_that_moves_is_minor_and_questions_about_changed_text_are
         ("t::greedy", "generation", "major"),
         ("t::sampled", "generation", "minor"),
     ]
+
+
+def test_the_noise_floor_leaves_out_a_chat_answers_margins_as_it_does_a_generations() -> None:
+    """A step's margin is recorded to 3 decimals, so two CPUs whose numbers differ by 1e-5 can record 1.508 and
+    1.509 (measured: the sampled chat spec under ATEN_CPU_CAPABILITY=default on an AVX2 machine). That one rounding
+    step is not a move of the numbers; a 0.0001 change of a 6-decimal log-probability is."""
+    from pytest_lmbehave.reports.drift import largest_move
+
+    def report(margin: float, logprob: float) -> dict[str, object]:
+        answer = {"text": " Paris", "ids": [60, 23], "margins": [0.082, margin], "logprobs": [-0.5, logprob]}
+        chat = {"kind": "chat", "messages": [["user", "Capital of France?"]], "template": "<q>", **answer}
+        return {"observations": {"specs/test_chat.py::t": [chat, {**answer, "kind": "generation", "prompt": "p"}]}}
+
+    assert largest_move(report(1.508, -1.25), report(1.509, -1.25)) == (0.0, "")
+    size, where = largest_move(report(1.508, -1.25), report(1.509, -1.2501))
+    assert size == pytest.approx(1e-4) and where == "specs/test_chat.py::t #0 logprobs[1]"

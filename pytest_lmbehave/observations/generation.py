@@ -78,11 +78,12 @@ def record(observation: Generation, top: int) -> dict[str, Any]:
         "seed": observation.seed,
         "text": observation.text,
         "ids": list(observation.ids),
-        "margins": rounded(observation.margins, 3),
+        "margins": rounded(observation.margins, MARGIN_DIGITS),
     }
 
 
 MODES = ("greedy", "sampled")  # what `lmbehave diff --only` tells apart: a sampled path is its engine's own
+MARGIN_DIGITS = 3  # a step's margin in a record: one rounding step (0.001) is above the noise between CPUs
 
 
 def mode(record: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from ..config import defaults
 from ..config.naming import slug
 from ..observations import KINDS, verdict
+from ..observations.generation import Generation
 from ..observations.verdict import Difference, Tolerances
 
 SEVERITIES = ("major", "near-tie", "minor")  # worst first
@@ -208,8 +209,9 @@ def summary_table(changes: list[Change]) -> list[tuple[str, str, int]]:
 
 def record_move(old: Any, new: Any, path: str = "") -> tuple[float, str]:
     """The largest change of any number between two records of the same shape, and where: the noise floor
-    between two runs that computed the same things. A generation's per-step margins are left out: they are
-    recorded to 3 decimals, so one rounding step (0.001) would hide the noise being measured."""
+    between two runs that computed the same things. The per-step margins of a generation (and of every kind whose
+    observation is one, a chat's answer) are left out: they are recorded to ``MARGIN_DIGITS`` decimals, so one
+    rounding step (0.001) would hide the noise being measured."""
     if isinstance(old, bool) or isinstance(new, bool):
         return 0.0, path
     if (
@@ -222,9 +224,15 @@ def record_move(old: Any, new: Any, path: str = "") -> tuple[float, str]:
         if old.get("kind") == "next_token" and isinstance(old.get("top"), list):
             old = {**old, "top": {row[1]: row[2] for row in old["top"]}}
             new = {**new, "top": {row[1]: row[2] for row in new.get("top", [])}}
-        keys = [k for k in old if k in new and not (k == "margins" and old.get("kind") == "generation")]
+        keys = [k for k in old if k in new and not (k == "margins" and _generated(old))]
         pairs = [(record_move(old[k], new[k], f"{path}.{k}" if path else str(k)), k) for k in keys]
         return max((p for p, _ in pairs), default=(0.0, path))
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         return max((record_move(a, b, f"{path}[{i}]") for i, (a, b) in enumerate(zip(old, new))), default=(0.0, path))
     return 0.0, path
+
+
+def _generated(record: dict[str, Any]) -> bool:
+    """Whether a record is a generation's (a generation, or a kind whose observation is one)."""
+    kind = KINDS.get(str(record.get("kind")))
+    return kind is not None and issubclass(kind.observation, Generation)

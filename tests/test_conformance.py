@@ -49,13 +49,6 @@ def transformers_sampler(
     return probs / probs.sum()  # float32's sum is 1 only to its last bits
 
 
-def without_boundary(probs: np.ndarray) -> np.ndarray:
-    kept = np.nonzero(probs)[0]
-    wrong = probs.copy()
-    wrong[kept[np.argmin(probs[kept])]] = 0.0
-    return wrong / wrong.sum()
-
-
 def rejections(logprobs: np.ndarray, knobs: Knobs, drawn_from: np.ndarray, runs: int, seed: int) -> int:
     rng = np.random.default_rng(seed)
     return sum(
@@ -83,7 +76,7 @@ def wrong_samplers(logprobs: np.ndarray) -> dict[str, tuple[Knobs, np.ndarray]]:
         "temperature x 1.1": (Knobs(1.0), conformance.expected(logprobs, Knobs(1.1))),
         "a nucleus without its boundary token": (
             nucleus,
-            without_boundary(transformers_sampler(logprobs, 1.0, 50, 0.9)),
+            conformance.without_boundary(transformers_sampler(logprobs, 1.0, 50, 0.9)),
         ),
         "top-k after top-p": (nucleus, conformance.expected(logprobs, Knobs(1.0, 50, 0.9, None, ("top_p", "top_k")))),
         # min-p with no top-k asked (a server's default bites there): within a top-50 it may cut nothing at all

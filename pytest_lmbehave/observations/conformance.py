@@ -99,10 +99,11 @@ class Draws:
 
     def failure(self, alpha: float = ALPHA) -> list[str] | None:
         """Why the draws do not fit what was asked, in lines; None when they do."""
-        found = self.check(alpha)
+        counts = self.counts
+        found = check(counts, self.logprobs, self.knobs, alpha)
         if found.passed:
             return None
-        explanation = best_explanation(self.counts, self.logprobs, self.knobs, alpha)
+        explanation = best_explanation(counts, self.logprobs, self.knobs, alpha)
         return [f"after {self.prompt!r}:", *describe(found, self.knobs, self.decode, explanation)]
 
 
@@ -189,6 +190,14 @@ def _boundary_test(counts: np.ndarray, probs: np.ndarray, boundary: int) -> Test
     return Test(f"boundary token {boundary} drawn {drawn} times", drawn, binomtest(drawn, n, probs[boundary]).pvalue)
 
 
+def without_boundary(probs: np.ndarray) -> np.ndarray:
+    """``probs`` with the nucleus's boundary token (its least likely kept one) cut, renormalised."""
+    wrong = probs.copy()
+    wrong[boundary_of(probs)] = 0.0
+    renormalised: np.ndarray = wrong / wrong.sum()
+    return renormalised
+
+
 def boundary_of(probs: np.ndarray) -> int:
     kept = np.nonzero(probs)[0]
     return int(kept[np.argmin(probs[kept])])
@@ -250,11 +259,8 @@ def alternatives(logprobs: np.ndarray, knobs: Knobs) -> list[tuple[str, Knobs | 
             found.append((f"top-k {top_k} left on (a common server default)", replace(knobs, top_k=top_k)))
     if knobs.top_p is not None and knobs.top_p < 1.0:
         probs = expected(logprobs, knobs)
-        boundary = boundary_of(probs)
-        without = probs.copy()
-        without[boundary] = 0.0
-        if without.sum() > 0:
-            found.append((f"a nucleus without its boundary token {int(boundary)}", without / without.sum()))
+        if np.count_nonzero(probs) > 1:
+            found.append((f"a nucleus without its boundary token {boundary_of(probs)}", without_boundary(probs)))
         if knobs.top_k is not None:
             swapped = tuple("top_p" if s == "top_k" else "top_k" if s == "top_p" else s for s in knobs.order)
             found.append(("top-k applied after top-p", replace(knobs, order=swapped)))

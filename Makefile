@@ -97,9 +97,13 @@ test:
 	$(MAKE) transformers4
 
 # The plugin's tests and the specs on transformers 4.57 too; its specs compare against the embedded@transformers-4
-# variant, recorded there (pytest specs/ --snapshot-update --lm-variant transformers-4).
+# variant, recorded there (pytest specs/ --snapshot-update --lm-variant transformers-4). Left out: the tests of our
+# own plumbing (the specs in every mode and order, xdist updates, crashes, packaging), half of this stage's time; they
+# run on 5.x. What they rest on in transformers runs here: batched and drafted reading equal one prompt decoded alone
+# (tests/test_embedded.py), the backend contract and the specs themselves.
+PLUMBING := test_determinism test_xdist_snapshots test_faults test_packaging
 transformers4: $(STAMP4)
-	$(PY4) -m pytest tests/ specs/ -n 2 $(PYTEST_ARGS)
+	$(PY4) -m pytest tests/ specs/ -n 2 $(foreach t,$(PLUMBING),--ignore=tests/$(t).py) $(PYTEST_ARGS)
 
 # The specs in bfloat16, the dtype most users run on a GPU, against embedded@bf16 (AVX-512's kernels) or
 # embedded@bf16-avx2 (AVX2's), picked by this machine's level. bfloat16 is not batch-invariant (the numerics probe

@@ -37,6 +37,20 @@ def test_next_token_argmax_top_prob_and_rank_agree(lm: LM) -> None:
     assert dist.margin == pytest.approx(top[0].logprob - top[1].logprob)
 
 
+def test_tied_candidates_share_the_better_rank_while_top_orders_them_by_id() -> None:
+    # bfloat16 logits move in steps of 0.125 at |logit| 16-32, so exact ties happen (a GPU run met one in the top 5).
+    import numpy
+
+    from pytest_lmbehave.backends.vocabulary import Vocabulary
+    from pytest_lmbehave.observations.next_token import Distribution
+
+    pieces = ("a", "b", "c", "d")
+    values = numpy.log(numpy.array([0.1, 0.3, 0.3, 0.3], dtype=numpy.float32))
+    dist = Distribution("x", values, Vocabulary(pieces, {p: i for i, p in enumerate(pieces)}))
+    assert [c.id for c in dist.top(4)] == [1, 2, 3, 0] and dist.argmax_id == 1
+    assert [dist.rank(i) for i in (1, 2, 3, 0)] == [1, 1, 1, 4]
+
+
 def test_greedy_generation_is_the_chain_of_argmaxes(lm: LM) -> None:
     generation = lm.generate("hello hello", max_new_tokens=6)
     ids = list(generation.prompt_ids)

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -90,6 +91,7 @@ def test_a_margin_that_moved_by_one_bfloat16_step_is_the_dtypes_resolution_not_a
     assert compare(old, new, Tolerances().for_numerics(BF16)) == []
     moved = compare(old, generation([1, 2], [5.0, 1.0], BF16), Tolerances().for_numerics(BF16))
     assert [d.kind for d in moved] == ["margin"]  # 4 steps: beyond the measured noise
+    assert "4.5 -> 5.0 (a move of 0.5 = 4 bfloat16 steps at |logit| 16-32; tolerance 0.251;" in moved[0].text
     assert [
         d.kind
         for d in compare(generation([1, 2], [4.5, 1.0], FP32), generation([1, 2], [4.625, 1.0], FP32), Tolerances())
@@ -114,6 +116,26 @@ def test_the_probe_finds_float32_invariant_within_the_tolerance_and_bfloat16_not
     assert bf16["answer"] == bf16_print["batch_invariant"] == "no" and bf16_alone
     assert float(bf16_print["noise"]) >= 2**-3  # at least one bfloat16 step at the top logit (16-32): 0.125
     assert bf16_print["logit_scale"] == fp32_print["logit_scale"]
+
+
+@pytest.mark.parametrize(("dtype", "answer", "noise"), [("bfloat16", "no", 0.25), ("float32", "yes", 2 * 16 * 2**-23)])
+def test_a_16_bit_dtype_is_not_called_invariant_even_when_its_probe_readings_agree_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch, dtype: str, answer: str, noise: float
+) -> None:
+    # Seen on an NVIDIA H200: bfloat16's probe readings were bit-identical, yet a generation decoded token by token
+    # left the one a teacher-forced pass verified, at a tie one path read as a one-step margin.
+    import torch
+
+    from pytest_lmbehave.backends.transformers import invariance
+
+    same = torch.log_softmax(torch.arange(50, dtype=torch.float32), dim=0)
+    ways = ("alone", "in a padded batch", "teacher-forced", "token by token", "after a shared beginning")
+    monkeypatch.setattr(
+        invariance, "readings", lambda model, tokenizer: {"top logit": 20.0, **dict.fromkeys(ways, same)}
+    )
+    probed = invariance.probe(SimpleNamespace(dtype=getattr(torch, dtype)), None)
+    assert max(probed["departures"].values()) == 0
+    assert probed["answer"] == answer and probed["noise"] == pytest.approx(noise)  # two steps at |logit| 16-32
 
 
 PLAN = "--lm-plan=specs/lmbehave-plan.json"  # the repository's plan (its drafts are float32's), copied

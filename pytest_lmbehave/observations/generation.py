@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import defaults
 from ..config.defaults import TOP
+from . import numerics
 from .differences import (
     DECODING,
     FIELD,
@@ -190,11 +191,13 @@ def _step_margins(prompt: str, old: list[float], new: list[float], tolerances: T
     if not moved:
         return []
     size, step, a, b = max(moved)
+    units = numerics.in_steps(round(size, 4), tolerances.dtype, tolerances.scale)
+    units = f"a move of {units}; " if units else ""
     return [
         Difference(
             MARGIN,
-            f"margin of step {step} after {prompt[-40:]!r}: {a} -> {b} (tolerance {allowed}, "
-            f"{len(moved)} step(s) moved)",
+            f"margin of step {step} after {prompt[-40:]!r}: {a} -> {b} ({units}tolerance {allowed:g}; "
+            f"{len(moved)} of the generation's steps moved)",
             prompt[-40:],
             a,
             b,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported
     from .observations.conformance import Draws
     from .observations.generation import Generation
     from .observations.next_token import Candidate, Distribution
+    from .observations.rates import Decision, Rate, SequentialRate
     from .observations.scores import Scores
     from .observations.tokenization import Tokenization
     from .runtime.runtime import Runtime
@@ -53,6 +54,9 @@ _WHERE = {
     "assert_close": "api.assertions",
     "assert_sampled_from": "api.assertions",
     "Draws": "observations.conformance",
+    "Decision": "observations.rates",
+    "Rate": "observations.rates",
+    "SequentialRate": "observations.rates",
     "Profile": "observations.closeness",
     "Scores": "observations.scores",
     "Runtime": "runtime.runtime",
@@ -71,6 +75,7 @@ __all__ = [
     "Candidate",
     "Chat",
     "Choice",
+    "Decision",
     "Distribution",
     "Draws",
     "Generation",
@@ -80,9 +85,11 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "Profile",
+    "Rate",
     "Runtime",
     "Sampling",
     "Scores",
+    "SequentialRate",
     "SettingsError",
     "Tokenization",
     "___",

@@ -88,3 +88,19 @@ def test_ten_samples_of_the_boston_prompt_are_nearly_all_different(lm: LM) -> No
 )
 def test_the_first_token_is_drawn_from_the_distribution_the_settings_make(lm: LM, settings: dict[str, float]) -> None:
     assert_sampled_from(lm.with_sampling(**settings).draws(SHAKESPEARE, n=2000))  # type: ignore[arg-type]
+
+
+# The document's words as pass rates: T = 0.2 "stays close to greedy", T = 14 leaves the greedy token behind. lm.rate
+# draws in looks of 50, 100, 200, ... and stops once the decision is clear (pass, fail, or inconclusive when 2,000
+# draws cannot tell; α = 0.01 over all looks). The bounds are the sampled-text spec's above. Measured on the first
+# token: 100 % and 0 % after 50 draws each.
+def test_the_greedy_first_token_is_drawn_at_least_80_percent_of_the_time_at_t_0_2_and_at_most_20_at_t_14(
+    lm: LM,
+) -> None:
+    greedy = lm.next_token(SHAKESPEARE).argmax
+
+    def is_greedy(text: str) -> bool:
+        return text == greedy
+
+    assert lm.with_sampling(temperature=0.2, top_k=50).rate(SHAKESPEARE, is_greedy) >= 0.8
+    assert lm.with_sampling(temperature=14.0, top_k=50).rate(SHAKESPEARE, is_greedy) <= 0.2

@@ -17,6 +17,7 @@ from ..observations.choice import Choice
 from ..observations.conformance import Draws
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution
+from ..observations.rates import SequentialRate
 from ..observations.scores import Scores
 from ..observations.tokenization import Tokenization
 from ..runtime import plan
@@ -217,6 +218,47 @@ class LM:
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise InputError(f"n={n!r} must be a whole number >= 1 (2000 draws reject the known wrong samplers)")
         return self.runtime.draws(prompt, self.sampling, self._next_seed(), n)
+
+    def rate(self, prompt: Prompt, predicate: Callable[[str], bool], n: int = 2000, tokens: int = 1) -> SequentialRate:
+        """How often ``predicate`` holds of a sampled continuation of ``tokens`` tokens (its text), under this
+        handle's sampling settings. Nothing is drawn until the rate is held to a bound: ``assert rate >= 0.9`` draws
+        in looks of 50, 100, 200, ... up to ``n`` and stops at the first that decides (pass, fail, or inconclusive
+        when ``n`` draws cannot tell; α = 0.01 over all looks). One token draws through the engine's sampler from one
+        pass (``draws``); more decode one sampled continuation per draw, each under its own seed."""
+        __tracebackhide__ = True
+        _check_prompt(prompt)
+        if self.sampling is None:
+            raise InputError(
+                "lm.rate() samples, and this handle decodes greedily: mark the test @sampled(...) or use "
+                "lm.with_sampling(temperature=..., top_k=..., top_p=...)"
+            )
+        if not callable(predicate):
+            raise InputError(f"predicate={predicate!r} must be a function of the sampled text, e.g. lambda t: ...")
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
+            raise InputError(f"tokens={tokens!r} must be a whole number >= 1: how long each sampled continuation is")
+        sampling = self.sampling
+        held: dict[int, bool] = {}  # a token's verdict, asked once
+
+        def holds(text: str) -> bool:
+            found = predicate(text)
+            if not isinstance(found, (bool, int)):
+                raise InputError(f"the predicate returned {found!r} for {text!r}; it must return True or False")
+            return bool(found)
+
+        def draw(k: int) -> int:
+            if tokens == 1:
+                drawn = self.runtime.draws(prompt, sampling, self._next_seed(), k)
+                for token in set(drawn.tokens) - held.keys():
+                    held[token] = holds(self.decode(token))
+                return sum(held[token] for token in drawn.tokens)
+            texts = [
+                self.runtime.generate([prompt], tokens, sampling, self._next_seed(), self._asked)[0].text
+                for _ in range(k)
+            ]
+            return sum(holds(text) for text in texts)
+
+        shown = prompt if isinstance(prompt, str) else self.decode(list(prompt))
+        return SequentialRate(draw, n, f"the predicate over {tokens} sampled token(s) after {shown[-40:]!r}")
 
     def choose(self, prompt: Prompt, options: Sequence[str]) -> Choice:
         __tracebackhide__ = True

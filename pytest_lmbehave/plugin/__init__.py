@@ -10,6 +10,7 @@ import pytest
 from ..api.assertions import explain
 from ..config import defaults
 from ..config.options import OPTIONS
+from ..observations import rates
 from .fixtures import SESSION, exercise, lm, lm_model_spec, lm_settings, lm_snapshot, model, tokenizer
 from .session import Session
 
@@ -107,7 +108,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: Any) -> list[str] | None:
-    return explain(left, right, config.stash[SESSION].settings.top_shown) if op == "==" else None
+    if op == "==":
+        return explain(left, right, config.stash[SESSION].settings.top_shown)
+    return rates.explain(op, left, right)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -78,29 +78,34 @@ def test_ten_samples_of_the_boston_prompt_are_nearly_all_different(lm: LM) -> No
     assert all(s.prompt == BOSTON_VISIT for s in samples)
 
 
-# The document's runs, as distributions: 2,000 draws of the token after "Shakespeare was a" through the engine's own
-# sampler, held by our own computation from the same pass's log-probabilities to what the settings make of them
-# (assert_sampled_from: α = 0.01; each known wrong sampler is rejected with power 1.00 at T = 1, README).
+# The document's runs, as distributions: 2,000 draws (500 on a server that takes one draw per request) of the token
+# after "Shakespeare was a" through the engine's own sampler, held by our own computation from the same pass's
+# log-probabilities to what the settings make of them (assert_sampled_from: α = 0.01; each known wrong sampler is
+# rejected with power 1.00 at T = 1, README).
 @pytest.mark.parametrize(
     "settings",
     [{"top_k": 50}, {"top_p": 0.9, "top_k": 50}, {"temperature": 0.2, "top_k": 50}, {"temperature": 14.0, "top_k": 50}],
     ids=["top-50", "top-p-0.9", "temperature-0.2", "temperature-14"],
 )
 def test_the_first_token_is_drawn_from_the_distribution_the_settings_make(lm: LM, settings: dict[str, float]) -> None:
-    assert_sampled_from(lm.with_sampling(**settings).draws(SHAKESPEARE, n=2000))  # type: ignore[arg-type]
+    assert_sampled_from(lm.with_sampling(**settings).draws(SHAKESPEARE))  # type: ignore[arg-type]
 
 
 # The document's words as pass rates: T = 0.2 "stays close to greedy", T = 14 leaves the greedy token behind. lm.rate
 # draws in looks of 50, 100, 200, ... and stops once the decision is clear (pass, fail, or inconclusive when 2,000
 # draws cannot tell; α = 0.01 over all looks). The bounds are the sampled-text spec's above. Measured on the first
 # token: 100 % and 0 % after 50 draws each.
-def test_the_greedy_first_token_is_drawn_at_least_80_percent_of_the_time_at_t_0_2_and_at_most_20_at_t_14(
-    lm: LM,
-) -> None:
+@pytest.mark.parametrize(
+    ("temperature", "bound"), [(0.2, 0.8), (14.0, 0.2)], ids=["at-least-80-at-t-0.2", "at-most-20-at-t-14"]
+)
+def test_how_often_the_greedy_first_token_is_drawn(lm: LM, temperature: float, bound: float) -> None:
     greedy = lm.next_token(SHAKESPEARE).argmax
 
     def is_greedy(text: str) -> bool:
         return text == greedy
 
-    assert lm.with_sampling(temperature=0.2, top_k=50).rate(SHAKESPEARE, is_greedy) >= 0.8
-    assert lm.with_sampling(temperature=14.0, top_k=50).rate(SHAKESPEARE, is_greedy) <= 0.2
+    rate = lm.with_sampling(temperature=temperature, top_k=50).rate(SHAKESPEARE, is_greedy)
+    if temperature < 1:
+        assert rate >= bound
+    else:
+        assert rate <= bound

@@ -116,10 +116,34 @@ class FakeServer:
         if outside:
             return 400, {"error": {"message": f"Token id {outside[0]} is out of vocabulary", "code": 400}}
         by_id = b.vllm and bool(body.get("return_tokens_as_token_ids"))
+        n = int(body.get("n") or 1)
+        if n > 1 and b.vllm:  # vLLM's n: n samples of one prompt under the request's one seed
+            return 200, {"object": "text_completion", "model": b.name, "choices": self._samples(rows, body, n, by_id)}
         choices = [self._choice(i, row, body, k, by_id) for i, row in enumerate(rows)]
         if b.short and len(choices) > 1:
             choices = choices[:-1]
         return 200, {"object": "text_completion", "model": b.name, "choices": choices}
+
+    def _samples(self, rows: list[list[int]], body: dict[str, Any], n: int, by_id: bool) -> list[dict[str, Any]]:
+        """One-token samples only (what lm.draws asks), through the backend's own sampler."""
+        [row] = rows
+        assert int(body.get("max_tokens", 16)) == 1, "the fake server's n serves one-token draws"
+        top_k = body.get("top_k", -1)
+        sampling = Sampling(body.get("temperature", 1.0), body.get("top_p", 1.0), None if top_k in (-1, 0) else top_k)
+        drawn = self.backend.draws(row, Policy(sampling, int(body.get("seed") or 0)), n)
+        return [
+            {
+                "index": i,
+                "text": self.backend.detokenize([token]),
+                "finish_reason": "length",
+                "logprobs": {
+                    "tokens": [self._name(token, by_id)],
+                    "token_logprobs": [float(drawn.numbers.values[token])],
+                    "top_logprobs": [{self._name(token, by_id): float(drawn.numbers.values[token])}],
+                },
+            }
+            for i, token in enumerate(drawn.tokens)
+        ]
 
     def _name(self, token: int, by_id: bool) -> str:
         return f"token_id:{token}" if by_id else self.backend.detokenize([token])

@@ -290,3 +290,19 @@ def test_two_servers_of_one_model_name_never_share_a_cache_entry(serve: Any, tmp
     assert first.fingerprint()["max_logprobs"] == "20" and first.fingerprint()["dtype"] == "unreported"
     cache = tmp_path / "observations"
     assert ObservationStore(cache, first.fingerprint()).folder != ObservationStore(cache, second.fingerprint()).folder
+
+
+def test_draws_on_a_server_ask_for_the_top_k_they_are_held_to_and_name_the_flag_when_refused(
+    serve: Any, tmp_path: Path
+) -> None:
+    from pytest_lmbehave import BackendUnavailable
+    from pytest_lmbehave.backends.sampling import Policy, Sampling
+
+    backend = connected(serve(max_logprobs=20), tmp_path)
+    ids = backend.tokenize("Shakespeare was a", True)
+    with pytest.raises(BackendUnavailable, match=r"refused them .*start vLLM with --max-logprobs 50"):
+        backend.draws(ids, Policy(Sampling(top_k=50), 1), 10)
+    with pytest.raises(BackendUnavailable, match="without top_k that is the whole vocabulary"):
+        backend.draws(ids, Policy(Sampling(temperature=0.7), 1), 10)
+    drawn = backend.draws(ids, Policy(Sampling(top_k=20), 1), 300)  # 250 and 50 choices: two requests
+    assert len(drawn.tokens) == 300 and drawn.numbers.known == 20 and drawn.order is None

@@ -11,6 +11,7 @@ s = models.resolve("embedded"); print(conversion.converted_entry(s.path, models.
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port/v1"
 
+# --max-logprobs 50: lm.draws() under top-50 is held to the top 50 log-probabilities (vLLM's default is 20).
 # --enforce-eager: no torch.compile warm-up, so the server is ready in ~40 s instead of ~2 min here; the specs'
 # few requests then run a little slower (measured: 38 s against 31 s), well worth it.
 echo "== starting vLLM on $model_dir at $url (log: $out/vllm.log)"
@@ -18,7 +19,7 @@ started=$(date +%s)
 # VLLM_SERVER_DEV_MODE=1: /server_info tells the probe the served dtype (a loopback server for these tests only).
 VLLM_SERVER_DEV_MODE=1 VLLM_CPU_KVCACHE_SPACE=1 setsid "$vllm" -m vllm.entrypoints.openai.api_server --model "$model_dir" --dtype float32 \
   --max-model-len 1024 --gpu-memory-utilization 0.4 --served-model-name embedded --host 127.0.0.1 --port "$port" \
-  --enforce-eager \
+  --enforce-eager --max-logprobs 50 \
   >"$out/vllm.log" 2>&1 &
 server=$!
 stop() { kill -- -"$server" 2>/dev/null || kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }

@@ -204,10 +204,11 @@ class LM:
         answer = self.runtime.generate([ids], max_new_tokens, self.sampling, seed, self._asked)[0]
         return self._seen(Chat.answering(checked, template, answer))  # type: ignore[no-any-return]
 
-    def draws(self, prompt: Prompt, n: int = 2000) -> Draws:
+    def draws(self, prompt: Prompt, n: int | None = None) -> Draws:
         """``n`` independent draws of the next token through the engine's own sampler, under this handle's sampling
         settings (mark the test ``@sampled(...)`` or use ``with_sampling``) and its next seed. Hold them to the
-        distribution asked with ``assert_sampled_from``."""
+        distribution asked with ``assert_sampled_from``. By default 2,000 (one pass and the sampling loop), or 500
+        where each draw is a request of its own (llama.cpp's server)."""
         __tracebackhide__ = True
         _check_prompt(prompt)
         if self.sampling is None:
@@ -215,6 +216,7 @@ class LM:
                 "lm.draws() samples, and this handle decodes greedily: mark the test @sampled(...) or use "
                 "lm.with_sampling(temperature=..., top_k=..., top_p=...)"
             )
+        n = self.runtime.draw_count() if n is None else n
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise InputError(f"n={n!r} must be a whole number >= 1 (2000 draws reject the known wrong samplers)")
         return self.runtime.draws(prompt, self.sampling, self._next_seed(), n)

@@ -98,6 +98,7 @@ class Drawn:
     tokens: list[int]
     numbers: Logprobs
     sampling: Sampling
+    order: tuple[str, ...] | None = None  # the order the sampler applied its knobs in, when not transformers'
 
 
 class Backend(Protocol):

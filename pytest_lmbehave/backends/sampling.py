@@ -11,6 +11,10 @@ from ..config.errors import InputError
 KNOBS = ("temperature", "top_p", "top_k")
 
 
+ORDER = ("temperature", "top_k", "top_p", "min_p")  # transformers' warpers (generation/utils.py): what a spec means
+LLAMA_CPP_ORDER = ("top_k", "top_p", "min_p", "temperature")  # llama-cpp-python's Llama._init_sampler, its server's
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Decoding settings of a sampled test; ``None`` means the knob is off (no top-k unless asked)."""

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-ORDER = ("temperature", "top_k", "top_p", "min_p")  # transformers' warpers (generation/utils.py)
-LLAMA_CPP_ORDER = ("top_k", "top_p", "min_p", "temperature")  # llama-cpp-python's Llama._init_sampler
+from ..backends.sampling import ORDER
+
 ALPHA = 0.01
 MIN_EXPECTED = 5.0  # a token expected fewer times than this goes to the pooled tail
 
@@ -174,6 +174,10 @@ def _temperature_test(counts: np.ndarray, probs: np.ndarray, scores: np.ndarray)
 
     kept = probs > 0
     n = int(counts.sum())
+    if n * (1.0 - float(probs.max())) < MIN_EXPECTED:
+        # Nearly every draw is one token (T = 0.2: 99.98 %): one rare draw would move the mean by more than its
+        # normal approximation allows (seen on llama.cpp's server: p = 2e-5 for a token expected 0.075 times).
+        return None
     mean = float(np.sum(probs[kept] * scores[kept]))
     variance = float(np.sum(probs[kept] * (scores[kept] - mean) ** 2))
     if variance <= 1e-12 or n == 0:

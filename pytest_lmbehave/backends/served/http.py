@@ -104,6 +104,7 @@ class Client:
         choices = [choice.to_dict() for choice in response.choices]
         prompt = body.get("prompt")
         wanted = len(prompt) if isinstance(prompt, list) and prompt and isinstance(prompt[0], list) else 1
+        wanted *= int(body.get("n") or 1)  # n choices per prompt
         if len(choices) != wanted or sorted(int(c.get("index", 0)) for c in choices) != list(range(wanted)):
             raise ServerAnswer(
                 f"the server at {self.url} answered {what} with {len(choices)} choice(s) (indices "

@@ -15,14 +15,15 @@ from typing import Any
 
 from ...config.errors import BackendUnavailable
 from ..protocol import ALTERNATIVES, Decoded, Drawn, Logprobs, limits
-from ..sampling import Policy
+from ..sampling import LLAMA_CPP_ORDER, Policy, Sampling, derive_seed
 from ..templates import Messages, Rendered
 from ..vocabulary import Vocabulary
 from .capabilities import Capabilities
-from .http import Client
+from .http import Client, ServerRefused
 
 CONCURRENT = 4  # requests in flight at once: enough to keep a server's batcher busy, few enough to be polite
 ROWS = 32  # prompts per request
+DRAWS = 250  # choices per request, where a server takes n (vLLM): a few requests for 2,000 draws
 
 
 def _value(found: Any) -> float:
@@ -64,6 +65,8 @@ class ServedBackend:
         self.named = None if capabilities.token_ids else vocabulary.ids.get  # tokens named by their text
         # No top-k filter: -1 for vLLM and SGLang; llama-cpp-python refuses -1 (HTTP 500) and reads 0 as none.
         self.no_top_k = 0 if capabilities.engine == "llama-cpp-python" else -1
+        self.takes_n = capabilities.engine == "vllm"  # several choices per request (llama-cpp-python: one)
+        self.draw_per_request = not self.takes_n  # read by the runtime to size lm.draws()
 
     @property
     def vocab_size(self) -> int:
@@ -101,10 +104,35 @@ class ServedBackend:
         )
 
     def draws(self, ids: Sequence[int], policy: Policy, n: int) -> Drawn:
-        raise BackendUnavailable(
-            f"lm.draws() on a served model ({self.name} at {self.client.url}) is not built yet: its conformance needs "
-            f"the whole next-token distribution, and the completions API reports its top {self.known} candidates only"
-        )
+        """``n`` one-token completions under the asked settings: one request with ``n`` choices where the server
+        takes ``n`` (vLLM), else one seeded request each (llama-cpp-python). They are held to the untempered top
+        ``top_k`` log-probabilities of a greedy request, which is all a top-k sampler can draw from; without a
+        top-k the whole distribution would be needed, which no completions API reports."""
+        sampling = policy.sampling
+        if sampling is None:
+            raise ValueError("draws need a sampled policy")
+        if sampling.top_k is None:
+            raise BackendUnavailable(
+                f"lm.draws() on a served model ({self.name} at {self.client.url}) is held to the candidates a top-k "
+                "sampler draws from, and without top_k that is the whole vocabulary, which the completions API does "
+                f"not report (its top {self.known} at most): ask with top_k, e.g. @sampled(top_k=50)"
+            )
+        self._check_temperature(policy)
+        try:
+            [numbers] = self.next_logprobs([ids], sampling.top_k)
+        except ServerRefused as error:
+            raise BackendUnavailable(
+                f"draws under top_k={sampling.top_k} are held to the top {sampling.top_k} log-probabilities, and the "
+                f"server at {self.client.url} refused them ({error})"
+                + (f": start vLLM with --max-logprobs {sampling.top_k}" if self.name == "vllm" else "")
+            ) from error
+        seeds = [derive_seed(policy.seed or 0, f"draw-{i}") for i in range(0, n, DRAWS if self.takes_n else 1)]
+        counts = [min(DRAWS, n - i) for i in range(0, n, DRAWS)] if self.takes_n else [1] * n
+        body = {"prompt": list(ids), "max_tokens": 1, "logprobs": 1, **self._sampled(sampling)}
+        answers = self._many("draws", [{**body, "seed": seed, "n": count} for seed, count in zip(seeds, counts)])
+        tokens = [self._id_of(str(choice["logprobs"]["tokens"][0])) for answer in answers for choice in answer]
+        order = LLAMA_CPP_ORDER if self.name == "llama-cpp-python" else None
+        return Drawn(tokens, numbers, sampling, order)
 
     # -- requests ---------------------------------------------------------------------------------------------
     def _many(self, what: str, bodies: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -141,7 +169,7 @@ class ServedBackend:
             )
         return token
 
-    def _numbers(self, found: dict[int, float], ranks: dict[int, int] | None = None) -> Logprobs:
+    def _numbers(self, found: dict[int, float], ranks: dict[int, int] | None = None, known: int = 0) -> Logprobs:
         import numpy
 
         values = numpy.full(self.vocab_size, -math.inf, dtype=numpy.float32)
@@ -149,17 +177,22 @@ class ServedBackend:
             if 0 <= token < self.vocab_size:
                 values[token] = value
         values.flags.writeable = False
-        return Logprobs(values, known=min(self.known, len(found)), ranks=ranks or {})
+        return Logprobs(values, known=min(known or self.known, len(found)), ranks=ranks or {})
 
-    def next_logprobs(self, rows: Sequence[Sequence[int]]) -> list[Logprobs]:
+    def next_logprobs(self, rows: Sequence[Sequence[int]], count: int | None = None) -> list[Logprobs]:
+        """Each row's top ``count`` candidates (the backend's ``known`` unless asked for more: draws under top-k)."""
+        count = count or self.known
         chunks = [list(rows[i : i + self.rows]) for i in range(0, len(rows), self.rows)]
         bodies = [
-            {"prompt": [list(r) for r in chunk], "max_tokens": 1, "temperature": 0, "logprobs": self.known}
+            {"prompt": [list(r) for r in chunk], "max_tokens": 1, "temperature": 0, "logprobs": count}
             for chunk in chunks
         ]
         # Each answer comes in its own request's order (Client.complete); their indices restart in every request.
         answers = [choice for answer in self._many("next-token log-probabilities", bodies) for choice in answer]
-        return [self._numbers(_entries(choice["logprobs"]["top_logprobs"][0], self.named)) for choice in answers]
+        return [
+            self._numbers(_entries(choice["logprobs"]["top_logprobs"][0], self.named), known=max(count, self.known))
+            for choice in answers
+        ]
 
     def forced_logprobs(
         self, rows: Sequence[tuple[Sequence[int], Sequence[int]]], generated: bool = False
@@ -205,13 +238,8 @@ class ServedBackend:
     ) -> list[Decoded]:
         """Greedy rows of one length go as one request; each sampled row alone, with its own seed (a request's
         seed is shared by its prompts). The server decodes; drafts are not needed."""
-        hottest = self.capabilities.max_temperature
         for policy in policies:
-            if hottest is not None and policy.sampling is not None and (policy.sampling.temperature or 1) > hottest:
-                raise BackendUnavailable(
-                    f"temperature={policy.sampling.temperature:g}: the server at {self.client.url} samples at "
-                    f"temperatures up to {hottest:g} only (its probe was refused above that)"
-                )
+            self._check_temperature(policy)
         each = limits(steps, len(rows))
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, policy in enumerate(policies):
@@ -227,22 +255,31 @@ class ServedBackend:
                 results[i] = self._decoded(choice)
         return [r for r in results if r is not None]
 
+    def _check_temperature(self, policy: Policy) -> None:
+        hottest = self.capabilities.max_temperature
+        if hottest is not None and policy.sampling is not None and (policy.sampling.temperature or 1) > hottest:
+            raise BackendUnavailable(
+                f"temperature={policy.sampling.temperature:g}: the server at {self.client.url} samples at "
+                f"temperatures up to {hottest:g} only (its probe was refused above that)"
+            )
+
+    def _sampled(self, sampling: Sampling) -> dict[str, Any]:
+        """The request fields of a sampled completion (every knob sent, so no server default stands in)."""
+        return {
+            "temperature": 1.0 if sampling.temperature is None else sampling.temperature,
+            "top_p": 1.0 if sampling.top_p is None else sampling.top_p,
+            "top_k": self.no_top_k if sampling.top_k is None else sampling.top_k,
+        }
+
     def _body(self, rows: list[Sequence[int]], steps: int, policy: Policy) -> dict[str, Any]:
         body: dict[str, Any] = {
             "prompt": [list(r) for r in rows],
             "max_tokens": steps,
             "logprobs": min(ALTERNATIVES, self.known),
         }
-        sampling = policy.sampling
-        if sampling is None:
+        if policy.sampling is None:
             return {**body, "temperature": 0}
-        body.update(
-            temperature=1.0 if sampling.temperature is None else sampling.temperature,
-            top_p=1.0 if sampling.top_p is None else sampling.top_p,
-            top_k=self.no_top_k if sampling.top_k is None else sampling.top_k,
-            seed=policy.seed,
-        )
-        return body
+        return {**body, **self._sampled(policy.sampling), "seed": policy.seed}
 
     def _decoded(self, choice: dict[str, Any]) -> Decoded:
         logprobs = choice["logprobs"]

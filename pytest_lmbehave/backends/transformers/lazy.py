@@ -54,6 +54,8 @@ def facts_without_loading(source: ModelSource, settings: Settings) -> ModelFacts
 class LazyBackend:
     name = "transformers"
 
+    draw_per_request = False  # asked of every backend; answered here without loading the model
+
     def __init__(self, facts: ModelFacts, load: Callable[[], Backend]) -> None:
         self.facts = facts
         self._load = load

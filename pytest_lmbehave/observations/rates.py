@@ -66,8 +66,27 @@ class Decision:
         return "\n".join(self.lines)
 
 
+class Held:
+    """What ``rate >= bound`` and its kin mean for a rate: its decision against the bound (true only for pass)."""
+
+    def decide(self, bound: float, above: bool = True) -> Decision:
+        raise NotImplementedError
+
+    def __ge__(self, bound: float) -> Decision:
+        return self.decide(bound, above=True)
+
+    def __gt__(self, bound: float) -> Decision:
+        return self.decide(bound, above=True)
+
+    def __le__(self, bound: float) -> Decision:
+        return self.decide(bound, above=False)
+
+    def __lt__(self, bound: float) -> Decision:
+        return self.decide(bound, above=False)
+
+
 @dataclass(frozen=True)
-class Rate:
+class Rate(Held):
     """``successes`` of ``n`` draws; the interval is corrected for the ``looks`` a sequential rule took."""
 
     successes: int
@@ -141,20 +160,8 @@ class Rate:
         p_value = float(fisher_exact(table).pvalue)
         return p_value < self.alpha, p_value
 
-    def __ge__(self, bound: float) -> Decision:
-        return self.decide(bound, above=True)
 
-    def __gt__(self, bound: float) -> Decision:
-        return self.decide(bound, above=True)
-
-    def __le__(self, bound: float) -> Decision:
-        return self.decide(bound, above=False)
-
-    def __lt__(self, bound: float) -> Decision:
-        return self.decide(bound, above=False)
-
-
-class SequentialRate:
+class SequentialRate(Held):
     """A rate drawn when it is held to a bound: ``draw(k)`` gives the successes among ``k`` new independent draws.
     The rule looks at 50, 100, 200, ... draws and stops at the first look that decides, or at ``n``."""
 
@@ -183,18 +190,6 @@ class SequentialRate:
         stopped = f"stopped after {self._drawn} of at most {self.n} draws"
         return Decision(decision.outcome, (*decision.lines, stopped))
 
-    def __ge__(self, bound: float) -> Decision:
-        return self.decide(bound, above=True)
-
-    def __gt__(self, bound: float) -> Decision:
-        return self.decide(bound, above=True)
-
-    def __le__(self, bound: float) -> Decision:
-        return self.decide(bound, above=False)
-
-    def __lt__(self, bound: float) -> Decision:
-        return self.decide(bound, above=False)
-
     def __repr__(self) -> str:
         return f"SequentialRate({self.what or 'a rate'}, {self.last or 'not drawn yet'})"
 
@@ -207,7 +202,7 @@ def _check_bound(bound: Any) -> None:
 
 def explain(op: str, left: Any, right: Any) -> list[str] | None:
     """pytest's failed-assertion lines for ``rate >= bound`` and its kin: the decision, why, and what to do."""
-    if op not in ABOVE or not isinstance(left, (Rate, SequentialRate)):
+    if op not in ABOVE or not isinstance(left, Held):
         return None
     decision = left.decide(right, ABOVE[op])  # a sequential rate decides again from the draws it already took
     return [f"{decision.outcome.upper()}: rate {op} {right}", *decision.lines]

@@ -104,6 +104,16 @@ class LM:
         self._calls += 1
         return seed
 
+    def _sampled(self, verb: str) -> Sampling:
+        """This handle's sampling settings, for a verb that samples; a greedy handle is refused with the fix."""
+        __tracebackhide__ = True
+        if self.sampling is None:
+            raise InputError(
+                f"{verb} samples, and this handle decodes greedily: mark the test @sampled(...) or use "
+                "lm.with_sampling(temperature=..., top_k=..., top_p=...)"
+            )
+        return self.sampling
+
     def _seen(self, observation: Any) -> Any:
         if self.recorder is not None:
             for item in observation if isinstance(observation, list) else [observation]:
@@ -211,15 +221,11 @@ class LM:
         where each draw is a request of its own (llama.cpp's server)."""
         __tracebackhide__ = True
         _check_prompt(prompt)
-        if self.sampling is None:
-            raise InputError(
-                "lm.draws() samples, and this handle decodes greedily: mark the test @sampled(...) or use "
-                "lm.with_sampling(temperature=..., top_k=..., top_p=...)"
-            )
+        sampling = self._sampled("lm.draws()")
         n = self.runtime.draw_count() if n is None else n
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise InputError(f"n={n!r} must be a whole number >= 1 (2000 draws reject the known wrong samplers)")
-        return self.runtime.draws(prompt, self.sampling, self._next_seed(), n)
+        return self.runtime.draws(prompt, sampling, self._next_seed(), n)
 
     def rate(self, prompt: Prompt, predicate: Callable[[str], bool], n: int = 2000, tokens: int = 1) -> SequentialRate:
         """How often ``predicate`` holds of a sampled continuation of ``tokens`` tokens (its text), under this
@@ -229,16 +235,11 @@ class LM:
         pass (``draws``); more decode one sampled continuation per draw, each under its own seed."""
         __tracebackhide__ = True
         _check_prompt(prompt)
-        if self.sampling is None:
-            raise InputError(
-                "lm.rate() samples, and this handle decodes greedily: mark the test @sampled(...) or use "
-                "lm.with_sampling(temperature=..., top_k=..., top_p=...)"
-            )
+        sampling = self._sampled("lm.rate()")
         if not callable(predicate):
             raise InputError(f"predicate={predicate!r} must be a function of the sampled text, e.g. lambda t: ...")
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
             raise InputError(f"tokens={tokens!r} must be a whole number >= 1: how long each sampled continuation is")
-        sampling = self.sampling
         held: dict[int, bool] = {}  # a token's verdict, asked once
 
         def holds(text: str) -> bool:

@@ -71,8 +71,13 @@ def fields(found: dict[str, Any]) -> dict[str, str]:
     """What the fingerprint holds of a probe: whether the numerics are invariant, the noise between readings (the
     largest move of a top candidate's log-probability, in nats: the dtype's measured noise floor) and the power of
     two at or below the top logit (where the dtype's step is read, e.g. 0.125 for bfloat16 at 16-32)."""
-    scale = 2.0 ** math.floor(math.log2(max(float(found["top_logit"]), 1e-30)))
+    scale = power_of_two_below(float(found["top_logit"]))
     return {INVARIANT: str(found["answer"]), NOISE: f"{float(found['noise']):.2g}", LOGIT_SCALE: f"{scale:g}"}
+
+
+def power_of_two_below(logit: float) -> float:
+    """The power of two at or below a logit's magnitude: where a dtype's step is read."""
+    return float(2.0 ** math.floor(math.log2(max(logit, 1e-30))))
 
 
 def readings(model: Any, tokenizer: Any) -> dict[str, Any]:
@@ -109,7 +114,7 @@ def probe(model: Any, tokenizer: Any) -> dict[str, Any]:
     alone, logit = found.pop("alone"), found.pop("top logit")
     top = alone.topk(TOP).indices
     departures = {way: float((numbers - alone).abs().max()) for way, numbers in found.items()}
-    resolution = torch.finfo(model.dtype).eps * 2.0 ** math.floor(math.log2(max(logit, 1e-30)))  # one step there
+    resolution = torch.finfo(model.dtype).eps * power_of_two_below(logit)  # one step of the dtype there
     noise = max(max(float((numbers[top] - alone[top]).abs().max()) for numbers in found.values()), STEPS * resolution)
     answer = "yes" if max(departures.values()) <= BOUND and resolution <= BOUND else "no"
     return {"answer": answer, "departures": departures, "noise": noise, "top_logit": logit}

@@ -78,7 +78,7 @@ def test_ten_samples_of_the_boston_prompt_are_nearly_all_different(lm: LM) -> No
     assert all(s.prompt == BOSTON_VISIT for s in samples)
 
 
-# The document's runs, as distributions: 2,000 draws (500 on a server that takes one draw per request) of the token
+# The document's runs, as distributions: 2,000 draws (1,000 on a server, where each is a decode of its own) of the token
 # after "Shakespeare was a" through the engine's own sampler, held by our own computation from the same pass's
 # log-probabilities to what the settings make of them (assert_sampled_from: α = 0.01; each known wrong sampler is
 # rejected with power 1.00 at T = 1, README).

@@ -306,3 +306,14 @@ def test_draws_on_a_server_ask_for_the_top_k_they_are_held_to_and_name_the_flag_
         backend.draws(ids, Policy(Sampling(temperature=0.7), 1), 10)
     drawn = backend.draws(ids, Policy(Sampling(top_k=20), 1), 300)  # 250 and 50 choices: two requests
     assert len(drawn.tokens) == 300 and drawn.numbers.known == 20 and drawn.order is None
+
+
+def test_lm_draws_takes_fewer_draws_by_default_where_each_is_a_decode_of_its_own(
+    serve: Any, tmp_path: Path, tiny_runtime: Any
+) -> None:
+    from pytest_lmbehave.config import defaults
+    from pytest_lmbehave.runtime.runtime import Runtime
+
+    served = Runtime(connected(serve(max_logprobs=20), tmp_path))
+    assert served.backend.decodes_each_draw and served.draw_count() == defaults.DRAWS_DECODED < defaults.DRAWS
+    assert not tiny_runtime.backend.decodes_each_draw and tiny_runtime.draw_count() == defaults.DRAWS

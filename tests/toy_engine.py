@@ -20,6 +20,7 @@ class ToyBackend:
     """The transformers backend, its fingerprint naming this engine."""
 
     name = NAME
+    decodes_each_draw = False
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner

@@ -11,6 +11,7 @@ from typing import Any, overload
 
 from ..backends.sampling import Sampling, derive_seed
 from ..backends.vocabulary import Vocabulary
+from ..config import defaults
 from ..config.errors import InputError
 from ..observations.chat import Chat
 from ..observations.choice import Choice
@@ -217,17 +218,21 @@ class LM:
     def draws(self, prompt: Prompt, n: int | None = None) -> Draws:
         """``n`` independent draws of the next token through the engine's own sampler, under this handle's sampling
         settings (mark the test ``@sampled(...)`` or use ``with_sampling``) and its next seed. Hold them to the
-        distribution asked with ``assert_sampled_from``. By default 2,000 (one pass and the sampling loop), or 500
-        where each draw is a request of its own (llama.cpp's server)."""
+        distribution asked with ``assert_sampled_from``. By default 2,000 (one pass and the sampling loop), or 1,000
+        where each draw is a decode of its own (a server)."""
         __tracebackhide__ = True
         _check_prompt(prompt)
         sampling = self._sampled("lm.draws()")
         n = self.runtime.draw_count() if n is None else n
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise InputError(f"n={n!r} must be a whole number >= 1 (2000 draws reject the known wrong samplers)")
+            raise InputError(
+                f"n={n!r} must be a whole number >= 1 ({defaults.DRAWS} draws reject the known wrong samplers)"
+            )
         return self.runtime.draws(prompt, sampling, self._next_seed(), n)
 
-    def rate(self, prompt: Prompt, predicate: Callable[[str], bool], n: int = 2000, tokens: int = 1) -> SequentialRate:
+    def rate(
+        self, prompt: Prompt, predicate: Callable[[str], bool], n: int = defaults.DRAWS, tokens: int = 1
+    ) -> SequentialRate:
         """How often ``predicate`` holds of a sampled continuation of ``tokens`` tokens (its text), under this
         handle's sampling settings. Nothing is drawn until the rate is held to a bound: ``assert rate >= 0.9`` draws
         in looks of 50, 100, 200, ... up to ``n`` and stops at the first that decides (pass, fail, or inconclusive

@@ -105,6 +105,9 @@ class Backend(Protocol):
     """What the LM API needs from an engine that computes. Every verb takes and returns token ids and numbers."""
 
     name: str  # "transformers", or the served engine's name
+    # Each of lm.draws()' draws is a decode of its own (a server: a request, or one of a request's n choices), not a
+    # sample from one pass's numbers; the runtime then takes fewer when not told how many (defaults.DRAWS_DECODED).
+    decodes_each_draw: bool
 
     @property
     def vocab_size(self) -> int: ...

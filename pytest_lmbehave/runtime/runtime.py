@@ -294,8 +294,8 @@ class Runtime:
 
     def draw_count(self) -> int:
         """How many draws ``lm.draws`` takes when not told: 2,000 where they cost one pass, fewer where each is a
-        request (a server without ``n``: about 60 a second on 2 cores)."""
-        return defaults.DRAWS_EACH_A_REQUEST if getattr(self.backend, "draw_per_request", False) else defaults.DRAWS
+        decode of its own (a server: about 30 to 45 a second on 2 cores)."""
+        return defaults.DRAWS_DECODED if self.backend.decodes_each_draw else defaults.DRAWS
 
     def draws(self, prompt: Prompt, sampling: Sampling, seed: int | None, n: int) -> Draws:
         """``n`` draws of the next token through the engine's own sampler, with the untempered distribution they

@@ -44,6 +44,7 @@ def cpu_features(llama_cpp: Any) -> str:
 
 class LlamaCppBackend:
     name = "llama.cpp"
+    decodes_each_draw = False  # its sampler chain runs over one evaluation's logits
 
     def __init__(self, source: ModelSource, settings: Settings, llama_cpp: Any) -> None:
         self.api = llama_cpp

@@ -66,7 +66,7 @@ class ServedBackend:
         # No top-k filter: -1 for vLLM and SGLang; llama-cpp-python refuses -1 (HTTP 500) and reads 0 as none.
         self.no_top_k = 0 if capabilities.engine == "llama-cpp-python" else -1
         self.takes_n = capabilities.engine == "vllm"  # several choices per request (llama-cpp-python: one)
-        self.draw_per_request = not self.takes_n  # read by the runtime to size lm.draws()
+        self.decodes_each_draw = True  # vLLM's n fans out into one sequence per choice (about 30 a second here)
 
     @property
     def vocab_size(self) -> int:

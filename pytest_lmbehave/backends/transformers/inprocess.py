@@ -50,6 +50,7 @@ def _numbers(row: Any) -> Logprobs:
 
 class TransformersBackend:
     name = "transformers"
+    decodes_each_draw = False  # every draw samples one pass's numbers
 
     def __init__(self, loaded: LoadedModel, cache_dir: Path | None = None) -> None:
         self.loaded = loaded

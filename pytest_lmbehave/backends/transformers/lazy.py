@@ -54,7 +54,7 @@ def facts_without_loading(source: ModelSource, settings: Settings) -> ModelFacts
 class LazyBackend:
     name = "transformers"
 
-    draw_per_request = False  # asked of every backend; answered here without loading the model
+    decodes_each_draw = False  # answered without loading the model
 
     def __init__(self, facts: ModelFacts, load: Callable[[], Backend]) -> None:
         self.facts = facts

@@ -21,4 +21,5 @@ ANSWERS = {
     "test_zero_shot_is_not_a_label": False,
     "test_few_shot_label": " good",
     "test_near_tie": 1,
+    "test_the_change_that_breaks_invariance": 3,
 }

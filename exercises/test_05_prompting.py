@@ -50,3 +50,27 @@ def test_near_tie(lm, exercise):
             f"the smallest margin is {min(margins):.4f} nats; the largest {max(margins):.2f}",
         ],
     )
+
+
+def test_the_change_that_breaks_invariance(lm, exercise):
+    """Three changes to "Shakespeare was a": 1) a doubled space after "was", 2) "shakespeare" in lower case, 3) a
+    space at the end. Which one (1, 2 or 3) changes the model's next token? Explain it from the tokens."""
+    from pytest_lmbehave import perturbations
+
+    text = "Shakespeare was a"
+    changes = [
+        perturbations.whitespace(text, "inside", 0),
+        perturbations.case(text, 1),  # "Shakespeare" -> "shakespeare"
+        perturbations.whitespace(text, "end"),
+    ]
+    cap = lm.invariance("the next token under three changes", changes)
+    broken = [i + 1 for i, outcome in enumerate(cap.outcomes) if outcome.verdict == "broken"]
+    exercise.check(
+        broken[0] if len(broken) == 1 else broken,
+        ___,
+        hint=[
+            "a change that keeps the meaning can still change the tokens: lm.tokenize(variant).text_pieces",
+            "a doubled space adds a ' ' token in the middle, a lower case changes the first token; compare the last ones",
+            "what is the last token of each variant? The model predicts what follows the last token it read",
+        ],
+    )

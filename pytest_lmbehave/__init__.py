@@ -14,7 +14,13 @@ __version__ = "0.1.0"  # the one place the version is written (pyproject.toml re
 if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported on first use
     import pytest
 
-    from .api.assertions import assert_close, assert_sampled_from
+    from .api.assertions import (
+        assert_close,
+        assert_direction,
+        assert_failure_rate,
+        assert_invariant,
+        assert_sampled_from,
+    )
     from .api.lm import LM
     from .backends.sampling import Sampling
     from .config.errors import (
@@ -24,14 +30,18 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported
         MarkerError,
         ModelLoadError,
         ModelNotFoundError,
+        NearTieWarning,
         SettingsError,
     )
+    from .observations import lexicons, perturbations
+    from .observations.changes import Capability
     from .observations.chat import Chat
     from .observations.choice import Choice
     from .observations.closeness import Profile
     from .observations.conformance import Draws
     from .observations.generation import Generation
     from .observations.next_token import Candidate, Distribution
+    from .observations.perturbations import Case, Change, expand
     from .observations.rates import Decision, Rate, SequentialRate
     from .observations.scores import Scores
     from .observations.tokenization import Tokenization
@@ -48,6 +58,16 @@ _WHERE = {
     "ModelLoadError": "config.errors",
     "ModelNotFoundError": "config.errors",
     "SettingsError": "config.errors",
+    "NearTieWarning": "config.errors",
+    "Capability": "observations.changes",
+    "Case": "observations.perturbations",
+    "Change": "observations.perturbations",
+    "expand": "observations.perturbations",
+    "perturbations": "observations.perturbations",
+    "lexicons": "observations.lexicons",
+    "assert_invariant": "api.assertions",
+    "assert_direction": "api.assertions",
+    "assert_failure_rate": "api.assertions",
     "BackendUnavailable": "config.errors",
     "___": "teaching.exercises",
     "LM": "api.lm",
@@ -73,6 +93,9 @@ __all__ = [
     "LM",
     "BackendUnavailable",
     "Candidate",
+    "Capability",
+    "Case",
+    "Change",
     "Chat",
     "Choice",
     "Decision",
@@ -84,6 +107,7 @@ __all__ = [
     "MarkerError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "NearTieWarning",
     "Profile",
     "Rate",
     "Runtime",
@@ -94,8 +118,14 @@ __all__ = [
     "Tokenization",
     "___",
     "assert_close",
+    "assert_direction",
+    "assert_failure_rate",
+    "assert_invariant",
     "assert_sampled_from",
+    "expand",
     "greedy",
+    "lexicons",
+    "perturbations",
     "sampled",
 ]
 
@@ -105,6 +135,8 @@ def __getattr__(name: str) -> Any:
         import pytest
 
         return getattr(pytest.mark, name)
+    if name in ("perturbations", "lexicons"):  # the modules themselves: perturbations.typo(...), lexicons.CITIES
+        return importlib.import_module(f"{__name__}.{_WHERE[name]}")
     if name in _WHERE:
         return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

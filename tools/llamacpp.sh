@@ -64,5 +64,6 @@ if grep -q "every test that uses a model was skipped" "$out/served.out"; then
 fi
 # The same engine in process and served: what must agree (greedy, next token, choice) may not move.
 "$py" -m pytest_lmbehave diff "$out/llama.cpp.json" "$out/served.json" --only greedy,next_token,choice --limit 10
+"$py" -m pytest_lmbehave diff "$out/llama.cpp.json" "$out/served.json" --only capability --limit 5
 echo "pytest specs/ -n 2: llama.cpp in process $(seconds $llama_ms), llama.cpp's server $(seconds $served_ms)" \
   "(wall)$( ((transformers_ms)) && echo ", transformers $(seconds $transformers_ms)")"

@@ -53,6 +53,9 @@ LMBEHAVE_VLLM_RESPONSES="$out/vllm_responses.json" "$py" -m pytest tests/test_se
 LMBEHAVE_TEST_VLLM="$url#embedded" "$py" -m pytest tests/test_vllm.py -q -p no:randomly
 # Same weights, other engine: no greedy, next-token or choice observation may move beyond the tolerances.
 "$py" -m pytest_lmbehave diff "$out/in-process.json" "$out/served.json" --only greedy,next_token,choice --limit 10
+# Behaviour under change: each capability's failure rate in process and served, side by side (a rate that Fisher's
+# exact test tells apart at α = 0.01 fails).
+"$py" -m pytest_lmbehave diff "$out/in-process.json" "$out/served.json" --only capability --limit 5
 if [[ -n "$native" && -f "$native" ]]; then inproc="make portability's run"; else
   inproc=$(printf '%d.%03d s wall' $((inproc_ms / 1000)) $((inproc_ms % 1000))); fi
 printf 'pytest specs/ -n 2: in-process %s, served by vLLM (2 cores shared with it) %d.%03d s wall\n' "$inproc" \

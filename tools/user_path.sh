@@ -2,7 +2,7 @@
 # The user's path, from the wheel (run by `make user-path`, part of `make test`): build the wheel, install it with
 # its dependencies in a fresh venv outside the repo (torch CPU, the [xdist] extra, the embedded model), then in an
 # empty folder outside the repo: `lmbehave init specs` and `pytest specs -n 2`, which must pass; `lmbehave init
-# exercises` and `pytest exercises`, which must show the 0/16 progress line; a chat spec of the user's own, recorded
+# exercises` and `pytest exercises`, which must show the 0/17 progress line; a chat spec of the user's own, recorded
 # and then passing; `lmbehave check` on a local transformers folder (a copy of the converted embedded model), whose
 # report `lmbehave diff` holds to the embedded model's check with no change. The venv installs the lock's versions
 # when LOCK_FILE is given (`make test`), else the newest the wheel allows, as a user installing today gets them
@@ -32,7 +32,7 @@ echo "== lmbehave init exercises && pytest exercises"
 grep -q "wrote $(count exercises) files" init.out || { echo "lmbehave init exercises did not write the tree's files"; exit 1; }
 "$user/python" -m pytest exercises -q -p no:randomly >exercises.out 2>&1 || true
 tail -3 exercises.out
-grep -q "exercises: 0/16 solved" exercises.out || { echo "the exercises did not show 0/16"; cat exercises.out; exit 1; }
+grep -q "exercises: 0/17 solved" exercises.out || { echo "the exercises did not show 0/17"; cat exercises.out; exit 1; }
 echo "== a chat spec of the user's own: recorded, then held"
 mkdir chat && cat >chat/test_my_chat.py <<'SPEC'
 from pytest_lmbehave import LM
@@ -57,4 +57,4 @@ grep -q "has no recorded set, so its properties were checked" check.out || { ech
 "$user/lmbehave" check --model embedded --report embedded.json >/dev/null
 "$user/lmbehave" diff embedded.json folder.json --limit 3 >diff.out || { cat diff.out; echo "the folder copy drifted"; exit 1; }
 head -12 diff.out
-echo "the user's path passed: init specs, pytest specs -n 2, init exercises (0/16), a chat spec, check and diff"
+echo "the user's path passed: init specs, pytest specs -n 2, init exercises (0/17), a chat spec, check and diff"

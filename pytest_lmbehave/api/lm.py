@@ -13,11 +13,14 @@ from ..backends.sampling import Sampling, derive_seed
 from ..backends.vocabulary import Vocabulary
 from ..config import defaults
 from ..config.errors import InputError
+from ..observations import changes
+from ..observations.changes import Capability
 from ..observations.chat import Chat
 from ..observations.choice import Choice
 from ..observations.conformance import Draws
 from ..observations.generation import Generation
 from ..observations.next_token import Distribution
+from ..observations.perturbations import Change
 from ..observations.rates import SequentialRate
 from ..observations.scores import Scores
 from ..observations.tokenization import Tokenization
@@ -85,12 +88,14 @@ class LM:
         seed: int | None = None,
         recorder: Callable[[Any], None] | None = None,
         asks: list[plan.Ask] | None = None,
+        capabilities: list[Capability] | None = None,
     ) -> None:
         self.runtime = runtime
         self.sampling = sampling
         self.seed = seed if sampling is None or sampling.seed is None else sampling.seed
         self.recorder = recorder  # told of every observation (for --lm-report)
         self.asks = asks  # every request made, normalised by the runtime, for the plan (--lm-plan-update)
+        self.capabilities = capabilities  # every capability judged, for the run's summary of rates
         self._calls = 0
 
     @property
@@ -161,10 +166,12 @@ class LM:
         """A handle that samples with these settings; its seed is ``seed`` or derived from this handle's seed."""
         __tracebackhide__ = True
         base = seed if seed is not None else derive_seed(self.seed or 0, f"{temperature}/{top_p}/{top_k}")
-        return LM(self.runtime, Sampling(temperature, top_p, top_k, seed), base, self.recorder, self.asks)
+        return LM(
+            self.runtime, Sampling(temperature, top_p, top_k, seed), base, self.recorder, self.asks, self.capabilities
+        )
 
     def greedy(self) -> LM:
-        return LM(self.runtime, None, self.seed, self.recorder, self.asks)
+        return LM(self.runtime, None, self.seed, self.recorder, self.asks, self.capabilities)
 
     def tokenize(self, text: str) -> Tokenization:
         __tracebackhide__ = True
@@ -279,6 +286,70 @@ class LM:
         __tracebackhide__ = True
         _check_prompt(text)
         return self._seen(self.runtime.score(text))  # type: ignore[no-any-return]
+
+    def invariance(
+        self,
+        capability: str,
+        cases: Sequence[Change],
+        labels: Sequence[str] | None = None,
+        max_kl: float | None = None,
+    ) -> Capability:
+        """Each change judged for invariance (``changes.invariance``: the top-1 or label holds unless the base was a
+        near tie, and the KL stays under ``max_kl``), all of them as one capability with a failure rate:
+        ``assert cap.rate <= 0.1`` gives pass, fail or inconclusive, ``cap == lm_snapshot`` holds the rate to the
+        recorded one. Every prompt is read in one batch."""
+        __tracebackhide__ = True
+        pairs = self._pairs(capability, cases, labels)
+        judged = [changes.invariance(c, b, v, labels, max_kl, self.noise) for c, b, v in pairs]
+        return self._judged(Capability(capability, changes.INVARIANT, tuple(judged)))
+
+    def direction(
+        self,
+        capability: str,
+        cases: Sequence[Change],
+        token: str,
+        up: bool = True,
+        by: float = defaults.DIRECTION_BY,
+        labels: Sequence[str] | None = None,
+    ) -> Capability:
+        """Each change judged for a directional expectation (``token``'s probability, renormalised over ``labels``
+        when given, moves up or down by at least ``by``; raised to the dtype's noise floor where that is larger),
+        all of them as one capability with a failure rate."""
+        __tracebackhide__ = True
+        if labels is not None and token not in labels:
+            raise InputError(f"token={token!r} must be one of the labels {list(labels)!r}")
+        if not isinstance(by, (int, float)) or isinstance(by, bool) or not 0 < by < 1:
+            raise InputError(f"by={by!r} must be a probability between 0 and 1, e.g. {defaults.DIRECTION_BY}")
+        pairs = self._pairs(capability, cases, labels)
+        judged = [changes.direction(c, b, v, token, up, by, labels, self.noise) for c, b, v in pairs]
+        expectation = f"{token!r} {'up' if up else 'down'} by {changes.direction_floor(by, self.noise)[0]:.3g}"
+        return self._judged(Capability(capability, expectation, tuple(judged)))
+
+    def _pairs(
+        self, capability: str, cases: Sequence[Change], labels: Sequence[str] | None
+    ) -> list[tuple[Change, Distribution, Distribution]]:
+        __tracebackhide__ = True
+        if not isinstance(capability, str) or not capability.strip():
+            raise InputError(f"the capability needs a name, e.g. 'name invariance', not {capability!r}")
+        if isinstance(cases, Change):
+            cases = [cases]
+        if not cases or not all(isinstance(c, Change) for c in cases):
+            raise InputError(
+                "cases must be a non-empty list of changes (perturbations.typo(text), swap(text, old, new), ...), "
+                f"not {cases!r:.80}"
+            )
+        if labels is not None and (isinstance(labels, str) or len(labels) < 2):
+            raise InputError(f"labels must be two or more token pieces, e.g. (' good', ' bad'), not {labels!r}")
+        texts = list(dict.fromkeys(t for c in cases for t in (c.base, c.variant)))
+        for text in texts:
+            _check_prompt(text)
+        read = dict(zip(texts, self.next_token(texts)))
+        return [(c, read[c.base], read[c.variant]) for c in cases]
+
+    def _judged(self, capability: Capability) -> Capability:
+        if self.capabilities is not None:
+            self.capabilities.append(capability)
+        return self._seen(capability)  # type: ignore[no-any-return]
 
     def steps(self, generation: Generation) -> list[Distribution]:
         """The next-token distribution before each new token of ``generation`` (one forward pass)."""

@@ -33,3 +33,7 @@ class BackendUnavailable(LMBehaveError):
 
 class BackendGone(BackendUnavailable):
     """The engine that computes went away (a server stopped answering): the run ends here, with this message."""
+
+
+class NearTieWarning(UserWarning):
+    """A change flipped a top-1 whose base margin was within the near-tie threshold: noise, not a failure."""

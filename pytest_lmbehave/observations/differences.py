@@ -24,6 +24,7 @@ LEFT = "left the top-k"
 DISTRIBUTION = "distribution"
 SCORE = "score"
 MARGIN = "margin"
+RATE = "failure rate"  # a capability's rate under change, rejected by a two-proportion test
 
 # The layer a difference comes from: the tokenizer (the ids of the same text changed), the model (the same ids in,
 # other numbers out), decoding (the same distributions, other tokens chosen), or a follow-on of an earlier change.

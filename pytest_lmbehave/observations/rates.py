@@ -94,6 +94,7 @@ class Rate(Held):
     what: str = ""  # what was counted, for messages
     alpha: float = ALPHA
     looks: int = 1
+    unit: str = "draws"  # what n counts, for messages ("cases" for a capability under change)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.n, int) and self.n >= 1 and 0 <= self.successes <= self.n):
@@ -137,7 +138,7 @@ class Rate(Held):
             (
                 head,
                 f"inconclusive: the interval straddles {percent(bound)}; {self.more(bound)}. Not a failure of the "
-                "behaviour: the draws cannot tell which side it lies on (raise n)",
+                f"behaviour: the {self.unit} cannot tell which side it lies on (raise n)",
             ),
         )
 
@@ -150,7 +151,8 @@ class Rate(Held):
             return "no number of draws decides a rate seen exactly at its bound"
         z = float(norm.ppf(1 - (1 - self.confidence) / 2))
         needed = math.ceil(z * z * self.value * (1 - self.value) / (gap * gap))
-        return f"about {max(needed - self.n, 1)} more draws would decide, if the rate stays at {percent(self.value)}"
+        more = max(needed - self.n, 1)
+        return f"about {more} more {self.unit} would decide, if the rate stays at {percent(self.value)}"
 
     def moved_from(self, recorded: Rate) -> tuple[bool, float]:
         """Whether this rate differs from ``recorded`` (Fisher's exact test at ``alpha``), and the p-value."""

@@ -24,6 +24,7 @@ from ..config.naming import slug
 from ..config.options import BY_INI, Lookup, Option, given
 from ..config.settings import build_settings
 from ..observations import closeness
+from ..observations.changes import Capability
 from ..runtime.registry import Registry
 from ..teaching.exercises import ExerciseProgress, is_exercise
 from . import snapshot_sets, tally
@@ -35,6 +36,7 @@ from .snapshots import recorded_drafts
 from .xdist import Share, worker_figures
 
 MARKS = pytest.StashKey[Marks]()  # a test's markers, read once at its setup
+JUDGED = pytest.StashKey[list[Capability]]()  # the capabilities a test judged under change
 CARRIED = "lmbehave"  # the one attribute of a test's report that carries what the controller needs
 
 
@@ -75,6 +77,8 @@ class Session:
         config.addinivalue_line(
             "filterwarnings", "default:syrupy. received .* xdist worker snapshot reports:UserWarning"
         )
+        # A near-tie flip under a change is a warning by design (assert_invariant): shown, never raised.
+        config.addinivalue_line("filterwarnings", "default::pytest_lmbehave.config.errors.NearTieWarning")
         workerinput = getattr(config, "workerinput", None)
         shared = workerinput.get("lmbehave_share") if workerinput is not None else None
         self.registry = Registry(self.settings, self.announce, Path(shared) if shared else None, recorded_drafts)
@@ -82,6 +86,7 @@ class Session:
         self.chosen_sets: dict[tuple[Path, str, str, str | None], tuple[str, str]] = {}  # variant per model, module
         self.sets_compared = tally.SetsCompared(self.chosen_sets)
         self.model_tests = tally.ModelTests(self.controller_header)
+        self.capability_rates = tally.CapabilityRates()
         self.exercises: ExerciseProgress | None = None  # made when the first exercise reports
         if given(lookup, "lm_accept_near_ties"):
             self.announce(
@@ -208,6 +213,9 @@ class Session:
             carried["near_ties"] = notes
         if sets:
             carried["sets"] = sets
+        judged = item.stash.get(JUDGED, None)
+        if when == "call" and judged:
+            carried["capabilities"] = [capability.line() for capability in judged]
         if when == "teardown":
             if self.report is not None:
                 carried.update(self.report.carried(item))
@@ -221,6 +229,7 @@ class Session:
         self.near_ties.add(report, carried)
         self.sets_compared.add(carried)
         self.model_tests.add(report, carried)
+        self.capability_rates.add(report, carried)
         if carried.get("exercise"):
             self.exercises = self.exercises or ExerciseProgress()
             self.exercises.add(report)
@@ -249,6 +258,7 @@ class Session:
         if self.report is not None:
             self.report.summary(terminalreporter)
         self.model_tests.summary(terminalreporter)
+        self.capability_rates.summary(terminalreporter)
         self.sets_compared.summary(terminalreporter)
         self.near_ties.summary(terminalreporter)
 
@@ -274,7 +284,8 @@ class Session:
         recorder = None
         if request.config.getoption("lm_report"):
             recorder = recorder_for(request.node, spec, runtime.fingerprint)
-        return LM(runtime, sampling, seed, recorder, asks_for(request.node))
+        judged = request.node.stash.setdefault(JUDGED, [])
+        return LM(runtime, sampling, seed, recorder, asks_for(request.node), judged)
 
     def end(self) -> None:
         if self.exercises is not None:

@@ -75,3 +75,21 @@ class SetsCompared:
         for where, why in sorted(self.sets.items()):
             shown = os.path.relpath(where, root) if Path(where).is_relative_to(root) else where
             terminalreporter.write_line(f"lmbehave: compared against {shown}" + (f" ({why})" if why else ""))
+
+
+class CapabilityRates:
+    """Each capability judged under change (``lm.invariance``, ``lm.direction``), carried on its test's report and
+    printed at the end with its failure rate and interval, one line per capability and test."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def add(self, report: pytest.TestReport, carried: dict[str, Any]) -> None:
+        self.lines += [(report.nodeid, str(line)) for line in carried.get("capabilities", ())]
+
+    def summary(self, terminalreporter: Any) -> None:
+        if not self.lines:
+            return
+        terminalreporter.write_sep("-", "lmbehave: behaviour under change (failure rates, 99 % Clopper-Pearson)")
+        for nodeid, line in sorted(self.lines):
+            terminalreporter.write_line(f"{line}  [{nodeid.split('::')[-1]}]")

@@ -343,7 +343,9 @@ class LM:
         texts = list(dict.fromkeys(t for c in cases for t in (c.base, c.variant)))
         for text in texts:
             _check_prompt(text)
-        read = dict(zip(texts, self.next_token(texts)))
+        # Read without reporting each distribution: the capability is the observation (a report of its hundreds of
+        # readings would hold near ties that any other engine's noise flips, which the rate already judges).
+        read = dict(zip(texts, self.runtime.next_tokens(texts, self._asked)))
         return [(c, read[c.base], read[c.variant]) for c in cases]
 
     def _judged(self, capability: Capability) -> Capability:

@@ -98,4 +98,5 @@ def test_init_exercises_writes_the_blanks_and_the_answer_key(tmp_path: Path) -> 
     written = tree("exercises")
     assert {str(p.relative_to(tmp_path / "ex")) for p in (tmp_path / "ex").rglob("*") if p.is_file()} == written
     blanks = sum((tmp_path / "ex" / name).read_text().count("___,") for name in written if name.startswith("test_"))
-    assert blanks == 16  # one blank per exercise, each `check(actual, ___, ...)`
+    key = (tmp_path / "ex" / "answer_key.py").read_text()
+    assert blanks == key.count('"test_') == 17  # one blank per exercise and answer, each `check(actual, ___, ...)`

@@ -60,9 +60,14 @@ $(STAMPV): $(LOCK)/vllm.txt
 # Built with the machine's python3 (not the venv's), so `make test` builds it while .venv is being installed; its
 # build requirements (pip's isolated build environment) come from the lock too (PIP_CONSTRAINT reaches that pip).
 # LLAVA_BUILD=OFF: llama-cpp-python's multimodal library, which the plugin never loads (it is imported lazily).
+# NO_AMX: on an Intel CPU with AMX, -march=native turns on llama.cpp's AMX kernels, which crash the process on the
+# first batched evaluation (seen in CI on a Xeon with AMX; ggml-org/llama.cpp#20824); without them such a CPU runs
+# the AVX-512 kernels (the backend refuses a build with them: backends/llamacpp AMX_CRASHES). x86 only; a no-op on a
+# CPU without AMX.
+NO_AMX := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
 $(WHEELS)/.built: $(LOCK)/build.txt
 	@mkdir -p $(WHEELS); start=$$(date +%s); ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 \
-	  || PIP_CONSTRAINT=$(abspath $(LOCK)/build.txt) CMAKE_ARGS="-DLLAVA_BUILD=OFF" \
+	  || PIP_CONSTRAINT=$(abspath $(LOCK)/build.txt) CMAKE_ARGS="-DLLAVA_BUILD=OFF" CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)" \
 	     python3 -m pip wheel --quiet --no-deps "$(LLAMACPP)" -w $(WHEELS) \
 	  && echo "llama-cpp-python wheel ready after $$(($$(date +%s) - start)) s ($$(ls $(WHEELS)))"
 	touch $@

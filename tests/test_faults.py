@@ -361,3 +361,22 @@ def test_only_a_model_missing_from_the_hub_cache_counts_as_not_available(monkeyp
     monkeypatch.setattr(huggingface_hub, "snapshot_download", missing)
     with pytest.raises(ModelNotFoundError, match="is not in the local Hugging Face cache"):
         models.resolve("HuggingFaceTB/SmolLM2-360M")
+
+
+def test_a_llama_cpp_built_with_its_amx_kernels_is_refused_naming_the_rebuild_before_it_can_crash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    import types
+
+    from pytest_lmbehave.backends import llamacpp
+    from pytest_lmbehave.backends import resolve as resolve_model
+    from pytest_lmbehave.config.settings import Settings, default_cache_dir
+
+    # What llama.cpp 0.3.36's system info said on an Intel Xeon with AMX, built with -march=native: every batched
+    # evaluation then crashed the process (a segfault in ggml_backend_amx_mul_mat).
+    info = b"CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 | AMX_INT8 = 1 | OPENMP = 1 | REPACK = 1 | "
+    monkeypatch.setitem(sys.modules, "llama_cpp", types.SimpleNamespace(llama_print_system_info=lambda: info))
+    settings = Settings(engine="llama.cpp", cache_dir=default_cache_dir())
+    with pytest.raises(ModelLoadError, match=r"AMX kernels .* crash .*CFLAGS='-mno-amx-tile -mno-amx-int8"):
+        llamacpp.open(resolve_model("embedded"), settings)

@@ -45,12 +45,13 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> Kind:
 
 
 def test_every_built_in_kind_is_registered_with_its_whole_unit() -> None:
-    assert set(KINDS) == {"tokenization", "next_token", "generation", "chat", "choice", "scores", "capability"}
+    assert set(KINDS) == {"tokenization", "next_token", "generation", "chat", "choice", "scores", "draws", "capability"}
     for name, kind in KINDS.items():
         assert kind.name == name and callable(kind.record) and callable(kind.compare) and callable(kind.explain)
     assert KINDS["next_token"].drift is not None  # its drift line carries the KL divergence of the top rows
     assert KINDS["scores"].summary is not None  # two reports' scores give distribution statistics
     assert KINDS["capability"].summary is not None  # two reports' capability rates side by side
+    assert KINDS["draws"].summary is not None  # two runs' draws side by side, as distributions
 
 
 def test_a_kind_registered_in_the_table_is_recorded_compared_explained_and_drifts(registered: Kind) -> None:
@@ -130,7 +131,7 @@ def test_scoring_a_single_token_is_refused_with_the_reason(tiny_runtime: Any) ->
 def test_diff_only_takes_every_kind_of_the_table_with_generation_split_by_its_modes() -> None:
     from pytest_lmbehave.observations import selectable, selected_as
 
-    assert selectable() == ("tokenization", "next_token", "chat", "greedy", "sampled", "choice", "scores", "capability")
+    assert selectable() == ("tokenization", "next_token", "chat", "greedy", "sampled", "choice", "scores", "draws", "capability")
     assert selected_as({"kind": "generation", "sampling": "greedy"}) == "greedy"
     assert selected_as({"kind": "generation", "sampling": "temperature=0.7"}) == "sampled"
     assert selected_as({"kind": "scores"}) == "scores"

@@ -235,7 +235,7 @@ class LM:
             raise InputError(
                 f"n={n!r} must be a whole number >= 1 ({defaults.DRAWS} draws reject the known wrong samplers)"
             )
-        return self.runtime.draws(prompt, sampling, self._next_seed(), n)
+        return self._seen(self.runtime.draws(prompt, sampling, self._next_seed(), n))  # type: ignore[no-any-return]
 
     def rate(
         self, prompt: Prompt, predicate: Callable[[str], bool], n: int = defaults.DRAWS, tokens: int = 1

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import changes, chat, choice, generation, next_token, scores, tokenization
+from . import changes, chat, choice, conformance, draws, generation, next_token, scores, tokenization
 from .differences import Compared, Difference, Teacher, Tolerances
 
 
@@ -61,6 +61,7 @@ KINDS: dict[str, Kind] = {
         ),
         Kind("choice", choice.Choice, choice.record, choice.compare, choice.explain),
         Kind("scores", scores.Scores, scores.record, scores.compare, scores.explain, scores.drift, scores.summary),
+        Kind("draws", conformance.Draws, draws.record, draws.compare, draws.explain, draws.drift, draws.summary),
         Kind(
             "capability",
             changes.Capability,

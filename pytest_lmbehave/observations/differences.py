@@ -25,6 +25,7 @@ DISTRIBUTION = "distribution"
 SCORE = "score"
 MARGIN = "margin"
 RATE = "failure rate"  # a capability's rate under change, rejected by a two-proportion test
+DRAWN = "drawn distribution"  # two runs' draws of one question, rejected as one distribution by a G-test
 
 # The layer a difference comes from: the tokenizer (the ids of the same text changed), the model (the same ids in,
 # other numbers out), decoding (the same distributions, other tokens chosen), or a follow-on of an earlier change.

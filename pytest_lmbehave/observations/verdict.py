@@ -11,6 +11,7 @@ from typing import Any
 from .differences import (
     DECODING,
     DISTRIBUTION,
+    DRAWN,
     ENTRANT,
     FIELD,
     FOLLOW_ON,
@@ -42,6 +43,7 @@ from .next_token import kl_divergence
 __all__ = [
     "DECODING",
     "DISTRIBUTION",
+    "DRAWN",
     "ENTRANT",
     "FIELD",
     "FOLLOW_ON",

@@ -39,7 +39,7 @@ class Change:
 
 
 # What each kind of difference weighs in a drift report; a near-tie flip is "near-tie" whatever its kind.
-_MINOR = {verdict.PROBABILITY, verdict.DISTRIBUTION, verdict.SCORE, verdict.MARGIN, verdict.SAMPLED}
+_MINOR = {verdict.PROBABILITY, verdict.DISTRIBUTION, verdict.SCORE, verdict.MARGIN, verdict.SAMPLED, verdict.DRAWN}
 _KIND_NAMES = {
     verdict.PROBABILITY: "probabilities",
     verdict.DISTRIBUTION: "probabilities",
@@ -47,6 +47,7 @@ _KIND_NAMES = {
     verdict.LEFT: "probabilities",
     verdict.SCORE: "scores",
     verdict.SAMPLED: "generation",
+    verdict.DRAWN: "draws",
     verdict.QUESTION: "missing",
 }
 

@@ -19,6 +19,18 @@ ENGINE = "llama.cpp"
 # leaves the plan's drafts alone.
 DRAFTS = False
 INSTALL = "pip install 'pytest-lmbehave[llamacpp]'   (or: pip install llama-cpp-python; it builds llama.cpp)"
+# llama.cpp's AMX kernels, which a build for an Intel CPU with AMX (Sapphire Rapids and later) turns on, crash the
+# process in ggml_backend_amx_mul_mat on the first batch of more than one token (seen here on 0.3.36;
+# ggml-org/llama.cpp#20824, closed without a fix). The Makefile builds without them; a build with them is refused
+# before it can take the test process down.
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+AMX_CRASHES = (
+    "this llama-cpp-python was built with llama.cpp's AMX kernels (AMX_INT8 = 1 in its system info), which crash "
+    "the process on any batch of more than one token (ggml-org/llama.cpp#20824). Rebuild it without them: "
+    f"CFLAGS='{NO_AMX}' CXXFLAGS='{NO_AMX}' pip install --force-reinstall --no-cache-dir --no-binary "
+    "llama-cpp-python llama-cpp-python   (in this repository: rm -r .venv/wheels .venv/.lmbehave-llamacpp; make "
+    "llamacpp)"
+)
 
 
 def check(settings: Settings, resolve: Callable[[str], ModelSource]) -> None:
@@ -80,7 +92,10 @@ def open(
             f"--lm-engine={ENGINE} needs llama-cpp-python, which is not installed: {INSTALL}"
         ) from None
     imported = time.perf_counter()
-    from .backend import LlamaCppBackend
+    from .backend import LlamaCppBackend, amx_kernels
+
+    if amx_kernels(llama_cpp):
+        raise ModelLoadError(AMX_CRASHES)
 
     try:
         backend = LlamaCppBackend(source, settings, llama_cpp)

@@ -32,6 +32,12 @@ CHUNK = 32  # tokens per decode call: below the 64 at which llama.cpp's other pa
 PROBE = "Shakespeare was a great writer, but he was also a great actor. When you visit Boston, make sure you visit"
 
 
+def amx_kernels(llama_cpp: Any) -> bool:
+    """Whether llama.cpp was built with its AMX kernels (which crash on a batched evaluation: ``AMX_CRASHES``)."""
+    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+    return any(part.strip() == "AMX_INT8 = 1" for part in info.split("|"))
+
+
 def cpu_features(llama_cpp: Any) -> str:
     """The widest SIMD level llama.cpp was built for here, from its system info (e.g. AVX512, AVX2)."""
     info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")

@@ -131,7 +131,17 @@ def test_scoring_a_single_token_is_refused_with_the_reason(tiny_runtime: Any) ->
 def test_diff_only_takes_every_kind_of_the_table_with_generation_split_by_its_modes() -> None:
     from pytest_lmbehave.observations import selectable, selected_as
 
-    assert selectable() == ("tokenization", "next_token", "chat", "greedy", "sampled", "choice", "scores", "draws", "capability")
+    assert selectable() == (
+        "tokenization",
+        "next_token",
+        "chat",
+        "greedy",
+        "sampled",
+        "choice",
+        "scores",
+        "draws",
+        "capability",
+    )
     assert selected_as({"kind": "generation", "sampling": "greedy"}) == "greedy"
     assert selected_as({"kind": "generation", "sampling": "temperature=0.7"}) == "sampled"
     assert selected_as({"kind": "scores"}) == "scores"

@@ -63,12 +63,12 @@ $(STAMPV): $(LOCK)/vllm.txt
 # NO_AMX: on an Intel CPU with AMX, -march=native turns on llama.cpp's AMX kernels, which crash the process on the
 # first batched evaluation (seen in CI on a Xeon with AMX; ggml-org/llama.cpp#20824); without them such a CPU runs
 # the AVX-512 kernels (the backend refuses a build with them: backends/llamacpp AMX_CRASHES). x86 only; a no-op on a
-# CPU without AMX.
+# CPU without AMX. --no-cache-dir: pip caches a wheel it built by the sdist alone, whatever CFLAGS were.
 NO_AMX := $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
 $(WHEELS)/.built: $(LOCK)/build.txt
 	@mkdir -p $(WHEELS); start=$$(date +%s); ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 \
 	  || PIP_CONSTRAINT=$(abspath $(LOCK)/build.txt) CMAKE_ARGS="-DLLAVA_BUILD=OFF" CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)" \
-	     python3 -m pip wheel --quiet --no-deps "$(LLAMACPP)" -w $(WHEELS) \
+	     python3 -m pip wheel --quiet --no-cache-dir --no-deps "$(LLAMACPP)" -w $(WHEELS) \
 	  && echo "llama-cpp-python wheel ready after $$(($$(date +%s) - start)) s ($$(ls $(WHEELS)))"
 	touch $@
 

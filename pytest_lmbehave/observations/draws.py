@@ -30,7 +30,6 @@ def record(observation: Draws, top: int) -> dict[str, Any]:
     order = sorted((int(t) for t in np.nonzero(counts >= MIN_EXPECTED)[0]), key=lambda t: (-int(counts[t]), t))
     name = observation.decode if observation.decode is not None else (lambda token: f"#{token}")
     rows: list[list[Any]] = [[name(t), t, int(counts[t])] for t in order[:ROWS]]
-    listed = sum(int(counts[t]) for t in order[:ROWS])
     knobs = observation.knobs
     return {
         "kind": "draws",
@@ -45,29 +44,26 @@ def record(observation: Draws, top: int) -> dict[str, Any]:
         "order": list(knobs.order),
         "n": len(observation.tokens),
         "counts": rows,
-        "others": len(observation.tokens) - listed,
+        "others": len(observation.tokens) - sum(int(row[2]) for row in rows),
     }
 
 
-def table(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], np.ndarray]:
+def table(old: dict[str, Any], new: dict[str, Any]) -> np.ndarray:
     """The 2 x k table the test reads: one cell per token both records list, where both runs together expect it
     ``MIN_EXPECTED`` times or more on each side; every other draw pooled in the last cell (dropped when empty)."""
     before = {int(row[1]): int(row[2]) for row in old.get("counts", [])}
     after = {int(row[1]): int(row[2]) for row in new.get("counts", [])}
-    pieces = {int(row[1]): str(row[0]) for row in old.get("counts", [])}
     n_old, n_new = int(old.get("n", 0)), int(new.get("n", 0))
     share_old = n_old / max(1, n_old + n_new)
-    names, cells = [], []
+    cells = []
     for token in (t for t in before if t in after):
         both = before[token] + after[token]
         if min(both * share_old, both * (1 - share_old)) >= MIN_EXPECTED:
-            names.append(repr(pieces[token]))
             cells.append((before[token], after[token]))
     rest = (n_old - sum(a for a, _ in cells), n_new - sum(b for _, b in cells))
     if sum(rest) > 0:
-        names.append("others")
         cells.append(rest)
-    return names, np.array(cells, dtype=np.int64).reshape(-1, 2).T
+    return np.array(cells, dtype=np.int64).reshape(-1, 2).T
 
 
 def homogeneity(old: dict[str, Any], new: dict[str, Any]) -> tuple[float, float, int] | None:
@@ -75,7 +71,7 @@ def homogeneity(old: dict[str, Any], new: dict[str, Any]) -> tuple[float, float,
     there is nothing to test (every draw of both runs one token)."""
     from scipy.stats import chi2_contingency
 
-    _, counts = table(old, new)
+    counts = table(old, new)
     if counts.shape[1] < 2:
         return None
     result = chi2_contingency(counts, correction=False, lambda_="log-likelihood")

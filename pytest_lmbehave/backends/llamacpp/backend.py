@@ -32,18 +32,22 @@ CHUNK = 32  # tokens per decode call: below the 64 at which llama.cpp's other pa
 PROBE = "Shakespeare was a great writer, but he was also a great actor. When you visit Boston, make sure you visit"
 
 
+def built_for(llama_cpp: Any, feature: str) -> bool:
+    """Whether llama.cpp's system info says it was built with ``feature`` ("CPU : SSE3 = 1 | AVX2 = 1 | ...")."""
+    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
+    enabled = {part.split("=")[0].strip() for part in info.split("|") if part.strip().endswith("= 1")}
+    return feature in enabled or any(name.endswith(f" {feature}") for name in enabled)
+
+
 def amx_kernels(llama_cpp: Any) -> bool:
     """Whether llama.cpp was built with its AMX kernels (which crash on a batched evaluation: ``AMX_CRASHES``)."""
-    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
-    return any(part.strip() == "AMX_INT8 = 1" for part in info.split("|"))
+    return built_for(llama_cpp, "AMX_INT8")
 
 
 def cpu_features(llama_cpp: Any) -> str:
     """The widest SIMD level llama.cpp was built for here, from its system info (e.g. AVX512, AVX2)."""
-    info = llama_cpp.llama_print_system_info().decode("utf-8", errors="replace")
-    enabled = {part.split("=")[0].strip() for part in info.split("|") if part.strip().endswith("= 1")}
     for level in ("AVX512", "AVX2", "AVX", "NEON", "SSE3"):
-        if level in enabled or any(name.endswith(f" {level}") for name in enabled):
+        if built_for(llama_cpp, level):
             return level
     return "baseline"
 

@@ -155,3 +155,10 @@ def test_lmbehave_diff_shows_two_runs_draws_side_by_side_as_distributions(logpro
     assert "0 changes" in same
     moved = diff(paths[0], paths[2])
     assert "  yes (G p=" in moved and "[minor] draws:" in moved and "are not one distribution" in moved
+
+
+def test_a_token_a_record_does_not_list_is_shown_at_the_most_its_share_can_be() -> None:
+    short = {"n": 1000, "counts": [["' a'", 1, 900]]}
+    full = {"n": 1000, "counts": [[f"'{t}'", t, 20 if t < draws.ROWS - 1 else 12] for t in range(draws.ROWS)]}
+    assert draws._share(None, short) == "< 0.5 %"  # unlisted: drawn fewer than 5 times
+    assert draws._share(None, full) == "<= 1.2 %"  # the list was cut: no more than its least listed count

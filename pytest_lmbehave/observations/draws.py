@@ -103,10 +103,15 @@ def shifts(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def _share(value: float | None, record: dict[str, Any]) -> str:
-    """A token's share, or where a record does not list it, the most it can be (below the least listed count)."""
+    """A token's share, or where a record does not list it, the most it can be: under ``MIN_EXPECTED`` draws, or,
+    where the list was cut at ``ROWS``, no more than its least listed count."""
     if value is not None:
         return percent(value)
-    return f"< {percent(MIN_EXPECTED / max(1, int(record.get('n', 1))))}"
+    rows = record.get("counts") or []
+    n = max(1, int(record.get("n", 1)))
+    if len(rows) >= ROWS:
+        return f"<= {percent(min(int(row[2]) for row in rows) / n)}"
+    return f"< {percent(MIN_EXPECTED / n)}"
 
 
 def total_variation(old: dict[str, Any], new: dict[str, Any]) -> float:

@@ -8,6 +8,7 @@ runs at T = 1 (power 1.00, 95% interval 0.99-1.00); the right sampler falsely re
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -175,3 +176,33 @@ def test_draws_on_a_greedy_handle_say_how_to_sample(tiny_runtime) -> None:  # ty
 
     with pytest.raises(InputError, match=r"mark the test @sampled\(...\) or use lm.with_sampling"):
         LM(tiny_runtime).draws("hello", n=10)
+
+
+def test_draws_in_bfloat16_warp_float32_logits_as_generate_does(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # generate casts each step's logits to float32 before its processors and warpers; a nucleus summed in bfloat16's
+    # 8 bits ends a token early or late (on an AMX Xeon, top-p 0.9 drew a token past the boundary 15 times in 2,000).
+    from pytest_lmbehave.backends.sampling import Policy, Sampling
+    from pytest_lmbehave.backends.transformers import decoding
+    from pytest_lmbehave.backends.transformers.inprocess import TransformersBackend
+    from pytest_lmbehave.backends.transformers.loading import load, resolve
+    from pytest_lmbehave.config.settings import Settings
+
+    seen = []
+    original = decoding.warpers_for
+
+    def spied(sampling: Sampling) -> Any:
+        warpers = original(sampling)
+
+        def warp(ids: Any, scores: Any) -> Any:
+            seen.append(scores.dtype)
+            return warpers(ids, scores)
+
+        return warp
+
+    monkeypatch.setattr(decoding, "warpers_for", spied)
+    backend = TransformersBackend(load(resolve(str(tiny_model)), Settings(cache_dir=tmp_path, dtype="bfloat16")))
+    assert str(backend.model.dtype) == "torch.bfloat16"
+    drawn = backend.draws([5, 6, 7], Policy(Sampling(top_p=0.9, top_k=50), seed=3), 20)
+    assert len(drawn.tokens) == 20 and [str(dtype) for dtype in seen] == ["torch.float32"]

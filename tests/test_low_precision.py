@@ -323,3 +323,71 @@ def test_a_sampled_token_outside_the_top_50_still_fails_at_the_noise(embedded_lm
     spec.test_temperature_0_2_stays_close_to_greedy_while_14_is_far_more_diverse(Noisy(embedded_lm, untouched))
     with pytest.raises(AssertionError, match="where False = all"):  # every hot token within the top 50
         spec.test_temperature_0_2_stays_close_to_greedy_while_14_is_far_more_diverse(Noisy(embedded_lm, tamper))
+
+
+# -- oneDNN's level: the kernels a 16-bit product runs on a CPU --------------------------------------------------------
+ZEN4 = "sse4_1 avx2 avx512f avx512bw avx512vl avx512dq avx512_bf16"  # an AMD EPYC with AVX-512 (flags abridged)
+SAPPHIRE_RAPIDS = f"{ZEN4} avx512_fp16 amx_tile amx_bf16 amx_int8"  # an Intel Xeon with AMX
+
+
+@pytest.mark.parametrize(
+    ("flags", "cap", "level"),
+    [
+        (ZEN4, None, "avx512_core_bf16"),
+        (SAPPHIRE_RAPIDS, None, "avx512_core_amx"),
+        (SAPPHIRE_RAPIDS, "AVX512_CORE_BF16", "avx512_core_bf16"),
+        (SAPPHIRE_RAPIDS, "avx10_1_512", "avx512_core_fp16"),
+        (ZEN4, "AVX2", "avx2"),
+        (ZEN4, "AVX512_CORE_AMX", "avx512_core_bf16"),  # a cap above the CPU caps nothing
+        (ZEN4, "ALL", "avx512_core_bf16"),
+        ("sse4_1 avx2 avx512f avx512bw avx512vl", None, "avx2"),  # no avx512dq: not oneDNN's avx512_core
+        ("sse4_1 avx2 avx512_bf16", None, "avx2"),  # a level needs every lower level's flags
+    ],
+)
+def test_onednns_level_is_the_highest_the_cpus_flags_allow_at_most_its_variables_cap(
+    flags: str, cap: str | None, level: str
+) -> None:
+    from pytest_lmbehave.backends.transformers.hardware import onednn_isa
+
+    assert onednn_isa(set(flags.split()), cap) == level
+
+
+def test_a_16_bit_fingerprint_on_the_cpu_names_onednns_level_and_a_float32_one_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_lmbehave.backends.transformers import hardware
+    from pytest_lmbehave.config import facts
+
+    monkeypatch.setattr(facts, "cpu_facts", lambda cache, variables, compute: {"cpu_capability": "AVX512"})
+    monkeypatch.setattr(facts, "cpu_flags", lambda: SAPPHIRE_RAPIDS)
+    monkeypatch.setattr(hardware.platform, "machine", lambda: "x86_64")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert hardware.hardware("cpu", None, "bfloat16")["onednn_isa"] == "avx512_core_amx"
+    assert hardware.hardware("cpu", None, "float16")["onednn_isa"] == "avx512_core_amx"
+    assert "onednn_isa" not in hardware.hardware("cpu", None, "float32")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert hardware.hardware("cpu", None, "bfloat16")["onednn_isa"] == "avx512_core_bf16"
+
+
+def test_a_run_on_other_onednn_kernels_compares_against_the_closest_set_and_says_how_to_run_the_recorded_ones(
+    tmp_path: Path,
+) -> None:
+    from pytest_lmbehave.plugin import snapshot_sets
+
+    common = {**BF16, "device": "cpu", "engine": "transformers", "transformers": "5.24.0", "cpu_capability": "AVX512"}
+    for name, fields in {
+        "bf16": {**common, "onednn_isa": "avx512_core_bf16"},
+        "bf16-avx2": {**common, "cpu_capability": "AVX2", "onednn_isa": "avx2"},
+    }.items():
+        folder = tmp_path / snapshot_sets.SETS_DIRNAME / f"embedded@{name}"
+        folder.mkdir(parents=True)
+        (folder / "test_x.ambr").write_text(f'# name: t\n  env: "{env(fields)}"\n# ---\n', encoding="utf-8")
+    here = {**common, "model_sha256": "b179c9523d0e6a0f"}
+    assert snapshot_sets.choose_variant(tmp_path, "embedded", {**here, "onednn_isa": "avx512_core_bf16"}, None) == (
+        "embedded@bf16",
+        "recorded in this run's environment",
+    )
+    chosen, why = snapshot_sets.choose_variant(tmp_path, "embedded", {**here, "onednn_isa": "avx512_core_amx"}, None)
+    assert chosen == "embedded@bf16"
+    assert why.startswith("the recorded variant closest to this run; it differs in onednn_isa")
+    assert "ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 runs the recorded ones" in why

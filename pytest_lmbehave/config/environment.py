@@ -42,6 +42,7 @@ LINE_FIELDS = (
     "decoding",
     "cpu_capability",
     "blas",
+    "onednn_isa",
     "gpu",
     *(name.lower() for name in NUMERICS_VARIABLES),
 )

@@ -61,7 +61,8 @@ VARIANT = "@"  # a set recorded in another environment: __lm_snapshots__/<model>
 VARIANT_WEIGHTS = {"transformers_major": 100, "dtype": 20, "device": 20, "torch_minor": 10, "tokenizers_minor": 5}
 VARIANT_WEIGHTS |= {"transformers": 2, "torch": 1, "cpu_capability": 1, "blas": 1, "gpu": 1, "engine": 50}
 # Kernels that compute other numbers on each SIMD level (each engine says when its do: backends.by_level). Their
-# sets are kept per level (embedded@llama.cpp is AVX2's, embedded@bf16 AVX-512's): the level outweighs the rest.
+# sets are kept per level (embedded@llama.cpp is AVX2's, embedded@bf16 AVX-512's with oneDNN's avx512_core_bf16): the
+# level, with oneDNN's where a 16-bit fingerprint names it (backends/transformers/hardware.py), outweighs the rest.
 VARIANT_WEIGHTS |= {"kernels": 30}
 VARIANT_WEIGHTS |= {"model_sha256": 200}  # new weights held to a set: the variant recorded with these very weights
 
@@ -69,7 +70,7 @@ VARIANT_WEIGHTS |= {"model_sha256": 200}  # new weights held to a set: the varia
 def _derived(environment: dict[str, str]) -> dict[str, str]:
     found = {"engine": engines.DEFAULT, **environment}  # sets recorded before served models name no engine
     if "cpu_capability" in environment and backends.by_level(found):
-        found["kernels"] = environment["cpu_capability"]
+        found["kernels"] = "+".join(environment[k] for k in ("cpu_capability", "onednn_isa") if k in environment)
     for key, parts in (("transformers", 1), ("torch", 2), ("tokenizers", 2)):
         if key in environment:
             found[f"{key}_{'major' if parts == 1 else 'minor'}"] = ".".join(environment[key].split(".")[:parts])
@@ -115,7 +116,7 @@ def choose_variant(test_dir: Path, slug: str, now: dict[str, str], named: str | 
     recorded = recorded_in[best]
     differing = [
         k
-        for k in ("engine", "transformers", "torch", "tokenizers", "dtype", "device", "cpu_capability")
+        for k in ("engine", "transformers", "torch", "tokenizers", "dtype", "device", "cpu_capability", "onednn_isa")
         if recorded.get(k) != current.get(k)
     ]
     moved = environment.weights_moved(recorded, current)
@@ -124,6 +125,12 @@ def choose_variant(test_dir: Path, slug: str, now: dict[str, str], named: str | 
         return found[best].name, weights or "recorded in this run's environment"
     releases = minor_releases(recorded, current, differing)
     closest = releases or "the recorded variant closest to this run; it differs in " + ", ".join(differing)
+    if "onednn_isa" in differing and "onednn_isa" in recorded:
+        closest += (
+            f" (oneDNN's 16-bit kernels sum otherwise on {current.get('onednn_isa', 'this CPU')}: "
+            f"ONEDNN_MAX_CPU_ISA={recorded['onednn_isa'].upper()} runs the recorded ones where this CPU has them, "
+            "or record this level's set: --snapshot-update --lm-variant NAME)"
+        )
     return found[best].name, f"{weights}; {closest}" if weights else closest
 
 

@@ -13,11 +13,9 @@ from ...config.settings import Settings
 from ..protocol import Backend, ModelSource
 from . import loading
 from .conversion import say
+from .hardware import LOW_PRECISION
 
 DRAFTS = True  # its generations are the plan's drafts, verified in one teacher-forced pass
-# Dtypes whose CPU kernels compute other numbers on each SIMD level (AVX-512 against AVX2: margins 3 bfloat16 steps
-# apart, other greedy texts); float32 sums differ only in the last bits, within the tolerances.
-LOW_PRECISION = ("bfloat16", "float16")
 
 
 def check(settings: Settings, resolve: Callable[[str], ModelSource]) -> None:

@@ -256,7 +256,7 @@ def fingerprint(source: ModelSource, settings: Settings, probed: dict[str, str] 
         # without the model, the fact learned then ("unknown" when it never loaded here with these numerics).
         **(probed or invariance.learned(digest, settings) or {environment.INVARIANT: "unknown"}),
         **environment.software(),
-        **hardware(settings.device, settings.cache_dir),
+        **hardware(settings.device, settings.cache_dir, settings.dtype),
         **environment.numerics_variables(),
     }
 

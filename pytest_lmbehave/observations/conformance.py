@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.sampling import ORDER
+from ..config.errors import InputError
 
 ALPHA = 0.01
 MIN_EXPECTED = 5.0  # a token expected fewer times than this goes to the pooled tail
@@ -94,6 +95,19 @@ class Draws:
     def counts(self) -> np.ndarray:
         return counts_of(self.tokens, len(self.logprobs))
 
+    def __add__(self, other: Draws) -> Draws:
+        """Both runs' draws as one, held to this one's log-probabilities: more draws of the same prompt and settings
+        (e.g. a second batch, under the handle's next seed, before a rejection is called a failure)."""
+        __tracebackhide__ = True
+        if not isinstance(other, Draws):
+            return NotImplemented
+        if other.ids != self.ids or other.knobs != self.knobs:
+            raise InputError(
+                f"draws after {other.prompt!r} ({other.knobs.describe()}) cannot join draws after {self.prompt!r} "
+                f"({self.knobs.describe()}): only draws of one prompt under one setting add up"
+            )
+        return replace(self, tokens=self.tokens + other.tokens)
+
     def check(self, alpha: float = ALPHA) -> Fit:
         return check(self.counts, self.logprobs, self.knobs, alpha)
 
@@ -135,6 +149,7 @@ class Fit:
     cells: int
     residuals: list[Residual] = field(default_factory=list)  # largest first
     impossible: dict[int, int] = field(default_factory=dict)  # token -> times drawn, probability 0
+    tied: tuple[int, ...] = ()  # tokens tied at a filter's cut, held as one cell on the first
 
     @property
     def p_value(self) -> float:
@@ -232,12 +247,42 @@ def fit(
     return Fit(n, tests, alpha, cells, residuals, impossible)
 
 
+def tied_at_the_cut(scores: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """The tokens tied exactly with the least likely kept one, when a filter cut some of them: which of them a
+    sampler keeps is its sort's choice (torch's and llama.cpp's order ties otherwise than our lexsort), only how many
+    is the settings'. bfloat16 ties often: after "Shakespeare was a great" five of the top 40 share one logit, and
+    top-p 0.9 ends among them. Empty when there is no such tie."""
+    kept = np.nonzero(probs > 0)[0]
+    if len(kept) == 0 or len(kept) == len(probs):
+        return np.zeros(0, dtype=np.int64)
+    least = scores[kept[np.argmin(probs[kept])]]
+    tied = np.nonzero(scores == least)[0]
+    return tied if len(tied) > 1 and np.any(probs[tied] == 0) else np.zeros(0, dtype=np.int64)
+
+
+def pooled(counts: np.ndarray, probs: np.ndarray, tied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``counts`` and ``probs`` with the tied tokens held as one cell, on the first of them."""
+    if len(tied) == 0:
+        return counts, probs
+    counts, probs = counts.copy(), probs.copy()
+    counts[tied[0]], probs[tied[0]] = counts[tied].sum(), probs[tied].sum()
+    counts[tied[1:]], probs[tied[1:]] = 0, 0.0
+    return counts, probs
+
+
 def check(counts: np.ndarray, logprobs: Sequence[float] | np.ndarray, knobs: Knobs, alpha: float = ALPHA) -> Fit:
-    """Draws held to what ``knobs`` make of the model's log-probabilities, with every test that applies."""
+    """Draws held to what ``knobs`` make of the model's log-probabilities, with every test that applies. Tokens tied
+    at a filter's cut are held as one cell (``tied_at_the_cut``), which is then the nucleus's boundary."""
     scores = np.asarray(logprobs, dtype=np.float64)
     probs = expected(scores, knobs)
-    boundary = boundary_of(probs) if knobs.top_p is not None and knobs.top_p < 1.0 else None
-    return fit(counts, probs, alpha, scores, boundary)
+    tied = tied_at_the_cut(scores, probs)
+    counts, probs = pooled(counts, probs, tied)
+    boundary = None
+    if knobs.top_p is not None and knobs.top_p < 1.0:
+        boundary = int(tied[0]) if len(tied) else boundary_of(probs)
+    found = fit(counts, probs, alpha, scores, boundary)
+    found.tied = tuple(int(t) for t in tied)
+    return found
 
 
 def log_likelihood(counts: np.ndarray, probs: np.ndarray) -> float:
@@ -301,6 +346,9 @@ def describe(fit: Fit, knobs: Knobs, decode: Any = None, explanation: str | None
         lines.append(f"  {test.name}: statistic {test.statistic:.2f}, p = {test.p_value:.2g}")
     for token, times in sorted(fit.impossible.items(), key=lambda kv: -kv[1])[:5]:
         lines.append(f"  {name(token)!r} (id {token}) drawn {times} times, outside what the filters keep")
+    if fit.tied:
+        shown = ", ".join(f"{name(t)!r}" for t in fit.tied[:6]) + (", ..." if len(fit.tied) > 6 else "")
+        lines.append(f"  {len(fit.tied)} tokens tied at the cut, held as one on id {fit.tied[0]}: {shown}")
     lines.append("largest residuals (expected vs drawn):")
     for row in fit.residuals:
         lines.append(f"  {name(row.token)!r} (id {row.token}): expected {row.expected:.1f}, drawn {row.drawn}")

@@ -105,8 +105,8 @@ class TransformersBackend:
         step sees them, then ``n`` draws from the row's own generator (``decoding.draw``, decoding's own).
 
         generate hands its processors and warpers the logits in float32 whatever the model's dtype, and so does this:
-        in bfloat16 a nucleus summed in the dtype's 8 bits ends a token early or late (on an AMX Xeon top-p 0.9 drew a
-        token past the boundary 15 times in 2,000 and never drew the boundary token)."""
+        a nucleus summed in bfloat16's 8 bits ends a token early or late (19 of 300 logit vectors moved by up to two
+        bfloat16 steps kept another nucleus than in float32)."""
         import torch
 
         state = self.state(policy, len(ids))

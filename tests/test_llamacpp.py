@@ -5,12 +5,14 @@ refused, naming the fix, for a model it cannot run."""
 from __future__ import annotations
 
 import math
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_lmbehave.backends import open as open_backend
+from pytest_lmbehave.backends.protocol import Decoded
 from pytest_lmbehave.backends.sampling import Policy, Sampling
 from pytest_lmbehave.config.settings import Settings, default_cache_dir
 
@@ -170,3 +172,73 @@ def test_each_simd_level_compares_against_the_llama_cpp_variant_recorded_on_it()
         assert name == variant and reason == "recorded in this run's environment"
     other = {"engine": "llama.cpp", "dtype": "Q4_1", "device": "cpu", "cpu_capability": "NEON"}
     assert "it differs in cpu_capability" in choose_variant(specs, "embedded", other, None)[1]
+
+
+# -- drafts: a greedy row's ids last time, verified by one teacher-forced pass --------------------------------------
+def test_a_draft_verified_by_teacher_forcing_gives_decodings_result_byte_for_byte_and_a_wrong_one_changes_nothing(
+    llama: Any,
+) -> None:
+    from pytest_lmbehave.backends.sampling import GREEDY
+
+    doc = document()
+    for prompt in (doc.SHAKESPEARE, doc.BOSTON_VISIT, doc.FANEUIL):
+        row = llama.tokenize(prompt)
+        [decoded] = llama.generate([row], 40, [GREEDY])
+        [verified] = llama.generate([row], 40, [GREEDY], [decoded.ids])
+        assert verified == Decoded(*astuple(decoded)[:5], verified=len(decoded.ids) - 1)  # every token but the last
+        wrong = [*decoded.ids[:7], (decoded.ids[7] + 1) % llama.vocab_size, *decoded.ids[8:]]  # step 7 departs
+        [corrected] = llama.generate([row], 40, [GREEDY], [wrong])
+        assert corrected == Decoded(*astuple(decoded)[:5], verified=7)
+        [longer] = llama.generate([row], 45, [GREEDY], [decoded.ids])  # decoding goes on past the draft
+        assert longer.ids[:40] == decoded.ids and longer.logprobs[:40] == decoded.logprobs
+
+
+def test_a_sampled_row_decodes_whatever_its_draft(llama: Any) -> None:
+    row = llama.tokenize(document().SHAKESPEARE)
+    policy = Policy(Sampling(top_k=50), seed=3)
+    [decoded] = llama.generate([row], 20, [policy])
+    [again] = llama.generate([row], 20, [policy], [[int(t) + 1 for t in decoded.ids]])
+    assert again == decoded and again.verified == 0
+
+
+def test_a_wrong_step_written_into_both_the_llama_cpp_set_and_the_plan_still_fails(llama: Any, tmp_path: Path) -> None:
+    import json
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    specs = Path(__file__).resolve().parent.parent / "specs"
+    (tmp_path / "specs").mkdir()
+    for name in ["test_generation.py", "document.py", "conftest.py", "lmbehave-plan.json"]:
+        shutil.copy(specs / name, tmp_path / "specs" / name)
+    quiet = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--lm-engine=llama.cpp", "--lm-variant=mine"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "pytest", "specs/test_generation.py", *quiet, "-k", "50_tokens", *args]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+
+    done = run("-p", "no:xdist", "--snapshot-update")
+    assert done.returncode == 0, done.stdout[-3000:]
+    record = tmp_path / "specs" / "__lm_snapshots__" / "embedded@mine" / "test_generation.ambr"
+    text = record.read_text()
+    block = text.split("# name: test_greedy_generation_of_50_tokens[embedded]\n", 1)[1].split("# ---", 1)[0]
+    ids = json.loads(re.search(r"^  ids: (\[.*\])$", block, flags=re.M).group(1))  # type: ignore[union-attr]
+    numbers = llama.next_logprobs([[4370, 10735, 436, 253, *ids[:10]]])[0].values
+    order = sorted(range(len(numbers)), key=lambda t: -float(numbers[t]))
+    wrong = next(t for t in order if float(numbers[order[0]] - numbers[t]) >= 1.0)  # >= 1 nat behind the argmax
+    tampered = [*ids[:10], wrong, *ids[11:]]
+    record.write_text(text.replace(str(ids), str(tampered), 1))
+    plan = json.loads((tmp_path / "specs" / "lmbehave-plan.json").read_text())
+    drafted = 0
+    for entries in plan["tests"].values():
+        for entry in entries:
+            if entry.get("prompt") == "Shakespeare was a" and entry.get("draft"):
+                entry["draft"] = tampered[: len(entry["draft"])]  # the plan drafts the wrong token too
+                drafted += 1
+    assert drafted, "the plan drafts no generation of the tampered prompt"
+    (tmp_path / "specs" / "lmbehave-plan.json").write_text(json.dumps(plan))
+    done = run("-n", "2", "--lm-plan=specs/lmbehave-plan.json")
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert f"first diverging token 10: recorded [{wrong}]" in done.stdout
+    assert "a real change of behaviour" in done.stdout and "NEAR-TIE" not in done.stdout

@@ -27,7 +27,7 @@ from ..observations.records import to_record
 from ..observations.verdict import Difference, Teacher, Tolerances, compare
 from ..reports.causes import environment_lines, recorded_envs, root_cause
 from ..runtime import plan
-from .snapshot_sets import SETS_DIRNAME, VARIANT, damage
+from .snapshot_sets import SETS_DIRNAME, VARIANT, choose_variant, damage
 
 if TYPE_CHECKING:
     from syrupy.location import PyTestLocation
@@ -83,14 +83,21 @@ def _parsed(text: str) -> tuple[dict[str, Any], ...]:
     return tuple(records)
 
 
-def recorded_drafts(folders: list[Path], slug: str) -> plan.Drafts:
+def recorded_drafts(
+    folders: list[Path], slug: str, now: dict[str, str] | None = None, named: str | None = None
+) -> plan.Drafts:
     """Every recorded generation of a model's sets (its variants too), as drafts for the next run to verify, by
-    their request's ``plan.key`` (input ids and policy). A damaged file is left to its test to report."""
+    their request's ``plan.key`` (input ids and policy); of equal length, the set a run in environment ``now``
+    compares against wins (llama.cpp's own generations, not transformers'). A damaged file is left to its test to
+    report."""
     from syrupy.extensions.amber.serializer import AmberDataSerializer
 
     drafts: plan.Drafts = {}
     for folder in folders:
-        for path in sorted(folder.glob(f"{slug}*/*.ambr")):
+        test_dir = folder.parent
+        chosen = choose_variant(test_dir, slug, now, named)[0] if now is not None else None
+        paths = sorted(folder.glob(f"{slug}*/*.ambr"), key=lambda path: (path.parent.name != chosen, str(path)))
+        for path in paths:
             if path.parent.name != slug and not path.parent.name.startswith(slug + VARIANT):
                 continue
             try:

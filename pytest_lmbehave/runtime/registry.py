@@ -27,7 +27,7 @@ class Registry:
         settings: Settings,
         announce: Callable[[str], None] | None = None,
         shared: Path | None = None,
-        recorded: Callable[[list[Path], str], plan.Drafts] | None = None,
+        recorded: Callable[[list[Path], str, dict[str, str], str | None], plan.Drafts] | None = None,
     ) -> None:
         self.settings = settings
         self.announce = announce
@@ -68,7 +68,7 @@ class Registry:
             store = ObservationStore(self.settings.cache_dir / "observations", fingerprint)
         shared = None if self.shared is None else SharedBatches(self.shared, fingerprint)
         runtime = self._runtimes[spec] = Runtime(backend, store, shared, self.announce)
-        runtime.use_plan(self.plan, self._drafts(spec))
+        runtime.use_plan(self.plan, self._drafts(spec, fingerprint))
         return runtime
 
     def use_plan(self, asks: list[plan.Ask], sets: list[Path] | None = None) -> None:
@@ -78,15 +78,16 @@ class Registry:
         self.sets = list(sets or []) if self.settings.drafts else []
         self._recorded.clear()
         for spec, runtime in self._runtimes.items():
-            runtime.use_plan(self.plan, self._drafts(spec))
+            runtime.use_plan(self.plan, self._drafts(spec, runtime.backend.fingerprint()))
 
-    def _drafts(self, spec: str) -> plan.Drafts:
-        """The recorded snapshots' generations of this model, by plan.key; none without a plan."""
+    def _drafts(self, spec: str, fingerprint: dict[str, str]) -> plan.Drafts:
+        """The recorded snapshots' generations of this model, by plan.key, the set this run compares against first
+        (another engine's generations depart from its own sooner); none without a plan."""
         if not self.sets or self.recorded is None:
             return {}
         if spec not in self._recorded:
             held_to = self.settings.expect if spec == self.settings.model and self.settings.expect else spec
-            self._recorded[spec] = self.recorded(self.sets, slug(held_to))
+            self._recorded[spec] = self.recorded(self.sets, slug(held_to), fingerprint, self.settings.variant)
         return self._recorded[spec]
 
     def counts(self) -> dict[str, int]:

@@ -195,9 +195,16 @@ class LlamaCppBackend:
         policies: Sequence[Policy],
         drafts: Sequence[Sequence[int] | None] | None = None,
     ) -> list[Decoded]:
-        """Each row alone, token by token; a draft is not needed (decoding is fast here) and changes nothing."""
+        """Each row alone. A greedy row with a draft (its ids last time: the plan's, or a recorded set's) reads the
+        prompt and the draft in one teacher-forced pass, ``CHUNK`` tokens at a time, and takes each step's argmax
+        from it; only from the first step where the argmax is not the draft's token does it decode token by token.
+        The context reads a position's numbers bit for bit as decoding does (``_chunks_agree``), so the result is
+        decoding's, byte for byte; a wrong draft costs only the pass. A sampled row decodes: llama.cpp's sampler
+        draws from the last evaluation's logits, which a teacher-forced pass does not leave at each step."""
+        drafts = list(drafts) if drafts is not None else [None] * len(rows)
         return [
-            self._decode(row, limit, policy) for row, limit, policy in zip(rows, limits(steps, len(rows)), policies)
+            self._decode(row, limit, policy, draft if policy.sampling is None else None)
+            for row, limit, policy, draft in zip(rows, limits(steps, len(rows)), policies, drafts)
         ]
 
     def draws(self, ids: Sequence[int], policy: Policy, n: int) -> Drawn:
@@ -211,17 +218,20 @@ class LlamaCppBackend:
         finally:
             sampler.close()
 
-    def _decode(self, row: Sequence[int], limit: int, policy: Policy) -> Decoded:
+    def _decode(self, row: Sequence[int], limit: int, policy: Policy, draft: Sequence[int] | None = None) -> Decoded:
         sampler = None if policy.sampling is None else Sampler(self.api, policy.sampling, policy.seed)
         ids: list[int] = []
         logprobs: list[float] = []
         margins: list[float] = []
         argmaxes: list[int] = []
         best: list[tuple[tuple[int, float], ...]] = []
+        forced = list(draft or ())[: max(limit - 1, 0)]  # the last step's token needs no distribution after it
         try:
-            self._read(row)
+            self._read([*row, *forced])
+            held = len(row) + len(forced)  # positions the context holds: the prompt, then the draft
+            at = len(row) - 1  # the position whose logits give this step's distribution
             for step in range(limit):
-                values = log_softmax(self.llama.scores[self.llama.n_tokens - 1])
+                values = log_softmax(self.llama.scores[at])
                 top, argmax = step_figures(values, ALTERNATIVES)
                 token = argmax if sampler is None else sampler.draw(self.llama.ctx)
                 ids.append(token)
@@ -231,8 +241,14 @@ class LlamaCppBackend:
                 best.append(top)
                 if token in self.stop_ids or step == limit - 1:
                     break
+                at += 1
+                if at < held and int(self.llama.input_ids[at]) == token:
+                    continue  # the draft's token: its next distribution is read already
+                self.llama.n_tokens = held = at  # the draft departs here: eval drops the rest from the KV cache
                 self.llama.eval([token])
+                held += 1
         finally:
             if sampler is not None:
                 sampler.close()
-        return Decoded(tuple(ids), tuple(logprobs), tuple(margins), tuple(argmaxes), tuple(best))
+        verified = next((i for i, (a, b) in enumerate(zip(ids, forced)) if a != b), min(len(ids), len(forced)))
+        return Decoded(tuple(ids), tuple(logprobs), tuple(margins), tuple(argmaxes), tuple(best), verified)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -168,3 +169,19 @@ def tiny_runtime(tiny_backend):  # type: ignore[no-untyped-def]
     from pytest_lmbehave.runtime.runtime import Runtime
 
     return Runtime(tiny_backend)
+
+
+def write_wrong_step(specs: Path, record: Path, ids: list[int], wrong: int, at: int = 10) -> None:
+    """A recorded generation after "Shakespeare was a" (``ids``, in the snapshot file ``record``) with ``wrong`` at
+    step ``at``, and every draft of that prompt in ``specs``'s plan with it too: wrong wherever a run takes drafts."""
+    tampered = [*ids[:at], wrong, *ids[at + 1 :]]
+    record.write_text(record.read_text().replace(str(ids), str(tampered), 1))
+    plan = json.loads((specs / "lmbehave-plan.json").read_text())
+    drafted = 0
+    for entries in plan["tests"].values():
+        for entry in entries:
+            if entry.get("prompt") == "Shakespeare was a" and entry.get("draft"):
+                entry["draft"] = tampered[: len(entry["draft"])]
+                drafted += 1
+    assert drafted, "the plan drafts no generation of the tampered prompt"
+    (specs / "lmbehave-plan.json").write_text(json.dumps(plan))

@@ -16,7 +16,7 @@ from pytest_lmbehave.backends.protocol import Decoded
 from pytest_lmbehave.backends.sampling import Policy, Sampling
 from pytest_lmbehave.config.settings import Settings, default_cache_dir
 
-from .conftest import document, document_prompts
+from .conftest import document, document_prompts, write_wrong_step
 from .test_backend_contract import check_backend
 
 llama_cpp = pytest.importorskip("llama_cpp", reason="llama.cpp is an extra: pip install 'pytest-lmbehave[llamacpp]'")
@@ -227,17 +227,7 @@ def test_a_wrong_step_written_into_both_the_llama_cpp_set_and_the_plan_still_fai
     numbers = llama.next_logprobs([[4370, 10735, 436, 253, *ids[:10]]])[0].values
     order = sorted(range(len(numbers)), key=lambda t: -float(numbers[t]))
     wrong = next(t for t in order if float(numbers[order[0]] - numbers[t]) >= 1.0)  # >= 1 nat behind the argmax
-    tampered = [*ids[:10], wrong, *ids[11:]]
-    record.write_text(text.replace(str(ids), str(tampered), 1))
-    plan = json.loads((tmp_path / "specs" / "lmbehave-plan.json").read_text())
-    drafted = 0
-    for entries in plan["tests"].values():
-        for entry in entries:
-            if entry.get("prompt") == "Shakespeare was a" and entry.get("draft"):
-                entry["draft"] = tampered[: len(entry["draft"])]  # the plan drafts the wrong token too
-                drafted += 1
-    assert drafted, "the plan drafts no generation of the tampered prompt"
-    (tmp_path / "specs" / "lmbehave-plan.json").write_text(json.dumps(plan))
+    write_wrong_step(tmp_path / "specs", record, ids, wrong)
     done = run("-n", "2", "--lm-plan=specs/lmbehave-plan.json")
     assert done.returncode == 1, done.stdout[-3000:]
     assert f"first diverging token 10: recorded [{wrong}]" in done.stdout

@@ -20,6 +20,8 @@ import pytest
 from pytest_lmbehave.observations.differences import StepCheck, Tolerances
 from pytest_lmbehave.observations.verdict import compare
 
+from .conftest import write_wrong_step
+
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SUBSET = ["test_generation.py", "test_scoring.py"]
 BF16 = {"dtype": "bfloat16", "batch_invariant": "no", "noise": "0.25", "logit_scale": "16"}
@@ -205,17 +207,7 @@ def test_a_wrong_bfloat16_recording_fails_even_when_the_plan_drafts_it(tmp_path:
         logits = loaded.model(torch.tensor([[4370, 10735, 436, 253, *ids[:10]]])).logits[0, -1].float()
     order = logits.argsort(descending=True).tolist()
     wrong = next(t for t in order if float(logits[order[0]] - logits[t]) >= 1.0)
-    tampered = [*ids[:10], wrong, *ids[11:]]
-    record.write_text(text.replace(str(ids), str(tampered), 1))
-    plan = json.loads((root / "specs" / "lmbehave-plan.json").read_text())
-    drafted = 0
-    for entries in plan["tests"].values():
-        for entry in entries:
-            if entry.get("prompt") == "Shakespeare was a" and entry.get("draft"):
-                entry["draft"] = tampered[: len(entry["draft"])]  # the plan drafts the wrong token too
-                drafted += 1
-    assert drafted, "the plan drafts no generation of the tampered prompt"
-    (root / "specs" / "lmbehave-plan.json").write_text(json.dumps(plan))
+    write_wrong_step(root / "specs", record, ids, wrong)
     done = pytest_in(root, "-n", "2", "-p", "no:randomly", PLAN, "-k", "50_tokens")
     assert done.returncode == 1, done.stdout[-3000:]
     assert f"first diverging token 10: recorded [{wrong}]" in done.stdout

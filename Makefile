@@ -208,6 +208,7 @@ exercises: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_load.py
 	$(PY) bench/bench_specs.py
+	$(PY) bench/bench_draws.py
 
 
 clean:

@@ -84,22 +84,46 @@ def test_ten_samples_of_the_boston_prompt_are_nearly_all_different(lm: LM) -> No
     assert all(s.prompt == BOSTON_VISIT for s in samples)
 
 
+LATER = SHAKESPEARE + " great"
+TOP_50, TOP_P, COLD, HOT = (
+    {"top_k": 50},
+    {"top_p": 0.9, "top_k": 50},
+    {"temperature": 0.2, "top_k": 50},
+    {"temperature": 14.0, "top_k": 50},
+)
+
+
 # The document's runs, as distributions: 2,000 draws (1,000 on a server, where each is a decode of its own) of the token
-# after "Shakespeare was a", and one step later (after its greedy " great", where the document reads " writer"), through
-# the engine's own sampler, held by our own computation from the same pass's log-probabilities to what the settings
-# make of them (assert_sampled_from; each known wrong sampler is rejected with power 1.00 at T = 1, README).
+# after "Shakespeare was a", through the engine's own sampler, held by our own computation from the same pass's
+# log-probabilities to what the settings make of them (assert_sampled_from; each known wrong sampler is rejected with
+# power 1.00 at T = 1, README). One step later (after its greedy " great", where the document reads " writer"), the
+# two settings that cut the distribution somewhere new: the nucleus and the cold tail (a server's draws come at about
+# 40 a second, and all four settings there took 3 minutes).
 # α is the least at which the four known wrong samplers are still rejected in every one of 200 simulated runs at both
 # steps: 0.001 at 2,000 draws, 0.01 at a server's 1,000 (at 0.001 the nucleus without its boundary token is rejected
 # in 1 of 200 there). A rejection is confirmed on twice the draws (a second batch, under the handle's next seed)
 # before it is a failure: it stands only if the pooled draws are rejected too, so a right sampler's false alarms stay
 # under α (simulated at α = 0.01: 30-41 of 4,000 first batches rejected, 4-8 confirmed) and a wrong one, rejected
-# in every run, is rejected again. Eight verdicts per engine and dtype made one false alarm likely: llama.cpp's top-p
-# draws one step later were rejected at p = 0.00099 under one seed, where 48 others passed.
-@pytest.mark.parametrize("prompt", [SHAKESPEARE, SHAKESPEARE + " great"], ids=["first", "one-step-later"])
+# in every run, is rejected again. More verdicts per engine and dtype made one false alarm likely at α = 0.01:
+# llama.cpp's top-p draws one step later were rejected at p = 0.00099 under one seed, where 48 others passed.
 @pytest.mark.parametrize(
-    "settings",
-    [{"top_k": 50}, {"top_p": 0.9, "top_k": 50}, {"temperature": 0.2, "top_k": 50}, {"temperature": 14.0, "top_k": 50}],
-    ids=["top-50", "top-p-0.9", "temperature-0.2", "temperature-14"],
+    ("settings", "prompt"),
+    [
+        (TOP_50, SHAKESPEARE),
+        (TOP_P, SHAKESPEARE),
+        (COLD, SHAKESPEARE),
+        (HOT, SHAKESPEARE),
+        (TOP_P, LATER),
+        (COLD, LATER),
+    ],
+    ids=[
+        "top-50",
+        "top-p-0.9",
+        "temperature-0.2",
+        "temperature-14",
+        "top-p-0.9-one-step-later",
+        "temperature-0.2-one-step-later",
+    ],
 )
 def test_the_next_token_is_drawn_from_the_distribution_the_settings_make(
     lm: LM, settings: dict[str, float], prompt: str

@@ -73,8 +73,10 @@ def test_two_runs_of_one_sampler_are_told_apart_no_more_often_than_alpha_allows(
 # left on 200/200, a nucleus without its boundary token only 109/200. Two samples carry twice the noise of one held to
 # known probabilities, and the boundary token is drawn about 1 time in 100: a run is held to its own engine's
 # log-probabilities by assert_sampled_from (its exact boundary test rejects that sampler 200/200 from one run), and
-# the two-sample test tells runs apart where their distributions moved. The bounds are below what was measured.
-POWER_AT_LEAST = {"temperature x 1.1": 0.9, "min-p 0.05 left on": 0.95, "a nucleus without its boundary token": 0.3}
+# the two-sample test tells runs apart where their distributions moved. On transformers 4.57 the tokenizer prepends
+# a BOS and the model's first two candidates lie 0.07 nats apart, a flatter top: T x 1.1 told apart 106/200 times,
+# min-p 200/200, the nucleus without its boundary 114/200. The bounds are below what was measured on both.
+POWER_AT_LEAST = {"temperature x 1.1": 0.45, "min-p 0.05 left on": 0.95, "a nucleus without its boundary token": 0.3}
 
 
 def test_a_run_drawn_by_a_wrong_sampler_is_told_apart_from_the_recorded_one(logprobs: np.ndarray) -> None:

@@ -252,11 +252,10 @@ def tied_at_the_cut(scores: np.ndarray, probs: np.ndarray) -> np.ndarray:
     sampler keeps is its sort's choice (torch's and llama.cpp's order ties otherwise than our lexsort), only how many
     is the settings'. bfloat16 ties often: after "Shakespeare was a great" five of the top 40 share one logit, and
     top-p 0.9 ends among them. Empty when there is no such tie."""
-    kept = np.nonzero(probs > 0)[0]
-    if len(kept) == 0 or len(kept) == len(probs):
+    kept = probs > 0
+    if kept.all() or not kept.any():
         return np.zeros(0, dtype=np.int64)
-    least = scores[kept[np.argmin(probs[kept])]]
-    tied = np.nonzero(scores == least)[0]
+    tied = np.nonzero(scores == scores[boundary_of(probs)])[0]
     return tied if len(tied) > 1 and np.any(probs[tied] == 0) else np.zeros(0, dtype=np.int64)
 
 

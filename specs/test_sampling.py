@@ -97,8 +97,9 @@ TOP_50, TOP_P, COLD, HOT = (
 # after "Shakespeare was a", through the engine's own sampler, held by our own computation from the same pass's
 # log-probabilities to what the settings make of them (assert_sampled_from; each known wrong sampler is rejected with
 # power 1.00 at T = 1, README). One step later (after its greedy " great", where the document reads " writer"), the
-# two settings that cut the distribution somewhere new: the nucleus and the cold tail (a server's draws come at about
-# 40 a second, and all four settings there took 3 minutes).
+# two settings that cut the distribution somewhere new: the nucleus and the cold tail. llama.cpp's server takes one
+# request per draw: its specs took 221 s before this session's draws, 390 s with all four settings one step later and
+# 384 s with these two (the rest of the growth is elsewhere, not yet found).
 # α is the least at which the four known wrong samplers are still rejected in every one of 200 simulated runs at both
 # steps: 0.001 at 2,000 draws, 0.01 at a server's 1,000 (at 0.001 the nucleus without its boundary token is rejected
 # in 1 of 200 there). A rejection is confirmed on twice the draws (a second batch, under the handle's next seed)

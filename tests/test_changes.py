@@ -11,7 +11,7 @@ import pytest
 
 from pytest_lmbehave import InputError, expand, perturbations
 from pytest_lmbehave.backends.vocabulary import Vocabulary
-from pytest_lmbehave.observations import changes
+from pytest_lmbehave.observations import changes, next_token
 from pytest_lmbehave.observations.next_token import Distribution
 from pytest_lmbehave.observations.verdict import RATE, Tolerances, compare
 
@@ -127,14 +127,14 @@ def test_the_in_process_kl_is_the_full_vocabulary_kl_to_1e_6() -> None:
     p, q = p / p.sum(), q / q.sum()
     exact = float((p * numpy.log(p / q)).sum())
     found, over = changes.kl(dist(*p), dist(*q))
-    assert abs(found - exact) < 1e-6 and over == "over the full vocabulary"
+    assert abs(found - exact) < 1e-6 and over == next_token.EXACT
 
 
 def test_a_kl_from_a_servers_top_candidates_says_it_is_a_lower_bound() -> None:
     base = dist(5, 1, 1, 2, 1)
     served = Distribution("p", base.values.copy(), VOCABULARY, (1,), known=2)
     found, over = changes.kl(served, dist(4, 2, 1, 1, 2))
-    assert changes.LOWER_BOUND in over and found >= 0
+    assert next_token.LOWER_BOUND in over and found >= 0
 
 
 def test_a_direction_holds_when_the_label_moves_the_stated_way_by_at_least_by() -> None:

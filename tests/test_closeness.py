@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy
 import pytest
 
 from pytest_lmbehave.cli import main
+from pytest_lmbehave.observations import closeness
 
 SCORED = """
 from pytest_lmbehave import assert_close
@@ -75,18 +78,61 @@ def test_an_unreadable_floor_is_a_usage_error_naming_how_to_measure_it(  # type:
     )
 
 
-def test_a_real_change_fails_naming_the_profile_its_source_and_its_distance_from_the_floor(  # type: ignore[no-untyped-def]
-    tiny_runtime, tmp_path: Path
+def flattened(scores: Any) -> Any:
+    """The same ids, each position's distribution flattened towards uniform (its log-probabilities divided by 4 and
+    normalised again): a change of the distributions."""
+    from dataclasses import replace
+
+    whole = tuple(v / 4 - numpy.logaddexp.reduce(v / 4) for v in (w.astype(numpy.float64) for w in scores.whole))
+    flat = tuple(tuple((token, float(w[token])) for token, _ in best) for best, w in zip(scores.best, whole))
+    logprobs = tuple(float(w[token]) for w, token in zip(whole, scores.ids[1:]))
+    return replace(scores, best=flat, logprobs=logprobs, whole=whole)
+
+
+def test_in_process_closeness_is_the_full_vocabulary_kl_held_to_a_direct_computation_to_1e_6(  # type: ignore[no-untyped-def]
+    tiny_runtime,
+) -> None:
+    from scipy.special import rel_entr, softmax
+
+    from pytest_lmbehave import assert_close
+    from pytest_lmbehave.observations import next_token
+
+    reference = tiny_runtime.score("Shakespeare was a great writer, but he was also a great actor.")
+    changed = flattened(reference)
+    found = assert_close(reference, changed, closeness.Profile("any", 100.0, 100.0, 0.0, "this test"))
+    direct = [
+        float(rel_entr(softmax(p.astype(numpy.float64)), softmax(q.astype(numpy.float64))).sum())
+        for p, q in zip(reference.whole, changed.whole)
+    ]
+    assert found["over"] == next_token.EXACT and found["positions"] == len(direct)
+    assert abs(found["mean_kl"] - sum(direct) / len(direct)) < 1e-6 and abs(found["max_kl"] - max(direct)) < 1e-6
+    # The same two read from their records (the top 10, the rest pooled) say so, and are a lower bound.
+    records = [(closeness.record(reference, 10), closeness.record(changed, 10))]
+    pooled = closeness.statistics(records)
+    assert pooled["over"] == next_token.pooled(10) and pooled["mean_kl"] < found["mean_kl"]
+
+
+def test_a_servers_scores_are_compared_over_their_top_candidates_and_the_message_says_lower_bound(  # type: ignore[no-untyped-def]
+    tiny_runtime,
 ) -> None:
     from dataclasses import replace
 
     from pytest_lmbehave import assert_close
-    from pytest_lmbehave.observations import closeness
 
     reference = tiny_runtime.score("Shakespeare was a great writer, but he was also a great actor.")
-    # The same ids, each position's candidates flattened towards uniform: a change of the distributions.
-    flat = tuple(tuple((token, value / 4) for token, value in best) for best in reference.best)
-    changed = replace(reference, best=flat, logprobs=tuple(v / 4 for v in reference.logprobs))
+    served = replace(flattened(reference), whole=None)  # as a server reports: its best candidates only
+    with pytest.raises(AssertionError) as failed:
+        assert_close(reference, served, "strict")
+    assert "(over the top 10 candidates, the rest pooled (a lower bound))" in str(failed.value)
+
+
+def test_a_real_change_fails_naming_the_profile_its_source_and_its_distance_from_the_floor(  # type: ignore[no-untyped-def]
+    tiny_runtime, tmp_path: Path
+) -> None:
+    from pytest_lmbehave import assert_close
+
+    reference = tiny_runtime.score("Shakespeare was a great writer, but he was also a great actor.")
+    changed = flattened(reference)
     floor = tmp_path / "floor.json"
     floor.write_text(json.dumps({"mean_kl": 1e-6, "p99_kl": 1e-5, "measured_by": ["rerun"]}))
     closeness.use_floor(floor)  # as --lm-noise-floor does

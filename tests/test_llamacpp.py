@@ -4,6 +4,7 @@ refused, naming the fix, for a model it cannot run."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import astuple
 from pathlib import Path
@@ -232,3 +233,37 @@ def test_a_wrong_step_written_into_both_the_llama_cpp_set_and_the_plan_still_fai
     assert done.returncode == 1, done.stdout[-3000:]
     assert f"first diverging token 10: recorded [{wrong}]" in done.stdout
     assert "a real change of behaviour" in done.stdout and "NEAR-TIE" not in done.stdout
+
+
+def test_a_reference_engine_puts_each_positions_exact_kl_in_the_report_and_the_summary(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    from scipy.special import rel_entr, softmax
+
+    from pytest_lmbehave.runtime.runtime import Runtime
+
+    text = "Shakespeare was a great writer"
+    pytester.makepyfile(f"def test_read(lm):\n    lm.next_token('Shakespeare was a')\n    lm.score({text!r})\n")
+    path = tmp_path / "checked.json"
+    result = pytester.runpytest(
+        "-p", "no:randomly", "--lm-engine=llama.cpp", "--lm-reference=transformers", f"--lm-report={path}"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*KL divergence from the reference transformers over 6 position(s), exact (the full*"])
+    [[next_token, scores]] = json.loads(path.read_text())["observations"].values()
+    assert next_token["reference"]["engine"] == "transformers" and len(scores["reference"]["kl"]) == 5
+    # Each number is KL(transformers || llama.cpp) over the whole vocabulary, as scipy computes it from the two.
+    ours, theirs = (
+        Runtime(open_backend("embedded", Settings(engine=engine, cache_dir=default_cache_dir()))).score(text)
+        for engine in ("transformers", "llama.cpp")
+    )
+    assert ours.whole is not None and theirs.whole is not None
+    direct = [
+        float(rel_entr(softmax(a.astype(float)), softmax(b.astype(float))).sum())
+        for a, b in zip(ours.whole, theirs.whole)
+    ]
+    assert scores["reference"]["kl"] == pytest.approx(direct, rel=1e-4, abs=1e-8)
+    assert next_token["reference"]["kl"] == pytest.approx(direct[3:4], rel=1e-4, abs=1e-8)  # after "Shakespeare was a"
+    assert min(direct) > 0 and scores["reference"]["same_top"] == [
+        bool(a.argmax() == b.argmax()) for a, b in zip(ours.whole, theirs.whole)
+    ]

@@ -34,3 +34,24 @@ def test_the_commands_numbers_are_refused_in_the_plugin_options_words(
         main(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"lm_reference": "transformers"}, "--lm-reference=transformers names the engine this run uses"),
+        ({"lm_reference": "vllm"}, "--lm-reference='vllm' is not supported; choose one of: transformers, llama.cpp"),
+        (
+            {"lm_reference": "llama.cpp", "lm_server": "http://127.0.0.1:8000/v1"},
+            "a server reports only its top candidates, so no exact KL divergence can be taken from it",
+        ),
+        ({"lm_report_top": "0"}, "--lm-report-top=0 is too small"),
+    ],
+)
+def test_a_reference_or_report_depth_that_cannot_work_is_refused_naming_the_fix(
+    given: dict[str, str], message: str
+) -> None:
+    from pytest_lmbehave.config.errors import SettingsError
+
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        build_settings(lambda option: given.get(option.ini))

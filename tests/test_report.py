@@ -52,6 +52,21 @@ def test_a_report_holds_every_observation_by_node_id_with_the_environment(run_wi
     assert list(tmp_path.iterdir()) == [tmp_path / "run.json"]  # written atomically: no staging file left
 
 
+def test_the_report_keeps_as_many_candidates_as_asked_and_the_snapshot_depth_stays(  # type: ignore[no-untyped-def]
+    run_with_tiny, tmp_path: Path
+) -> None:
+    source = "def test_read(lm):\n    lm.next_token('hello hello')\n    lm.score('hello hello world hello')\n"
+    for top in (10, 40):
+        run_with_tiny(source, f"--lm-report={tmp_path / str(top)}.json", f"--lm-report-top={top}").assert_outcomes(
+            passed=1
+        )
+    shallow, deep = (json.loads((tmp_path / f"{top}.json").read_text()) for top in (10, 40))
+    [(_, [next_10, scores_10])], [(_, [next_40, scores_40])] = (d["observations"].items() for d in (shallow, deep))
+    assert len(next_10["top"]) == 10 and len(next_40["top"]) == 40 and next_40["top"][:10] == next_10["top"]
+    assert {len(p) for p in scores_10["top"]} == {10} and {len(p) for p in scores_40["top"]} == {40}
+    assert [p[:10] for p in scores_40["top"]] == scores_10["top"]  # the same order: the whole distribution's
+
+
 def test_workers_parts_merge_into_the_same_report_as_a_serial_run(run_with_tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     serial = report(run_with_tiny, tmp_path / "serial.json", "-p", "no:xdist")
     parallel = report(run_with_tiny, tmp_path / "parallel.json", "-n", "2")

@@ -6,6 +6,7 @@ from __future__ import annotations
 # their order): part of the environment fingerprint, so recorded snapshots and --lm-cache entries name it.
 DECODING_VERSION = "1"
 TOP = 5  # candidates a failure shows and a snapshot records
+REPORT_TOP = 10  # candidates a report keeps per distribution (--lm-report-top)
 TOLERANCE = 1e-3  # how far a snapshot's probabilities, scores and margins may move (numerical noise is ~1e-4)
 NEAR_TIE = 0.05  # nats: a flip is a near-tie when the recorded and the new margin are both below this
 DRIFT_PROB = 0.01  # `lmbehave diff`: largest probability change still counted as none

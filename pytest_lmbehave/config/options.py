@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import defaults, engines
-from .parsing import boolean, model, non_negative, one_of, text, variant, whole
+from .parsing import boolean, model, non_negative, one_of, optional, text, variant, whole
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda", "mps")
@@ -218,6 +218,30 @@ OPTIONS: tuple[Option, ...] = (
         "`lmbehave diff`",
         in_ini=False,
         metavar="PATH.json",
+    ),
+    Option(
+        "--lm-report-top",
+        "lm_report_top",
+        f"how many candidates the report keeps per distribution (default {defaults.REPORT_TOP}): a KL divergence "
+        "two reports give is taken over them with the rest pooled, a lower bound that more candidates tighten",
+        "report_top",
+        None,
+        str(defaults.REPORT_TOP),
+        whole(1),
+        metavar="N",
+    ),
+    Option(
+        "--lm-reference",
+        "lm_reference",
+        "an engine to check this run's engine against on the same weights ("
+        + ", ".join(engines.ENGINES)
+        + "): the report keeps each next-token and scored position's exact KL divergence from it, over the full "
+        "vocabulary, computed as the run goes (no logits written)",
+        "reference",
+        None,
+        "",
+        optional(one_of(engines.ENGINES)),
+        metavar="ENGINE",
     ),
     Option(
         "--lm-reveal", "lm_reveal", "exercises: show the teacher's answer beside each blank", switch=True, in_ini=False

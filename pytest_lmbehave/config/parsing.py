@@ -58,6 +58,15 @@ def one_of(allowed: Collection[str]) -> Callable[[str, str], str]:
     return parse
 
 
+def optional(parse: Callable[[str, str], str]) -> Callable[[str, str], str | None]:
+    """``parse``'s value, or None where none is given."""
+
+    def read(name: str, value: str) -> str | None:
+        return parse(name, value.strip()) if value.strip() else None
+
+    return read
+
+
 def text(name: str, value: str) -> str:
     return value.strip()
 

@@ -47,6 +47,8 @@ class Settings:
     expect: str | None = _default("expect")  # --lm-expect: the set the chosen model is held to (its own by default)
     observation_cache: bool = _default("observation_cache")
     drafts: bool = _default("drafts")
+    report_top: int = _default("report_top")
+    reference: str | None = _default("reference")  # --lm-reference: an engine the report's KL divergences are from
     server: str = _default("server")  # --lm-server: already folded into ``model`` (URL#NAME)
     server_timeout: float = _default("server_timeout")
     cache_dir: Path = Path()
@@ -83,4 +85,15 @@ def build_settings(lookup: Lookup) -> Settings:
         if str(name).startswith(("http://", "https://")):
             raise SettingsError("--lm-server and a served --lm-model URL both name a server; pass one of them")
         values["model"], values["model_named"] = server + (f"#{name}" if name and "#" not in server else ""), True
+    reference = values.get("reference")
+    if reference is not None and reference == values.get("engine"):
+        raise SettingsError(
+            f"--lm-reference={reference} names the engine this run uses; name the other one to check this run "
+            "against, or leave --lm-reference out"
+        )
+    if reference is not None and str(values.get("model", "")).startswith(("http://", "https://")):
+        raise SettingsError(
+            f"--lm-reference={reference}: a server reports only its top candidates, so no exact KL divergence "
+            "can be taken from it; run the model in process (--lm-engine) to check it against another engine"
+        )
     return Settings(**values)

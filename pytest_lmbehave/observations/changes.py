@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config import defaults
 from .differences import RATE, Compared, Difference, Tolerances, first_difference
-from .next_token import Distribution, kl_divergence
+from .next_token import EXACT, Distribution, exact_kl, kl_divergence, pooled
 from .numerics import probability_move
 from .perturbations import Change
 from .rates import ALPHA, Rate, percent
@@ -25,7 +25,6 @@ from .rates import ALPHA, Rate, percent
 HELD, BROKEN, NEAR_TIE = "held", "broken", "near tie"  # one case's verdict
 INVARIANT = "invariant"
 SHOWN = 3  # candidates each side shows in a case's lines
-LOWER_BOUND = "lower bound"  # a KL from top candidates with the rest pooled
 
 
 @dataclass(frozen=True)
@@ -59,16 +58,10 @@ def kl(base: Distribution, variant: Distribution, labels: Sequence[str] | None =
         p, q = _label_probs(base, labels), _label_probs(variant, labels)
         return sum(a * math.log(a / max(b, 1e-300)) for a, b in zip(p, q) if a > 0), "over the labels"
     if not base.known and not variant.known:
-        import numpy
-
-        lp = base.values.astype(numpy.float64)
-        lq = variant.values.astype(numpy.float64)
-        p = numpy.exp(lp)
-        finite = p > 0
-        return float((p[finite] * (lp[finite] - lq[finite])).sum()), "over the full vocabulary"
+        return exact_kl(base.values, variant.values), EXACT
     depth = min(defaults.CHANGE_TOP, base.known or defaults.CHANGE_TOP, variant.known or defaults.CHANGE_TOP)
     rows = [[[c.piece, c.id, c.prob] for c in d.top(depth)] for d in (base, variant)]
-    return kl_divergence(rows[0], rows[1]), f"over the top {depth}, the rest pooled ({LOWER_BOUND})"
+    return kl_divergence(rows[0], rows[1]), pooled(depth)
 
 
 def _tokens(dist: Distribution, other: Distribution) -> str:

@@ -232,8 +232,31 @@ def _top_rows(old_rows: list[list[Any]], new_rows: list[list[Any]], tolerances: 
     return diffs
 
 
+EXACT = "over the full vocabulary (exact)"  # how a KL divergence was computed, said beside its number
+LOWER_BOUND = "a lower bound"
+
+
+def pooled(top: int) -> str:
+    """How a KL divergence from top candidates is computed, said beside its number."""
+    return f"over the top {top} candidates, the rest pooled ({LOWER_BOUND})"
+
+
+def exact_kl(old: Any, new: Any) -> float:
+    """KL(old || new) in nats over the whole vocabulary, from each side's log-probabilities (float32 as read),
+    summed in float64 after each side is normalised again."""
+    import numpy
+
+    lp, lq = (numpy.asarray(side, dtype=numpy.float64) for side in (old, new))
+    lp, lq = (side - numpy.logaddexp.reduce(side[numpy.isfinite(side)]) for side in (lp, lq))
+    p = numpy.exp(lp)
+    kept = p > 0
+    return float((p[kept] * (lp[kept] - lq[kept])).sum())
+
+
 def kl_divergence(old_rows: list[list[Any]], new_rows: list[list[Any]]) -> float:
-    """KL(old || new) over the union of both top lists, the rest of the mass pooled in one bucket."""
+    """KL(old || new) over the union of both top lists, the rest of the mass pooled in one bucket: in effect a lower
+    bound of the whole vocabulary's (pooling never raises a KL divergence; a token one list lacks is taken at that
+    list's least probability)."""
     old = {int(row[1]): float(row[2]) for row in old_rows}
     new = {int(row[1]): float(row[2]) for row in new_rows}
     tokens = set(old) | set(new)
@@ -247,7 +270,7 @@ def kl_divergence(old_rows: list[list[Any]], new_rows: list[list[Any]]) -> float
 def drift(difference: Difference, old: dict[str, Any], new: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """A moved distribution's line in `lmbehave diff`: its largest move, with the KL divergence of the top rows."""
     kl = kl_divergence(old.get("top", []), new.get("top", []))
-    summary = f"{difference.text.splitlines()[0]}; KL {kl:.4f} nats"
+    summary = f"{difference.text.splitlines()[0]}; KL {kl:.4f} nats ({LOWER_BOUND})"
     return summary, {"kl": kl, "old_top": old.get("top", []), "new_top": new.get("top", [])}
 
 

@@ -9,25 +9,38 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..observations.records import to_record
+from ..observations.scores import kl_figures
 from ..reports.report_format import write_report
 
-REPORT_TOP = 10
+if TYPE_CHECKING:
+    from ..runtime.runtime import Runtime
+
 OBSERVED = pytest.StashKey[list[dict[str, Any]]]()
 ENVIRONMENTS = pytest.StashKey[dict[str, dict[str, str]]]()
 
 
-def recorder_for(item: pytest.Item, model: str, fingerprint: dict[str, str]) -> Any:
-    """A callback for ``LM`` that keeps the item's observations as records."""
+def recorder_for(
+    item: pytest.Item,
+    model: str,
+    fingerprint: dict[str, str],
+    top: int,
+    reference: Callable[[], Runtime | None] = lambda: None,
+) -> Any:
+    """A callback for ``LM`` that keeps the item's observations as records, each distribution with its ``top``
+    candidates and, under --lm-reference, each position's exact KL divergence from the reference engine's."""
     records = item.stash.setdefault(OBSERVED, [])
     item.stash.setdefault(ENVIRONMENTS, {})[model] = fingerprint
 
     def record(observation: Any) -> None:
-        records.append({"model": model, **to_record(observation, REPORT_TOP)})
+        found = {"model": model, **to_record(observation, top)}
+        against = reference()
+        checked = None if against is None else against.kl_from(observation)
+        records.append(found if checked is None else {**found, "reference": checked})
 
     return record
 
@@ -102,3 +115,13 @@ class ReportFile:
         terminalreporter.write_line(
             f"lmbehave: {count} observations from {len(self.observations)} tests written to {self.path}"
         )
+        checked = [r["reference"] for records in self.observations.values() for r in records if "reference" in r]
+        if checked:
+            found = kl_figures(
+                [kl for c in checked for kl in c["kl"]], [same for c in checked for same in c["same_top"]]
+            )
+            terminalreporter.write_line(
+                f"lmbehave: KL divergence from the reference {checked[0]['engine']} over {found['positions']} "
+                "position(s), exact (the full vocabulary): mean {mean_kl:.5f}, median {median_kl:.5f}, p99 "
+                "{p99_kl:.5f}, max {max_kl:.5f} nats; same top token {same_top:.2%}".format(**found)
+            )

@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ class Session:
         try:
             self.settings = build_settings(lookup)
             backends.check(self.settings)
+            if self.settings.reference is not None:
+                backends.check(replace(self.settings, engine=self.settings.reference))
         except SettingsError as error:
             raise pytest.UsageError(str(error)) from None
         self.config = config
@@ -283,11 +286,18 @@ class Session:
         sampling, seed = marks.sampling, marks.seed
         recorder = None
         if request.config.getoption("lm_report"):
-            recorder = recorder_for(request.node, spec, runtime.fingerprint)
+            recorder = recorder_for(
+                request.node,
+                spec,
+                runtime.fingerprint,
+                self.settings.report_top,
+                lambda: self.registry.reference(spec),
+            )
         judged = request.node.stash.setdefault(JUDGED, [])
         return LM(runtime, sampling, seed, recorder, asks_for(request.node), judged)
 
     def end(self) -> None:
+        closeness.use_floor(None)  # the floor is this session's: a run inside a test leaves none behind
         if self.exercises is not None:
             self.exercises.closing_line(self.config)
         if self.share is not None:

@@ -100,7 +100,10 @@ def _measure_floor(path: Path, old: dict[str, Any], new: dict[str, Any], label: 
         print("lmbehave diff: --save-floor: neither report holds a scored text (lm.score) to measure", file=sys.stderr)
         return False
     floor = save_floor(path, found, label)
-    print(f"\nnoise floor {path}: mean KL {floor['mean_kl']:.3g}, p99 {floor['p99_kl']:.3g} nats ({label})")
+    print(
+        f"\nnoise floor {path}: mean KL {floor['mean_kl']:.3g}, p99 {floor['p99_kl']:.3g} nats ({label}; KL "
+        f"{found['over']})"
+    )
     return True
 
 
@@ -113,6 +116,9 @@ def save_floor(path: Path, found: dict[str, Any], label: str) -> dict[str, Any]:
     for key in ("mean_kl", "p99_kl", "max_kl"):
         floor[key] = max(float(floor[key]), float(found.get(key, 0.0)))
     floor["same_top"] = min(float(floor["same_top"]), float(found.get("same_top", 1.0)))
-    floor["measured_by"] = [*floor["measured_by"], f"{label}: {found.get('positions', 0)} positions"]
+    floor["measured_by"] = [
+        *floor["measured_by"],
+        f"{label}: {found.get('positions', 0)} positions, KL {found.get('over', 'over top candidates')}",
+    ]
     write_atomically(path, json.dumps(floor, indent=1) + "\n")
     return floor

@@ -37,6 +37,7 @@ class Registry:
         self.sets: list[Path] = []  # the snapshot-set folders of this run (for drafts), known with the plan
         self._recorded: dict[str, plan.Drafts] = {}
         self._runtimes: dict[str, Runtime] = {}
+        self._references: dict[str, Runtime] = {}  # --lm-reference's engine on each spec's weights
         self._failures: dict[str, LMBehaveError] = {}
         self._sources: dict[str, ModelSource | LMBehaveError] = {}
         self.timings: dict[str, tuple[float, float]] = {}  # per model: (its imports, its load), in seconds
@@ -70,6 +71,17 @@ class Registry:
         runtime = self._runtimes[spec] = Runtime(backend, store, shared, self.announce)
         runtime.use_plan(self.plan, self._drafts(spec, fingerprint))
         return runtime
+
+    def reference(self, spec: str) -> Runtime | None:
+        """--lm-reference's engine on the spec's weights (loaded on first use, no plan, no cache), or None."""
+        __tracebackhide__ = True
+        if self.settings.reference is None:
+            return None
+        if spec not in self._references:
+            settings = replace(self.settings, engine=self.settings.reference, reference=None)
+            backend = backends.open(spec, settings, self.announce, None, self.source(spec))
+            self._references[spec] = Runtime(backend, None, None, self.announce)
+        return self._references[spec]
 
     def use_plan(self, asks: list[plan.Ask], sets: list[Path] | None = None) -> None:
         """The plan's requests for this run's tests, and the snapshot sets beside them (whose recorded generations

@@ -12,12 +12,12 @@ import numpy
 
 from ..backends import ALTERNATIVES, Backend, Decoded, Logprobs
 from ..backends.sampling import GREEDY, ORDER, Policy, Sampling, row_seed
-from ..config import defaults
+from ..config import defaults, engines
 from ..config.errors import BackendUnavailable, InputError, LMBehaveError
 from ..observations.choice import Choice
 from ..observations.conformance import Draws, Knobs
 from ..observations.generation import Generation
-from ..observations.next_token import Distribution
+from ..observations.next_token import Distribution, exact_kl
 from ..observations.scores import Scores, scored
 from ..observations.tensors import tensor
 from ..observations.tokenization import Tokenization
@@ -272,6 +272,22 @@ class Runtime:
         ids = self.ids(text)
         steps = self._forced(ids[:1], tuple(ids[1:]), False) if len(ids) > 1 else []
         return scored(self.tokens.text(text, ids), ids, steps, self.vocabulary)
+
+    def kl_from(self, observation: Any) -> dict[str, Any] | None:
+        """This model's distributions for the ids ``observation`` read (another engine's, on the same weights), each
+        position's exact KL(this || observed) over the full vocabulary and whether the top candidate is the same;
+        None for an observation without whole distributions (a server's, or another kind)."""
+        if isinstance(observation, Scores) and observation.whole is not None:
+            pairs = list(zip(self.score(list(observation.ids)).whole or (), observation.whole))
+        elif isinstance(observation, Distribution) and not observation.known:
+            pairs = [(self.next_tokens([list(observation.prompt_ids)])[0].values, observation.values)]
+        else:
+            return None
+        return {
+            "engine": self.fingerprint.get("engine") or engines.DEFAULT,
+            "kl": [float(f"{exact_kl(mine, theirs):.6g}") for mine, theirs in pairs],
+            "same_top": [int(mine.argmax()) == int(theirs.argmax()) for mine, theirs in pairs],
+        }
 
     def teacher_force(self, prompt: Prompt, ids: Sequence[int]) -> list[StepCheck]:
         """Score a recorded continuation under this model, one forward pass over prompt + continuation: at each

@@ -101,3 +101,15 @@ def test_a_planned_run_with_drafts_answers_as_a_run_without_them(tiny_runtime: A
     assert [g.ids for g in greedy_again] == [g.ids for g in LM(tiny_runtime.fresh()).generate(PROMPTS, 10)]
     assert planned.stats["tokens verified"] == sum(len(g.ids) for g in greedy_again + sampled_again)
     assert planned.stats["tokens decoded"] == 0
+
+
+def test_prompts_sharing_a_beginning_read_in_length_groups_are_each_what_it_reads_alone(tiny_backend) -> None:  # type: ignore[no-untyped-def]
+    # The shared part is read once; endings of 1 and 2 tokens go in one pass, of 20 and 25 in another (not padded
+    # to 25), each row taking its own numbers back.
+    beginning = [(7 * i) % 50 + 3 for i in range(33)]
+    rows = [beginning + [(11 * i + n) % 50 + 3 for i in range(n)] for n in (25, 1, 20, 2)]
+    together = tiny_backend.next_logprobs(rows)
+    alone = [tiny_backend.next_logprobs([row])[0] for row in rows]
+    for a, b in zip(together, alone):
+        assert abs(a.values - b.values).max() < 1e-4
+    assert all(abs(together[0].values - other.values).max() > 1e-3 for other in together[1:])  # rows told apart

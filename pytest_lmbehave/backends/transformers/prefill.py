@@ -103,8 +103,10 @@ def last_logprobs(model: Any, ids: Sequence[int]) -> Any:
 
 def shared_beginning(model: Any, rows: Sequence[Sequence[int]], pad_id: int, argument: str) -> list[Any]:
     """Next-token log-probabilities of prompts that share a long beginning: the shared part goes through the model
-    once, then all the different endings in one batch on its cache (right-padded, so positions stay true).
-    Prompts that share less are read one at a time."""
+    once, then the different endings a length group at a time on its cache (right-padded, so positions stay true;
+    grouped, so a short ending is not padded to the longest). Prompts that share less are read one at a time."""
+    import copy
+
     import torch
 
     shared = common_prefix([tuple(r) for r in rows]) if len(rows) > 1 else 0
@@ -112,21 +114,30 @@ def shared_beginning(model: Any, rows: Sequence[Sequence[int]], pad_id: int, arg
         return [last_logprobs(model, r) for r in rows]
     device = model.device
     endings = [list(r[shared:]) for r in rows]
-    width = max(len(e) for e in endings)
-    last = sorted({len(e) - 1 for e in endings})  # the only positions whose logits are needed
+    found: list[Any] = [None] * len(rows)
     with torch.no_grad():
-        out = model(torch.tensor([list(rows[0][:shared])], device=device), use_cache=True)
-        cache = cache_of(out)
-        cache.batch_repeat_interleave(len(rows))
-        out = model(
-            torch.tensor([e + [pad_id] * (width - len(e)) for e in endings], device=device),
-            attention_mask=torch.tensor([[1] * (shared + len(e)) + [0] * (width - len(e)) for e in endings]).to(device),
-            use_cache=True,
-            logits_to_keep=torch.tensor(last, device=device),  # positions kept, the same for every row
-            **{argument: cache},
+        beginning = cache_of(
+            model(torch.tensor([list(rows[0][:shared])], device=device), use_cache=True, logits_to_keep=1)
         )
-    logits = out.logits.float().cpu()
-    return [torch.log_softmax(logits[i, last.index(len(e) - 1)], dim=-1) for i, e in enumerate(endings)]
+        for group in length_groups(endings):
+            part = [endings[i] for i in group]
+            width = max(len(e) for e in part)
+            last = sorted({len(e) - 1 for e in part})  # the only positions whose logits are needed
+            cache = copy.deepcopy(beginning)
+            cache.batch_repeat_interleave(len(part))
+            out = model(
+                torch.tensor([e + [pad_id] * (width - len(e)) for e in part], device=device),
+                attention_mask=torch.tensor([[1] * (shared + len(e)) + [0] * (width - len(e)) for e in part]).to(
+                    device
+                ),
+                use_cache=True,
+                logits_to_keep=torch.tensor(last, device=device),  # positions kept, the same for every row
+                **{argument: cache},
+            )
+            logits = out.logits.float().cpu()
+            for place, (i, e) in enumerate(zip(group, part)):
+                found[i] = torch.log_softmax(logits[place, last.index(len(e) - 1)], dim=-1)
+    return found
 
 
 def forced_logits(model: Any, rows: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> list[Any]:

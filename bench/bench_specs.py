@@ -2,7 +2,9 @@
 (c) with -n 2, both verifying the committed plan's drafts; (c0) as (c) decoding every token (--lm-drafts=false);
 (e) as (c) without the plan; (d) as (c) and (f) serially with a warm --lm-cache; (g) `pytest exercises/` again
 with its warm cache, as a student's edit-run loop does; (h) as (c) on llama.cpp (`--lm-engine llama.cpp`, cold: no
---lm-cache), verifying its drafts, and (h0) decoding every token, when llama-cpp-python is installed (`make llamacpp`).
+--lm-cache), verifying its drafts, (h0) decoding every token and (hf) as (f), when llama-cpp-python is installed
+(`make llamacpp`). With --runs N every row is run N times and a last table prints both engines side by side: each
+ratio's min, median and max over the runs (`make bench` runs three).
 
 One run, the embedded model, a warm conversion cache. Prints wall times, ratios against (a), the observations each
 checked, tokens verified from drafts against tokens decoded, model-ready time, peak RSS per process and PSS summed
@@ -11,10 +13,12 @@ over the processes (the mapped weights are shared). Asserts nothing.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -73,7 +77,8 @@ def cache_sharing_the_model(folder: Path) -> dict[str, str]:
     return {**os.environ, "LMBEHAVE_CACHE": str(cache)}
 
 
-def main() -> None:
+def one_run() -> tuple[float, dict[str, Any], dict[str, dict[str, Any]]]:
+    """Every row once: (a)'s wall time and figures, and each pytest row's."""
     timed(
         [
             sys.executable,
@@ -83,6 +88,7 @@ def main() -> None:
     )
     wall_a, out = timed([sys.executable, str(ROOT / "bench" / "document_run.py")])
     a = json.loads(out.strip().splitlines()[-1])
+    llama = importlib.util.find_spec("llama_cpp") is not None  # `make llamacpp` installs it
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         rows = {
@@ -91,7 +97,7 @@ def main() -> None:
             "(c0) as (c), --lm-drafts=false": pytest_run("n2-no-drafts", folder, "-n", "2", "--lm-drafts=false"),
             "(e) as (c), --lm-plan=none": pytest_run("n2-no-plan", folder, "-n", "2", "--lm-plan=none"),
         }
-        if importlib.util.find_spec("llama_cpp") is not None:  # `make llamacpp` installs it
+        if llama:
             rows["(h) as (c), --lm-engine llama.cpp"] = pytest_run("llama", folder, "-n", "2", "--lm-engine=llama.cpp")
             rows["(h0) as (h), --lm-drafts=false"] = pytest_run(
                 "llama-no-drafts", folder, "-n", "2", "--lm-engine=llama.cpp", "--lm-drafts=false"
@@ -102,9 +108,18 @@ def main() -> None:
         rows["(f) -p no:xdist, warm --lm-cache"] = pytest_run(
             "warm-serial", folder, "-p", "no:xdist", "--lm-cache", env=env
         )
+        if llama:
+            pytest_run("llama-fill", folder, "-n", "2", "--lm-cache", "--lm-engine=llama.cpp", env=env)
+            rows["(hf) as (f), --lm-engine llama.cpp"] = pytest_run(
+                "llama-warm-serial", folder, "-p", "no:xdist", "--lm-cache", "--lm-engine=llama.cpp", env=env
+            )
         pytest_run("exercises-fill", folder, env=env, where="exercises")
         rows["(g) pytest exercises/ again"] = pytest_run("exercises", folder, env=env, where="exercises")
         shutil.rmtree(folder / "cache", ignore_errors=True)
+    return wall_a, a, rows
+
+
+def table(wall_a: float, a: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
     header = (
         f"{'run':<36}{'wall s':>8}{'/(a)':>6}{'obs':>5}{'verified':>9}{'decoded':>8}{'ready s':>8}{'imports s':>10}"
     )
@@ -119,6 +134,27 @@ def main() -> None:
             f"{r['decoded']:>8}{r['ready_s']:>8}{r['imports_s']:>10}{r['peak_rss_mb']:>12}{r['pss_total_mb']:>11}"
             f"{'yes' if r['torch'] else 'no':>6}"
         )
+
+
+SIDE_BY_SIDE = (  # (measure, its goal, transformers' row, llama.cpp's row)
+    ("cold -n 2, verifying drafts", "0.2 / 0.12", "(c) pytest specs/ -n 2", "(h) as (c), --lm-engine llama.cpp"),
+    ("cold -n 2, decoding every token", "", "(c0) as (c), --lm-drafts=false", "(h0) as (h), --lm-drafts=false"),
+    ("warm --lm-cache, serial", "0.05", "(f) -p no:xdist, warm --lm-cache", "(hf) as (f), --lm-engine llama.cpp"),
+)
+
+
+def spread(values: list[float]) -> str:
+    ordered = sorted(values)
+    return f"{ordered[0]:.3f} / {statistics.median(ordered):.3f} / {ordered[-1]:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1, help="runs of every row; ratios are per run (default 1)")
+    runs = [one_run() for _ in range(parser.parse_args().runs)]
+    wall_a, a, rows = runs[len(runs) // 2]
+    print(f"run {len(runs) // 2 + 1} of {len(runs)}:")
+    table(wall_a, a, rows)
     c, c0, f = (
         rows["(c) pytest specs/ -n 2"],
         rows["(c0) as (c), --lm-drafts=false"],
@@ -130,12 +166,15 @@ def main() -> None:
         f"exercises again {rows['(g) pytest exercises/ again']['wall_s']:.1f} s (target < 2 s); "
         f"PSS at -n 2 = {c['pss_total_mb'] / 1024:.2f} GB (target <= 1.3)"
     )
-    llama, undrafted = rows.get("(h) as (c), --lm-engine llama.cpp"), rows.get("(h0) as (h), --lm-drafts=false")
-    if llama is not None and undrafted is not None:
-        print(
-            f"llama.cpp, cold: (h)/(a) = {llama['wall_s'] / wall_a:.2f} verifying drafts (goal <= 0.12), "
-            f"{undrafted['wall_s'] / wall_a:.2f} decoding every token"
-        )
+    print(f"\nboth engines, each row's wall time over (a)'s in the same run; min / median / max of {len(runs)} run(s)")
+    print(f"{'measure':<34}{'goal':>12}{'transformers':>26}{'llama.cpp':>26}")
+    for measure, goal, ours, theirs in SIDE_BY_SIDE:
+        cells = [
+            spread([r[ours]["wall_s"] / w for w, _, r in runs]) if ours in rows else "-",
+            spread([r[theirs]["wall_s"] / w for w, _, r in runs]) if theirs in rows else "-",
+        ]
+        print(f"{measure:<34}{goal:>12}{cells[0]:>26}{cells[1]:>26}")
+    print(f"(a) the document as a plain script, s: {spread([w for w, _, _ in runs])}")
 
 
 if __name__ == "__main__":

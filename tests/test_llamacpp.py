@@ -267,3 +267,32 @@ def test_a_reference_engine_puts_each_positions_exact_kl_in_the_report_and_the_s
     assert min(direct) > 0 and scores["reference"]["same_top"] == [
         bool(a.argmax() == b.argmax()) for a, b in zip(ours.whole, theirs.whole)
     ]
+
+
+def test_an_unchanged_llama_cpp_rerun_loads_no_model_and_observes_the_same(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_cached_rerun import SOURCE
+
+    monkeypatch.setenv("LMBEHAVE_CACHE", str(tmp_path / "cache"))
+    pytester.makepyfile(SOURCE)
+
+    def run(report: str, *args: str) -> dict[str, Any]:
+        result = pytester.runpytest_subprocess(
+            "--lm-engine=llama.cpp", "--lm-cache", f"--lm-report={report}", "-p", "no:randomly", "-p", "no:xdist", *args
+        )
+        result.assert_outcomes(passed=4)
+        return json.loads((pytester.path / report).read_text())  # type: ignore[no-any-return]
+
+    first = run("first.json")
+    [computing] = first["processes"]
+    assert computing["computed"] > 0 and computing["model_ready_s"]["embedded"] > 0
+    second = run("second.json")
+    [reading] = second["processes"]
+    assert reading["computed"] == 0 and reading["from_disk"] > 0 and reading["model_ready_s"] == {}
+    assert not reading["imported_torch"]
+    assert second["observations"] == first["observations"] and second["environments"] == first["environments"]
+    # Another number of threads is another fingerprint: the model loads to learn it, and answers afresh.
+    third = run("third.json", "--lm-threads=2")
+    [relearning] = third["processes"]
+    assert relearning["model_ready_s"]["embedded"] > 0 and relearning["computed"] > 0

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ...config.errors import BackendUnavailable, LMBehaveError, ModelLoadError, SettingsError
 from ...config.settings import Settings
 from ..protocol import Backend, ModelSource
+
+if TYPE_CHECKING:
+    from ..lazy import ModelFacts
 
 ENGINE = "llama.cpp"
 # llama.cpp decodes token by token and takes no drafts; its generations are not transformers', so --snapshot-update
@@ -80,7 +84,9 @@ def open(
     announce: Callable[[str], None] | None = None,
     timings: dict[str, tuple[float, float]] | None = None,
 ) -> Backend:
-    """The GGUF file loaded by llama.cpp (its import and its load timed apart, in ``timings``)."""
+    """The GGUF file loaded by llama.cpp (its import and its load timed apart, in ``timings``). Under --lm-cache, a
+    model this machine has loaded before with this llama.cpp is known by its facts and not loaded until a question
+    misses the cache (``backends/lazy.py``)."""
     __tracebackhide__ = True
     if not source.is_gguf:  # a model named by a marker or a kept set: the session's own model was checked first
         raise BackendUnavailable(_not_gguf(source))
@@ -92,11 +98,63 @@ def open(
             f"--lm-engine={ENGINE} needs llama-cpp-python, which is not installed: {INSTALL}"
         ) from None
     imported = time.perf_counter()
-    from .backend import LlamaCppBackend, amx_kernels
+    from .backend import amx_kernels
 
     if amx_kernels(llama_cpp):
         raise ModelLoadError(AMX_CRASHES)
+    if settings.observation_cache:
+        from ..lazy import LazyBackend
 
+        known = _facts(source, settings, llama_cpp)
+        if known is not None:
+            return LazyBackend(known, lambda: _load(source, settings, llama_cpp, timings, started), ENGINE)
+    return _load(source, settings, llama_cpp, timings, started, imported)
+
+
+def _identity(source: ModelSource, settings: Settings, llama_cpp: Any) -> dict[str, Any]:
+    """All a llama.cpp model's fingerprint follows from: the file, llama.cpp's build and version, the threads and
+    this plugin's versions."""
+    from ...config import environment
+    from ...config.facts import file_sha256
+
+    return {
+        "fact": "llama.cpp model",
+        "model": source.spec,
+        "model_name": source.name,
+        "sha256": file_sha256(source.path, settings.cache_dir),
+        "llama_cpp": str(llama_cpp.__version__),
+        "system": llama_cpp.llama_print_system_info().decode("utf-8", errors="replace"),
+        "threads": settings.threads,
+        "software": environment.software(),
+    }
+
+
+def _facts(source: ModelSource, settings: Settings, llama_cpp: Any) -> ModelFacts | None:
+    """The model's fingerprint, vocabulary and context as its last load here left them; None when not known."""
+    from ...config.facts import recall
+    from ..lazy import ModelFacts
+    from ..vocabulary import Vocabulary, stored_at
+    from .backend import CONTEXT, vocabulary_key
+
+    found = recall(settings.cache_dir, _identity(source, settings, llama_cpp))
+    if not isinstance(found, dict):
+        return None
+    vocabulary = Vocabulary.load(*stored_at(settings.cache_dir, vocabulary_key(found)))
+    return None if vocabulary is None else ModelFacts(dict(found), vocabulary, CONTEXT)
+
+
+def _load(
+    source: ModelSource,
+    settings: Settings,
+    llama_cpp: Any,
+    timings: dict[str, tuple[float, float]] | None,
+    started: float,
+    imported: float | None = None,
+) -> Backend:
+    from ...config.facts import remembered
+    from .backend import LlamaCppBackend
+
+    imported = time.perf_counter() if imported is None else imported
     try:
         backend = LlamaCppBackend(source, settings, llama_cpp)
     except LMBehaveError:
@@ -107,4 +165,5 @@ def open(
         ) from None
     if timings is not None:
         timings[source.spec] = (round(imported - started, 3), round(time.perf_counter() - imported, 3))
+    remembered(settings.cache_dir, _identity(source, settings, llama_cpp), backend.fingerprint)
     return backend

@@ -52,6 +52,15 @@ def cpu_features(llama_cpp: Any) -> str:
     return "baseline"
 
 
+def vocabulary_key(fingerprint: dict[str, str]) -> dict[str, str]:
+    """What a llama.cpp model's vocabulary table is stored by: its weights and llama.cpp's version."""
+    return {
+        "model_sha256": fingerprint["model_sha256"],
+        "transformers": "llama.cpp tokenizer",
+        "tokenizers": fingerprint["engine_version"],
+    }
+
+
 class LlamaCppBackend:
     name = "llama.cpp"
     decodes_each_draw = False  # its sampler chain runs over one evaluation's logits
@@ -145,8 +154,7 @@ class LlamaCppBackend:
 
     def vocabulary(self) -> Vocabulary:
         if self._vocabulary is None:
-            keyed = {"model_sha256": self._fingerprint["model_sha256"], "transformers": f"{self.name} tokenizer"}
-            path, digest = stored_at(self.cache_dir, {**keyed, "tokenizers": self._fingerprint["engine_version"]})
+            path, digest = stored_at(self.cache_dir, vocabulary_key(self._fingerprint))
             self._vocabulary = Vocabulary.load(path, digest)
             if self._vocabulary is None:
                 self._vocabulary = self.tokens.vocabulary(digest)

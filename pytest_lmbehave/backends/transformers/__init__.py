@@ -38,11 +38,12 @@ def open(
 ) -> Backend:
     """The model's backend. Under --lm-cache, a model this machine has loaded before is known by its facts and not
     loaded until a question misses the cache (a warm re-run imports neither torch nor transformers)."""
-    from .lazy import LazyBackend, facts_without_loading
+    from ..lazy import LazyBackend
+    from .lazy import facts_without_loading
 
     facts = facts_without_loading(source, settings) if settings.observation_cache else None
     if facts is not None:
-        return LazyBackend(facts, lambda: load(source, settings, announce, timings))
+        return LazyBackend(facts, lambda: load(source, settings, announce, timings), "transformers")
     return load(source, settings, announce, timings)
 
 

@@ -113,3 +113,15 @@ def test_prompts_sharing_a_beginning_read_in_length_groups_are_each_what_it_read
     for a, b in zip(together, alone):
         assert abs(a.values - b.values).max() < 1e-4
     assert all(abs(together[0].values - other.values).max() > 1e-3 for other in together[1:])  # rows told apart
+
+
+def test_short_prompts_of_one_length_read_in_one_pass_are_each_what_it_reads_alone(tiny_backend) -> None:  # type: ignore[no-untyped-def]
+    # Three prompts of 5 tokens go in one pass, two of 7 in another, the 3-token ones (shorter than TOGETHER_FROM)
+    # alone; each row takes its own numbers back, and the output layer has its own method again afterwards.
+    rows = [[(13 * i + n) % 50 + 3 for i in range(length)] for n, length in enumerate((5, 3, 7, 5, 3, 7, 5))]
+    together = tiny_backend.next_logprobs(rows)
+    alone = [tiny_backend.next_logprobs([row])[0] for row in rows]
+    for a, b in zip(together, alone):
+        assert abs(a.values - b.values).max() < 1e-4
+    assert all(abs(together[0].values - other.values).max() > 1e-3 for other in together[1:])  # rows told apart
+    assert "forward" not in vars(tiny_backend.model.get_output_embeddings())

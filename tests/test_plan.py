@@ -63,6 +63,23 @@ def test_next_token_prompts_with_a_long_common_beginning_share_a_group() -> None
     assert plan.common_prefix([(1, 2, 3), (1, 2, 3)]) == 2  # every row keeps its last token to predict from
 
 
+def test_short_next_token_prompts_of_one_length_share_a_group_and_shorter_ones_go_three_by_three() -> None:
+    # prefill.by_length reads prompts of one length (TOGETHER_FROM tokens or more) in one pass; shorter ones alone.
+    long = plan.TOGETHER_FROM + 2
+    rows = [plan.Row.of("next_token", (i,) * length) for i in range(1, 6) for length in (long, long + 1, 2)]
+    groups = plan.groups(rows)
+    assert sorted((len(g.rows[0].ids), len(g.rows)) for g in groups) == [
+        (2, 2),
+        (2, 3),
+        (long, 5),
+        (long + 1, 5),
+    ]
+    assert all(len({len(r.ids) for r in g.rows}) == 1 for g in groups)
+    together = next(g for g in groups if len(g.rows[0].ids) == long)
+    alone = sum(plan.Group("next_token", (row,)).cost for row in together.rows)
+    assert together.cost < 0.6 * alone  # one pass and five rows through the output layer, not five passes
+
+
 def test_a_plan_reads_back_what_was_written_and_merging_keeps_what_did_not_run(tmp_path: Path) -> None:
     path = tmp_path / "plan.json"
     first = {

@@ -14,6 +14,7 @@ from ..config.errors import LMBehaveError, ModelNotFoundError, SettingsError
 from .protocol import (
     ALTERNATIVES,
     PREFIX,
+    TOGETHER_FROM,
     Backend,
     Decoded,
     EnginePackage,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALTERNATIVES",
     "PREFIX",
+    "TOGETHER_FROM",
     "Backend",
     "Decoded",
     "EnginePackage",

@@ -47,6 +47,10 @@ class Logprobs:
 
 ALTERNATIVES = 10  # best candidates a generation keeps per step, to explain a failure (up to --lm-top of them)
 PREFIX = 32  # next-token prompts that share their first PREFIX tokens share one forward pass of their common part
+# Next-token prompts of one length, at least this long, are read in one pass, each bit for bit what it is read alone
+# (backends/transformers/prefill.one_length); shorter ones run other matrix kernels together than alone, so are read
+# alone.
+TOGETHER_FROM = 4
 
 
 def common_prefix(rows: Sequence[Sequence[int]]) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends import PREFIX, common_prefix
+from ..backends import PREFIX, TOGETHER_FROM, common_prefix
 from ..backends.sampling import GREEDY, Policy, Sampling
 
 FORMAT = "pytest-lmbehave plan"
@@ -26,7 +26,7 @@ IN_FILE = {"next_token": "next", "generation": "gen"}
 FROM_FILE = {short: kind for kind, short in IN_FILE.items()}
 VERSION = 1
 GROUP_ROWS = 24  # rows per generation batch: a decode step's cost grows slowly with its rows (README: timings)
-NEXT_ROWS = 3  # short prompts per next-token batch (each is its own forward pass; the batch is the unit of sharing)
+NEXT_ROWS = 3  # short prompts per next-token batch when each is its own forward pass (shorter than TOGETHER_FROM)
 
 
 def normalise(kind: str, n: int, policy: Policy, one_token: bool = False) -> tuple[str, int, Policy]:
@@ -147,7 +147,10 @@ class Group:
         if self.kind == "next_token":
             shared = common_prefix([r.ids for r in self.rows]) if rows > 1 else 0
             shared = shared if shared >= PREFIX else 0
-            return 0.08 * rows + (shared + sum(len(r.ids) - shared for r in self.rows)) / 350
+            lengths = {len(r.ids) for r in self.rows}
+            together = not shared and len(lengths) == 1 and min(lengths) >= TOGETHER_FROM  # read in one pass
+            passes = 1 + 0.25 * (rows - 1) if together else rows
+            return 0.08 * passes + (shared + sum(len(r.ids) - shared for r in self.rows)) / 350
         return self.steps * (0.06 + 0.006 * rows) + sum(len(r.ids) for r in self.rows) / 400
 
 
@@ -236,9 +239,11 @@ def groups(rows: Iterable[Row]) -> list[Group]:
         result.append(Group("generation", tuple(batch)))
     buckets: dict[tuple[int, ...], list[Row]] = {}
     for row in sorted(nexts, key=lambda r: r.ids):
-        buckets.setdefault(row.ids[:PREFIX] if len(row.ids) > PREFIX else (), []).append(row)
+        # Long prompts by their beginning (read once for the bucket), short ones by length (read together).
+        length = len(row.ids) if len(row.ids) >= TOGETHER_FROM else 0
+        buckets.setdefault(row.ids[:PREFIX] if len(row.ids) > PREFIX else (length,), []).append(row)
     for start, members in sorted(buckets.items()):
-        size = GROUP_ROWS if start else NEXT_ROWS
+        size = NEXT_ROWS if start == (0,) else GROUP_ROWS
         result.extend(Group("next_token", tuple(members[i : i + size])) for i in range(0, len(members), size))
     return result
 

@@ -194,12 +194,37 @@ def test_a_draft_verified_by_teacher_forcing_gives_decodings_result_byte_for_byt
         assert longer.ids[:40] == decoded.ids and longer.logprobs[:40] == decoded.logprobs
 
 
-def test_a_sampled_row_decodes_whatever_its_draft(llama: Any) -> None:
+def llama_cpp_own_loop(llama: Any, row: list[int], policy: Policy, steps: int) -> list[int]:
+    """A sampled row as llama.cpp's own loop draws it: llama_sampler_sample on the context's last logits, then the
+    token evaluated, step by step."""
+    from pytest_lmbehave.backends.llamacpp.sampler import Sampler
+
+    sampler = Sampler(llama.api, policy.sampling, policy.seed)
+    try:
+        llama._read(row)
+        ids: list[int] = []
+        for _ in range(steps):
+            ids.append(sampler.draw(llama.llama.ctx))
+            if ids[-1] in llama.stop_ids:
+                break
+            llama.llama.eval(ids[-1:])
+        return ids
+    finally:
+        sampler.close()
+
+
+def test_a_sampled_row_verified_from_its_draft_draws_what_llama_cpps_own_loop_draws(llama: Any) -> None:
+    # Its sampler chain applied to each teacher-forced position's logits picks what llama_sampler_sample picks from
+    # the context's last logits; a wrong step in the draft makes it decode from there, with the same result.
     row = llama.tokenize(document().SHAKESPEARE)
-    policy = Policy(Sampling(top_k=50), seed=3)
-    [decoded] = llama.generate([row], 20, [policy])
-    [again] = llama.generate([row], 20, [policy], [[int(t) + 1 for t in decoded.ids]])
-    assert again == decoded and again.verified == 0
+    for policy in (Policy(Sampling(top_k=50), seed=3), Policy(Sampling(temperature=0.7, top_p=0.9), seed=11)):
+        [decoded] = llama.generate([row], 20, [policy])
+        assert list(decoded.ids) == llama_cpp_own_loop(llama, row, policy, 20) and decoded.verified == 0
+        [verified] = llama.generate([row], 20, [policy], [decoded.ids])
+        assert verified == Decoded(*astuple(decoded)[:5], verified=len(decoded.ids) - 1)
+        wrong = [*decoded.ids[:7], (decoded.ids[7] + 1) % llama.vocab_size, *decoded.ids[8:]]
+        [corrected] = llama.generate([row], 20, [policy], [wrong])
+        assert corrected == Decoded(*astuple(decoded)[:5], verified=7)
 
 
 def test_a_wrong_step_written_into_both_the_llama_cpp_set_and_the_plan_still_fails(llama: Any, tmp_path: Path) -> None:

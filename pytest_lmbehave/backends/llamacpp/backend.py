@@ -203,15 +203,15 @@ class LlamaCppBackend:
         policies: Sequence[Policy],
         drafts: Sequence[Sequence[int] | None] | None = None,
     ) -> list[Decoded]:
-        """Each row alone. A greedy row with a draft (its ids last time: the plan's, or a recorded set's) reads the
-        prompt and the draft in one teacher-forced pass, ``CHUNK`` tokens at a time, and takes each step's argmax
-        from it; only from the first step where the argmax is not the draft's token does it decode token by token.
-        The context reads a position's numbers bit for bit as decoding does (``_chunks_agree``), so the result is
-        decoding's, byte for byte; a wrong draft costs only the pass. A sampled row decodes: llama.cpp's sampler
-        draws from the last evaluation's logits, which a teacher-forced pass does not leave at each step."""
+        """Each row alone. A row with a draft (its ids last time: the plan's, or a recorded set's) reads the prompt
+        and the draft in one teacher-forced pass, ``CHUNK`` tokens at a time, and takes each step's token from it (the
+        argmax, or the row's sampler chain applied to that position's logits: ``Sampler.draw_from``); only from the
+        first step where that token is not the draft's does it decode token by token. The context reads a position's
+        numbers bit for bit as decoding does (``_chunks_agree``), and the chain draws from a copy of them what it
+        draws from the context, so the result is decoding's, byte for byte; a wrong draft costs only the pass."""
         drafts = list(drafts) if drafts is not None else [None] * len(rows)
         return [
-            self._decode(row, limit, policy, draft if policy.sampling is None else None)
+            self._decode(row, limit, policy, draft)
             for row, limit, policy, draft in zip(rows, limits(steps, len(rows)), policies, drafts)
         ]
 
@@ -241,7 +241,7 @@ class LlamaCppBackend:
             for step in range(limit):
                 values = log_softmax(self.llama.scores[at])
                 top, argmax = step_figures(values, ALTERNATIVES)
-                token = argmax if sampler is None else sampler.draw(self.llama.ctx)
+                token = argmax if sampler is None else sampler.draw_from(self.llama.scores[at])
                 ids.append(token)
                 logprobs.append(float(values[token]))
                 margins.append(top[0][1] - top[1][1] if len(top) > 1 else math.inf)

@@ -5,7 +5,10 @@ with its own recorded variant, never across engines."""
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
+
+import numpy
 
 from ..sampling import Sampling
 
@@ -31,6 +34,24 @@ class Sampler:
     def draw(self, context: Any) -> int:
         """A token from the context's last logits (the chain accepts it, as llama.cpp's own loop does)."""
         return int(self.api.llama_sampler_sample(self.chain, context, -1))
+
+    def draw_from(self, logits: numpy.ndarray[Any, Any]) -> int:
+        """A token from a position's logits, any position a teacher-forced pass read: what ``draw`` gives when those
+        are the context's last logits, as ``llama_sampler_sample`` does it (every token with its logit and no
+        probability, unsorted, nothing selected; the chain applied; the selected token accepted)."""
+        size = len(logits)
+        data = numpy.zeros(size, dtype=numpy.dtype([("id", numpy.intc), ("logit", numpy.single), ("p", numpy.single)]))
+        data["id"] = numpy.arange(size, dtype=numpy.intc)
+        data["logit"] = logits
+        candidates = self.api.llama_token_data_array(
+            data=data.ctypes.data_as(self.api.llama_token_data_p), size=size, selected=-1, sorted=False
+        )
+        self.api.llama_sampler_apply(self.chain, ctypes.byref(candidates))
+        if not 0 <= candidates.selected < candidates.size:
+            raise RuntimeError(f"llama.cpp's sampler chain selected no token ({candidates.selected})")
+        token = int(candidates.data[candidates.selected].id)
+        self.api.llama_sampler_accept(self.chain, token)
+        return token
 
     def close(self) -> None:
         self.api.llama_sampler_free(self.chain)

@@ -3,8 +3,10 @@
 (e) as (c) without the plan; (d) as (c) and (f) serially with a warm --lm-cache; (g) `pytest exercises/` again
 with its warm cache, as a student's edit-run loop does; (h) as (c) on llama.cpp (`--lm-engine llama.cpp`, cold: no
 --lm-cache), verifying its drafts, (h0) decoding every token and (hf) as (f), when llama-cpp-python is installed
-(`make llamacpp`). With --runs N every row is run N times and a last table prints both engines side by side: each
-ratio's min, median and max over the runs (`make bench` runs three).
+(`make llamacpp`); (s1)-(s3) the larger suite (`bench/suite`: 198 next-token and greedy tests) on transformers, its
+first run writing a plan, then planned, then serial from a warm --lm-cache, and (t1)-(t3) the same on llama.cpp (its
+first run without a plan; the others with transformers' plan). With --runs N every row is run N times and a last
+table prints both engines side by side: each ratio's min, median and max over the runs (`make bench` runs three).
 
 One run, the embedded model, a warm conversion cache. Prints wall times, ratios against (a), the observations each
 checked, tokens verified from drafts against tokens decoded, model-ready time, peak RSS per process and PSS summed
@@ -116,7 +118,39 @@ def one_run() -> tuple[float, dict[str, Any], dict[str, dict[str, Any]]]:
         pytest_run("exercises-fill", folder, env=env, where="exercises")
         rows["(g) pytest exercises/ again"] = pytest_run("exercises", folder, env=env, where="exercises")
         shutil.rmtree(folder / "cache", ignore_errors=True)
+        rows.update(larger_suite(folder / "suite", llama))
     return wall_a, a, rows
+
+
+def larger_suite(folder: Path, llama: bool) -> dict[str, dict[str, Any]]:
+    """bench/suite on each engine: its first run (transformers' writes the plan; llama.cpp takes no plan), a run
+    with that plan (which also fills a fresh --lm-cache), and a serial run from the warm cache."""
+    folder.mkdir()
+    env = cache_sharing_the_model(folder)
+    plan = f"--lm-plan={folder / 'plan.json'}"
+    suite = {"where": "bench/suite", "env": env}
+    rows = {
+        "(s1) bench/suite -n 2, first run": pytest_run(
+            "suite-first", folder, "-n", "2", plan, "--lm-plan-update", **suite
+        ),
+        "(s2) bench/suite -n 2, planned": pytest_run("suite-planned", folder, "-n", "2", plan, "--lm-cache", **suite),
+        "(s3) bench/suite serial, warm cache": pytest_run(
+            "suite-warm", folder, "-p", "no:xdist", plan, "--lm-cache", **suite
+        ),
+    }
+    if llama:
+        engine = "--lm-engine=llama.cpp"
+        rows["(t1) as (s1), llama.cpp"] = pytest_run(
+            "suite-llama-first", folder, "-n", "2", engine, "--lm-plan=none", **suite
+        )
+        rows["(t2) as (s2), llama.cpp"] = pytest_run(
+            "suite-llama-planned", folder, "-n", "2", engine, plan, "--lm-cache", **suite
+        )
+        rows["(t3) as (s3), llama.cpp"] = pytest_run(
+            "suite-llama-warm", folder, "-p", "no:xdist", engine, plan, "--lm-cache", **suite
+        )
+    shutil.rmtree(folder / "cache", ignore_errors=True)
+    return rows
 
 
 def table(wall_a: float, a: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
@@ -140,6 +174,9 @@ SIDE_BY_SIDE = (  # (measure, its goal, transformers' row, llama.cpp's row)
     ("cold -n 2, verifying drafts", "0.2 / 0.12", "(c) pytest specs/ -n 2", "(h) as (c), --lm-engine llama.cpp"),
     ("cold -n 2, decoding every token", "", "(c0) as (c), --lm-drafts=false", "(h0) as (h), --lm-drafts=false"),
     ("warm --lm-cache, serial", "0.05", "(f) -p no:xdist, warm --lm-cache", "(hf) as (f), --lm-engine llama.cpp"),
+    ("bench/suite -n 2, first run", "", "(s1) bench/suite -n 2, first run", "(t1) as (s1), llama.cpp"),
+    ("bench/suite -n 2, planned", "", "(s2) bench/suite -n 2, planned", "(t2) as (s2), llama.cpp"),
+    ("bench/suite serial, warm cache", "", "(s3) bench/suite serial, warm cache", "(t3) as (s3), llama.cpp"),
 )
 
 

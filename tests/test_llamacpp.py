@@ -321,3 +321,44 @@ def test_an_unchanged_llama_cpp_rerun_loads_no_model_and_observes_the_same(
     third = run("third.json", "--lm-threads=2")
     [relearning] = third["processes"]
     assert relearning["model_ready_s"]["embedded"] > 0 and relearning["computed"] > 0
+
+
+OWN_DRAFTS_SPEC = """
+from pytest_lmbehave import sampled
+
+
+@sampled(top_k=50)
+def test_a_sampled_continuation(lm):
+    assert len(lm.generate("Shakespeare was a", 16).ids) == 16
+
+
+def test_a_greedy_continuation(lm):
+    assert lm.generate("Shakespeare was a", 8).ids
+"""
+
+
+def test_llama_cpp_keeps_its_own_sampled_drafts_in_the_plan_beside_transformers_and_verifies_them(
+    pytester: pytest.Pytester,
+) -> None:
+    # transformers writes the plan; llama.cpp's update adds its own ids where they differ (the sampled row) and leaves
+    # every byte of the plan's own entries as they were; the next llama.cpp run verifies the sampled row's draft.
+    pytester.makepyfile(test_own=OWN_DRAFTS_SPEC)
+    quiet = ["-p", "no:randomly", "-p", "no:xdist", "--lm-plan=plan.json"]
+    pytester.runpytest_subprocess(*quiet, "--lm-plan-update").assert_outcomes(passed=2)
+    plan = pytester.path / "plan.json"
+    before = json.loads(plan.read_text())["tests"]
+    llama = ["--lm-engine=llama.cpp", *quiet]
+    pytester.runpytest_subprocess(*llama, "--lm-plan-update").assert_outcomes(passed=2)
+    after = json.loads(plan.read_text())["tests"]
+    own = after["test_own.py::test_a_sampled_continuation"][0]["drafts"]["llama.cpp"]
+    assert len(own) == 16 and own != before["test_own.py::test_a_sampled_continuation"][0]["draft"]
+    for entries in after.values():
+        for entry in entries:
+            entry.pop("drafts", None)
+    assert after == before  # the rest of the plan as transformers wrote it
+    pytester.runpytest_subprocess(*llama, "--lm-report=report.json").assert_outcomes(passed=2)
+    [process] = json.loads((pytester.path / "report.json").read_text())["processes"]
+    assert process["tokens_verified"] >= 15 + 7 and process["tokens_decoded"] <= 2
+    pytester.runpytest_subprocess(*quiet, "--lm-plan-update").assert_outcomes(passed=2)  # transformers again
+    [kept] = json.loads(plan.read_text())["tests"]["test_own.py::test_a_sampled_continuation"]
+    assert kept["drafts"] == {"llama.cpp": own}  # kept through transformers' own update

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy
@@ -99,6 +100,28 @@ def test_a_plan_reads_back_what_was_written_and_merging_keeps_what_did_not_run(t
         "a.py::test_one": [plan.Ask.of("next_token", "new")],
         "b.py::test_other": first["b.py::test_other"],
     }
+
+
+def test_an_engines_own_drafts_go_beside_the_plans_and_survive_its_next_update(tmp_path: Path) -> None:
+    sampled, greedy = (
+        plan.Ask.of("generation", "hello", 4, Policy(WARM, 7), (1, 2, 3, 4)),
+        plan.Ask.of("generation", "hi", 2),
+    )
+    old = {"a.py::test_one": [sampled, greedy], "a.py::test_two": [plan.Ask.of("next_token", "x")]}
+    ran = {"a.py::test_one": [replace(sampled, draft=(1, 9, 9, 9)), replace(greedy, draft=None)]}
+    mine = plan.own_drafts(old, ran, "llama.cpp")
+    assert mine == old and mine["a.py::test_one"][0].others == (("llama.cpp", (1, 9, 9, 9)),)
+    assert mine["a.py::test_one"][0].draft == (1, 2, 3, 4) and mine["a.py::test_one"][1].others == ()
+    same = plan.own_drafts(old, {"a.py::test_one": [sampled]}, "llama.cpp")  # its ids are the plan's: nothing kept
+    assert plan.render(same, 0) == plan.render(old, 0)
+    path = tmp_path / "plan.json"
+    path.write_text(plan.render(mine, 0))
+    tests, _, _ = plan.read(path)
+    assert [a.others for a in tests["a.py::test_one"]] == [(("llama.cpp", (1, 9, 9, 9)),), ()]
+    assert [a.for_engine("llama.cpp").draft for a in tests["a.py::test_one"]] == [(1, 9, 9, 9), None]
+    assert tests["a.py::test_one"][0].for_engine("transformers").draft == (1, 2, 3, 4)
+    again = plan.merge(tests, {"a.py::test_one": [replace(sampled, draft=(1, 2, 3, 5))]}, {"a.py::test_one"})
+    assert again["a.py::test_one"][0].others == (("llama.cpp", (1, 9, 9, 9)),)  # the plan's engine updated it
 
 
 @pytest.mark.parametrize(

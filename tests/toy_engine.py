@@ -14,6 +14,7 @@ from pytest_lmbehave.config.settings import Settings
 
 NAME = "toy"
 DRAFTS = False  # it leaves the plan's drafts alone, as an engine whose numbers are not the plan's would
+OWN_DRAFTS = False
 
 
 class ToyBackend:

@@ -57,6 +57,11 @@ def takes_drafts(settings: Settings) -> bool:
     return package(settings.engine).DRAFTS
 
 
+def keeps_own_drafts(settings: Settings) -> bool:
+    """Whether the session's engine verifies drafts of its own, kept in the plan beside the plan's."""
+    return package(settings.engine).OWN_DRAFTS
+
+
 def by_level(environment: Mapping[str, str]) -> bool:
     """Whether the numbers recorded in ``environment`` depend on the CPU's SIMD level (by its engine's own fact; a
     served engine with no row of its own, none)."""

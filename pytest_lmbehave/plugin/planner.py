@@ -37,11 +37,13 @@ class PlanFile:
         update: bool,
         announce: Callable[[str], None],
         use: Callable[[list[plan.Ask], list[Path]], None],
+        own: str | None = None,
     ) -> None:
         self.use = use  # hands the requests to the registry before any model loads
         self.path = path
         self.base_seed = base_seed
         self.update = update
+        self.own = own  # the engine whose own drafts an update adds, leaving the rest of the plan alone
         self.announce = announce
         self.collected: set[str] = set()  # node ids collected, before any deselection
         self.ran: dict[str, list[plan.Ask]] = {}
@@ -72,7 +74,15 @@ class PlanFile:
     def finish(self, session: pytest.Session) -> None:
         if not self.update or hasattr(session.config, "workerinput") or not self.ran:
             return
-        old, _, _ = plan.read(self.path)
+        old, seed, _ = plan.read(self.path)
+        if self.own is not None:
+            if seed != self.base_seed:  # its sampled rows ran under other seeds than the plan's
+                return
+            merged = plan.own_drafts(old, self.ran, self.own)
+            if plan.render(merged, self.base_seed) != plan.render(old, self.base_seed):
+                write_atomically(self.path, plan.render(merged, self.base_seed))
+                self.announce(f"pytest-lmbehave: {self.own}'s own drafts written into the request plan {self.path}")
+            return
         merged = plan.merge(old, self.ran, self.collected)
         write_atomically(self.path, plan.render(merged, self.base_seed))
         self.announce(f"pytest-lmbehave: request plan for {len(self.ran)} tests written to {self.path}")

@@ -101,10 +101,13 @@ class Session:
         if path is not None:
             update = bool(given(lookup, "lm_plan_update") or config.getoption("update_snapshots", False))
             # An engine that takes no drafts would replace the plan's with generations of its own; so would another
-            # dtype's (bfloat16's numbers are not float32's, and its runs take no drafts: invariance.py).
-            update = update and backends.takes_drafts(self.settings)
+            # dtype's (bfloat16's numbers are not float32's, and its runs take no drafts: invariance.py). An engine
+            # that keeps drafts of its own adds them beside the plan's and changes nothing else.
+            takes = backends.takes_drafts(self.settings)
+            own = self.settings.engine if not takes and backends.keeps_own_drafts(self.settings) else None
+            update = update and (takes or own is not None)
             update = update and (self.settings.dtype == "float32" or bool(given(lookup, "lm_plan_update")))
-            self.plan = PlanFile(path, self.settings.seed, update, self.announce, self.registry.use_plan)
+            self.plan = PlanFile(path, self.settings.seed, update, self.announce, self.registry.use_plan, own)
         controller = workerinput is None
         self.share = Share() if controller and config.pluginmanager.hasplugin("xdist") else None
         self.report: ReportFile | None = None

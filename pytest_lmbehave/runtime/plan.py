@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ class Ask:
     n: int = 1
     policy: Policy = GREEDY
     draft: tuple[int, ...] | None = field(default=None, compare=False)  # a generation's ids last time
+    # Another engine's ids for the same generation, where they are not ``draft`` (engine, ids): its own drafts
+    # (an engine whose numbers are not the plan's adds them on an update and leaves the rest alone: ``own_drafts``).
+    others: tuple[tuple[str, tuple[int, ...]], ...] = field(default=(), compare=False)
 
     @classmethod
     def of(
@@ -76,6 +79,8 @@ class Ask:
             entry.update(n=self.n, knobs=knobs, seed=self.policy.seed)
             if self.draft:
                 entry["draft"] = list(self.draft)
+            if self.others:
+                entry["drafts"] = {engine: list(ids) for engine, ids in self.others}
         return entry
 
     @classmethod
@@ -88,7 +93,25 @@ class Ask:
         policy = GREEDY if knobs is None else Policy(Sampling(knobs[0], knobs[1], knobs[2]), seed)
         text = prompt if isinstance(prompt, str) else tuple(int(i) for i in prompt)
         draft = entry.get("draft")
-        return cls.of(kind, text, int(entry.get("n", 1)), policy, None if draft is None else tuple(map(int, draft)))
+        ask = cls.of(kind, text, int(entry.get("n", 1)), policy, None if draft is None else tuple(map(int, draft)))
+        others = entry.get("drafts") or {}
+        if not isinstance(others, dict):
+            raise ValueError(f"not a request: {entry!r:.80}")
+        found = tuple(sorted((str(engine), tuple(map(int, ids))) for engine, ids in others.items() if ids))
+        return replace(ask, others=found) if found and ask.kind == "generation" else ask
+
+    def for_engine(self, engine: str) -> Ask:
+        """This request with the engine's own draft, where it has one."""
+        own = dict(self.others).get(engine)
+        return self if own is None else replace(self, draft=own)
+
+    def with_other(self, engine: str, ids: Sequence[int]) -> Ask:
+        """This request keeping an engine's own ids (none where they are the plan's draft)."""
+        others = dict(self.others)
+        others.pop(engine, None)
+        if tuple(ids) != self.draft:
+            others[engine] = tuple(ids)
+        return replace(self, others=tuple(sorted(others.items())))
 
 
 Drafts = dict[tuple[Any, ...], tuple[int, ...]]  # a generation's ids from an earlier run, by its ``key``
@@ -204,11 +227,29 @@ def render(tests: dict[str, list[Ask]], base_seed: int) -> str:
 
 
 def merge(old: dict[str, list[Ask]], ran: dict[str, list[Ask]], collected: set[str]) -> dict[str, list[Ask]]:
-    """Tests that ran replace their entries; tests gone from a collected module are dropped; the rest are kept."""
+    """Tests that ran replace their entries (keeping other engines' drafts of the same requests); tests gone from a
+    collected module are dropped; the rest are kept."""
     modules = {node.split("::")[0] for node in collected}
     kept = {node: asks for node, asks in old.items() if node in collected or node.split("::")[0] not in modules}
-    kept.update(ran)
+    others = {ask: ask.others for asks in old.values() for ask in asks if ask.others}
+    kept.update({node: [_keeping(ask, others.get(ask, ())) for ask in asks] for node, asks in ran.items()})
     return kept
+
+
+def _keeping(ask: Ask, others: tuple[tuple[str, tuple[int, ...]], ...]) -> Ask:
+    for engine, ids in others:
+        ask = ask.with_other(engine, ids)
+    return ask
+
+
+def own_drafts(old: dict[str, list[Ask]], ran: dict[str, list[Ask]], engine: str) -> dict[str, list[Ask]]:
+    """The plan with an engine's own generations added to the requests they answer, as that engine's drafts: every
+    test, request and draft of the plan's stays as it was (the plan is another engine's)."""
+    found = {ask: ask.draft for asks in ran.values() for ask in asks if ask.kind == "generation" and ask.draft}
+    return {
+        node: [ask.with_other(engine, found[ask]) if ask in found else ask for ask in asks]
+        for node, asks in old.items()
+    }
 
 
 def unique(asks: Iterable[Ask]) -> list[Ask]:

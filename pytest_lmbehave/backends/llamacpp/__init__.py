@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     from ..lazy import ModelFacts
 
 ENGINE = "llama.cpp"
-# llama.cpp decodes token by token and takes no drafts; its generations are not transformers', so --snapshot-update
-# leaves the plan's drafts alone.
+# llama.cpp's generations are not transformers', so --snapshot-update leaves the plan's drafts alone; it verifies
+# drafts, and an update adds its own beside them (its sampled rows draw other tokens than transformers').
 DRAFTS = False
+OWN_DRAFTS = True
 INSTALL = "pip install 'pytest-lmbehave[llamacpp]'   (or: pip install llama-cpp-python; it builds llama.cpp)"
 # llama.cpp's AMX kernels, which a build for an Intel CPU with AMX (Sapphire Rapids and later) turns on, crash the
 # process in ggml_backend_amx_mul_mat on the first batch of more than one token (seen here on 0.3.36;

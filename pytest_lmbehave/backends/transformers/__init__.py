@@ -16,6 +16,7 @@ from .conversion import say
 from .hardware import LOW_PRECISION
 
 DRAFTS = True  # its generations are the plan's drafts, verified in one teacher-forced pass
+OWN_DRAFTS = False  # they are the plan's own
 
 
 def check(settings: Settings, resolve: Callable[[str], ModelSource]) -> None:

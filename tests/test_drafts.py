@@ -124,4 +124,12 @@ def test_short_prompts_of_one_length_read_in_one_pass_are_each_what_it_reads_alo
     for a, b in zip(together, alone):
         assert abs(a.values - b.values).max() < 1e-4
     assert all(abs(together[0].values - other.values).max() > 1e-3 for other in together[1:])  # rows told apart
-    assert "forward" not in vars(tiny_backend.model.get_output_embeddings())
+    head = tiny_backend.model.get_output_embeddings()
+    assert "forward" not in vars(head)
+    hooked = head.forward  # a method set on the layer itself, as accelerate's hooks do, is kept too
+    head.forward = hooked
+    try:
+        assert abs(tiny_backend.next_logprobs(rows[:1] + rows[3:4])[1].values - alone[3].values).max() < 1e-4
+        assert vars(head)["forward"] is hooked
+    finally:
+        del head.forward

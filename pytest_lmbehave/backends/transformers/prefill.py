@@ -130,13 +130,19 @@ def one_length(model: Any, rows: Sequence[Sequence[int]]) -> list[Any]:
     import torch
 
     head = model.get_output_embeddings()
+    if head is None:  # no output layer to take the rows one at a time
+        return [last_logprobs(model, r) for r in rows]
+    own = vars(head).get("forward")  # a method set on the layer itself (accelerate's hooks), else the class's
     whole = head.forward
     head.forward = lambda hidden: torch.cat([whole(hidden[i : i + 1]) for i in range(hidden.shape[0])])
     try:
         with torch.no_grad():
             out = model(torch.tensor([list(r) for r in rows], device=model.device), logits_to_keep=1)
-    finally:
-        del head.forward  # the layer's own method again
+    finally:  # the layer's own method again
+        if own is None:
+            del head.forward
+        else:
+            head.forward = own
     logits = out.logits[:, -1].float().cpu()
     return [torch.log_softmax(logits[i], dim=-1) for i in range(len(rows))]
 

@@ -2,9 +2,8 @@
 and each review's prompts (`bench/drafts_exact.py`'s prompts), 99 of them, each in a next-token test and a
 greedy test (8 tokens). Each test holds what every engine must keep, so it can fail: a choice between the question's
 top two candidates picks the first, and a greedy generation begins with the question's argmax and reads the same
-log-probability for it. Not in `make test`; the bench runs it on
-both engines, first without a plan (writing one), then with it (verifying its drafts), then again from a warm
---lm-cache.
+log-probability for it. Not in `make test`; the bench runs it on both engines, first without a plan (writing one),
+then with it (verifying its drafts), then again from a warm --lm-cache.
 
     pytest bench/suite -n 2 --lm-plan=/tmp/suite-plan.json --lm-plan-update
 """
@@ -23,8 +22,6 @@ from drafts_exact import prompts
 
 PROMPTS = prompts()[::2]
 STEPS = 8
-
-
 IDS = [f"{i:03d}" for i in range(len(PROMPTS))]
 
 

@@ -179,7 +179,7 @@ class EnginePackage(Protocol):
     (``config/engines.py``): the engine's facts, which nothing outside ``backends/`` tests its name for."""
 
     # Its generations are the plan's drafts: it verifies them by teacher forcing, and --snapshot-update writes its
-    # own into the plan. (An engine whose numbers are not the plan's takes none and leaves the plan alone.)
+    # own into the plan. (An engine whose numbers are not the plan's leaves the plan's drafts alone.)
     DRAFTS: bool
     # It verifies drafts, but its numbers are not the plan's: an update adds its generations to the plan as its own
     # drafts, beside the plan's, and changes nothing else (llama.cpp's sampled rows draw other tokens).

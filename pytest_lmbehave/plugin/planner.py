@@ -78,9 +78,9 @@ class PlanFile:
         if self.own is not None:
             if seed != self.base_seed:  # its sampled rows ran under other seeds than the plan's
                 return
-            merged = plan.own_drafts(old, self.ran, self.own)
-            if plan.render(merged, self.base_seed) != plan.render(old, self.base_seed):
-                write_atomically(self.path, plan.render(merged, self.base_seed))
+            text = plan.render(plan.own_drafts(old, self.ran, self.own), self.base_seed)
+            if text != plan.render(old, self.base_seed):
+                write_atomically(self.path, text)
                 self.announce(f"pytest-lmbehave: {self.own}'s own drafts written into the request plan {self.path}")
             return
         merged = plan.merge(old, self.ran, self.collected)

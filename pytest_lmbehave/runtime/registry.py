@@ -86,8 +86,10 @@ class Registry:
     def use_plan(self, asks: list[plan.Ask], sets: list[Path] | None = None) -> None:
         """The plan's requests for this run's tests, and the snapshot sets beside them (whose recorded generations
         are drafts too); runtimes made from now on batch them. --lm-drafts=false keeps the batches, not the drafts."""
-        own = [ask.for_engine(self.settings.engine) for ask in asks]  # an engine's own drafts first
-        self.plan = own if self.settings.drafts else [replace(ask, draft=None) for ask in asks]
+        engine = self.settings.engine  # an engine's own drafts first
+        self.plan = (
+            [a.for_engine(engine) for a in asks] if self.settings.drafts else [replace(a, draft=None) for a in asks]
+        )
         self.sets = list(sets or []) if self.settings.drafts else []
         self._recorded.clear()
         for spec, runtime in self._runtimes.items():

@@ -117,11 +117,8 @@ transformers4: $(STAMP4)
 # bfloat16 is not batch-invariant (the numerics probe
 # says so in the fingerprint), so every request is read alone and decoded token by token; the verdicts allow the
 # dtype's measured noise. float16 is left out: on these CPUs it is a slow emulation (the probe alone takes 7 s).
-# Left out: the capabilities under change (specs/test_under_change.py): they hold no snapshot, they passed in
-# bfloat16 when they landed (README "Behaviour under change"), and bfloat16 reads each of their ~250 prompts alone,
-# 10 minutes of CPU on these machines.
 bfloat16: $(STAMP)
-	ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 $(PY) -m pytest specs/ -n 2 -q -p no:randomly --lm-dtype bfloat16 --ignore=specs/test_under_change.py $(PYTEST_ARGS)
+	ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 $(PY) -m pytest specs/ -n 2 -q -p no:randomly --lm-dtype bfloat16 $(PYTEST_ARGS)
 
 # Other CPUs' numerics, simulated on this one: every spec passes with no near-tie flip (--lm-strict), and the
 # largest change of any recorded number between the runs -- the measured noise floor -- is printed and must stay

@@ -10,6 +10,8 @@ engines and versions (transformers 4.57 prepends a BOS: the examples' order then
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from document import (
     BOSTON_PLACES,
@@ -52,8 +54,9 @@ FEW_SHOT_BOUNDS = {perturbations.NAME: 0.75, perturbations.TYPO: 0.75, perturbat
 
 
 @pytest.mark.parametrize("family", list(FEW_SHOT_BOUNDS))
-def test_the_few_shot_label_holds_under_small_changes(lm: LM, family: str) -> None:
+def test_the_few_shot_label_holds_under_small_changes(lm: LM, lm_snapshot: Any, family: str) -> None:
     cap = lm.invariance(f"few-shot label under {family}", few_shot_changes(family), labels=LABELS)
+    assert cap == lm_snapshot
     assert_failure_rate(cap, at_most=FEW_SHOT_BOUNDS[family])
 
 
@@ -81,9 +84,10 @@ PLAYWRIGHT_BOUNDS = {
 
 
 @pytest.mark.parametrize("family", list(PLAYWRIGHT_BOUNDS))
-def test_another_playwright_keeps_shakespeares_top_5_jobs_in_play(lm: LM, family: str) -> None:
+def test_another_playwright_keeps_shakespeares_top_5_jobs_in_play(lm: LM, lm_snapshot: Any, family: str) -> None:
     jobs = [c.piece for c in lm.next_token(SHAKESPEARE).top(5)]
     cap = lm.invariance(f"'Shakespeare was a' under {family}", playwright_changes(family), jobs, PLAYWRIGHT_KL)
+    assert cap == lm_snapshot
     side, bound = PLAYWRIGHT_BOUNDS[family]
     assert_failure_rate(cap, **{"at_most" if side == "<=" else "at_least": bound})
 
@@ -91,10 +95,11 @@ def test_another_playwright_keeps_shakespeares_top_5_jobs_in_play(lm: LM, family
 ZERO_SHOT = [*ONE_TOKEN_PROMPTS, JOB_PROMPT, BOSTON_PLACES, BOSTON_VISIT, "Shakespeare's job was"]
 
 
-def test_a_space_at_the_end_moves_the_zero_shot_answer(lm: LM) -> None:
+def test_a_space_at_the_end_moves_the_zero_shot_answer(lm: LM, lm_snapshot: Any) -> None:
     """The document's whitespace lesson from the other side: a prompt that ends in a space asks for a token that
     does not begin with one, so the answer changes (6 of 7 on the embedded model)."""
     cap = lm.invariance("zero-shot answer, a space at the end", [perturbations.whitespace(p, "end") for p in ZERO_SHOT])
+    assert cap == lm_snapshot
     assert_failure_rate(cap, at_least=0.2)
 
 
@@ -105,15 +110,17 @@ def zero_shot_changes(family: str) -> list[perturbations.Change]:
 
 
 @pytest.mark.parametrize("family", ["inside", "start", perturbations.CASE])
-def test_the_zero_shot_answer_under_spaces_within_and_case(lm: LM, family: str) -> None:
+def test_the_zero_shot_answer_under_spaces_within_and_case(lm: LM, lm_snapshot: Any, family: str) -> None:
     cap = lm.invariance(f"zero-shot answer under {family}", zero_shot_changes(family))
+    assert cap == lm_snapshot
     assert_failure_rate(cap, at_most=0.95)
 
 
 POSITIVE = expand("I {verb} the {thing}.", verb=("loved", "enjoyed"), thing=("story", "combat", "music", "campaign"))
 
 
-def test_a_negated_review_raises_the_bad_label(lm: LM) -> None:
+def test_a_negated_review_raises_the_bad_label(lm: LM, lm_snapshot: Any) -> None:
     changes = [perturbations.negate(few_shot_prompt(case.text), within=case.text) for case in POSITIVE]
     cap = lm.direction("few-shot label under negation", changes, " bad", up=True, labels=LABELS)
+    assert cap == lm_snapshot
     assert_failure_rate(cap, at_most=0.75)

@@ -267,6 +267,20 @@ def test_plan_update_records_every_tests_requests_and_planned_runs_observe_the_s
     assert not [p for p in pytester.path.iterdir() if p.name.startswith(".lmbehave-plan")]  # no staging file left
 
 
+def test_an_update_under_xdist_drops_the_entries_of_tests_gone_from_a_collected_module(  # type: ignore[no-untyped-def]
+    run_with_tiny, pytester: pytest.Pytester
+) -> None:
+    run_with_tiny(SOURCE, "-p", "no:xdist", "--lm-plan-update").assert_outcomes(passed=3)
+    path = pytester.path / "lmbehave-plan.json"
+    tests, _, _ = plan.read(path)
+    module = next(iter(tests)).split("::")[0]
+    gone = {f"{module}::test_renamed_since": [plan.Ask.of("next_token", "x")]}
+    elsewhere = {"not_collected.py::test_kept": [plan.Ask.of("next_token", "y")]}
+    path.write_text(plan.render({**tests, **gone, **elsewhere}, 0))
+    run_with_tiny(SOURCE, "-n", "2", "--lm-plan-update").assert_outcomes(passed=3)
+    assert plan.read(path)[0] == {**tests, **elsewhere}  # the workers' collections reached the controller
+
+
 def test_a_damaged_plan_file_is_named_and_the_run_goes_on(run_with_tiny, pytester: pytest.Pytester) -> None:  # type: ignore[no-untyped-def]
     (pytester.path / "lmbehave-plan.json").write_text("{half a plan")
     result = run_with_tiny(SOURCE, "-p", "no:xdist")

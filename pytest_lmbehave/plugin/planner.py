@@ -19,6 +19,7 @@ from ..runtime import plan
 from .snapshot_sets import set_folders
 
 ASKS = pytest.StashKey[list[plan.Ask]]()
+COLLECTED = "lmbehave_collected"  # a worker's collected node ids, in its workeroutput for the controller
 
 
 def asks_for(item: pytest.Item) -> list[plan.Ask]:
@@ -62,6 +63,11 @@ class PlanFile:
         # The plan's requests for the tests this run will run, and the snapshot sets whose generations are drafts.
         self.use(plan.unique(asks), set_folders(session.config.invocation_params.dir, session.config.args))
 
+    def node_down(self, node: Any) -> None:
+        """An xdist worker's collected node ids (before any deselection), so that an update drops the entries of
+        tests gone from a collected module there too (a crashed worker tells nothing: its modules keep theirs)."""
+        self.collected.update(getattr(node, "workeroutput", {}).get(COLLECTED, ()))
+
     def carried(self, item: pytest.Item) -> dict[str, Any]:
         """What a test's teardown report carries for an update of the plan: the requests it made."""
         return {"asks": [a.to_json() for a in item.stash.get(ASKS, [])]} if self.update else {}
@@ -72,7 +78,12 @@ class PlanFile:
             self.ran[report.nodeid] = [plan.Ask.from_json(a) for a in asks]
 
     def finish(self, session: pytest.Session) -> None:
-        if not self.update or hasattr(session.config, "workerinput") or not self.ran:
+        if not self.update:
+            return
+        if hasattr(session.config, "workerinput"):  # the controller collects nothing: it hears what each worker did
+            session.config.workeroutput[COLLECTED] = sorted(self.collected)  # type: ignore[attr-defined]
+            return
+        if not self.ran:
             return
         old, seed, _ = plan.read(self.path)
         if self.own is not None:

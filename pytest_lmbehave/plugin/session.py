@@ -245,12 +245,15 @@ class Session:
             self.report.add(report, carried)
 
     def node_down(self, node: Any, error: Any) -> None:
-        """An xdist worker finished (or crashed): its process figures, and no deletion of snapshots after a crash."""
+        """An xdist worker finished (or crashed): its process figures, its collected tests for the plan, and no
+        deletion of snapshots after a crash."""
         figures = worker_figures(node)
         if self.report is not None and figures is not None:
             self.report.processes.append(figures)
         if self.share is not None:
             self.share.node_down(node, error)
+        if self.plan is not None:
+            self.plan.node_down(node)
 
     def finish(self, session: pytest.Session) -> None:
         if self.report is not None:

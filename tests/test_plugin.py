@@ -382,6 +382,24 @@ def test_a_model_path_given_as_a_separate_argument_is_refused_with_the_equals_fo
     pytester.runpytest("-p", "no:randomly", f"--lm-model={tiny_model}").assert_outcomes(passed=1)
 
 
+def test_a_switch_given_a_folder_is_refused_naming_the_fix_instead_of_collecting_nothing_under_xdist(
+    pytester: pytest.Pytester, tiny_model: Path
+) -> None:
+    """`--lm-cache /tmp/cache` reads like an option with a value; pytest takes the folder for a test path, and under
+    xdist a missing test path is not reported: the run said only "no tests ran"."""
+    pytester.makepyfile("def test_next(lm):\n    lm.next_token('hello')\n")
+    cache = pytester.path / "no-such-cache"
+    result = pytester.runpytest("-p", "no:randomly", f"--lm-model={tiny_model}", "-n", "2", "--lm-cache", str(cache))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*--lm-cache takes no value, so '{cache}' was read as a test path*LMBEHAVE_CACHE={cache}*"]
+    )
+    # A test path that is there after a switch is the user's own: taken.
+    pytester.runpytest("-p", "no:randomly", f"--lm-model={tiny_model}", "--lm-strict", ".").assert_outcomes(passed=1)
+    node = f"{next(pytester.path.glob('test_*.py')).name}::test_next"
+    pytester.runpytest("-p", "no:randomly", f"--lm-model={tiny_model}", "--lm-cache", node).assert_outcomes(passed=1)
+
+
 def test_a_report_path_given_as_a_separate_argument_is_taken_when_the_rootdir_stays(
     pytester: pytest.Pytester, tiny_model: Path
 ) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ..config.files import path_problem, write_atomically
+from ..config.options import OPTIONS
 from ..runtime import plan
 from .snapshot_sets import set_folders
 
@@ -143,8 +144,27 @@ def rootdir_without_it(config: pytest.Config) -> Path | None:
     return Path(rootpath)
 
 
+def switch_given_a_value(args: list[str], invocation: Path) -> tuple[str, str] | None:
+    """A switch followed by a word that names nothing (``--lm-cache /tmp/cache``): pytest takes the word for a test
+    path, and under xdist a test path that does not exist is not reported: the run collects nothing, silently."""
+    switches = {option.flag for option in OPTIONS if option.switch}
+    for flag, value in itertools.pairwise(args):
+        path = Path(value.split("::")[0]).expanduser()  # a node id names its file
+        if flag in switches and not value.startswith("-") and not (invocation / path).exists():
+            return flag, value
+    return None
+
+
 def check_paths(config: pytest.Config) -> None:
     """Files the run will write or read must be possible before any test runs: one usage error, not a traceback."""
+    given = switch_given_a_value(list(config.invocation_params.args), config.invocation_params.dir)
+    if given is not None:
+        flag, value = given
+        where = " (its folder is $LMBEHAVE_CACHE: LMBEHAVE_CACHE=" + value + " pytest ... --lm-cache)"
+        raise pytest.UsageError(
+            f"{flag} takes no value, so {value!r} was read as a test path, and nothing is there; write the switch "
+            f"alone{where if flag == '--lm-cache' else ''}"
+        )
     spaced = spaced_path(list(config.invocation_params.args), config.invocation_params.dir)
     if spaced is not None and rootdir_without_it(config) != config.rootpath:
         flag, value = spaced

@@ -149,10 +149,15 @@ def switch_given_a_value(args: list[str], invocation: Path) -> tuple[str, str] |
     path, and under xdist a test path that does not exist is not reported: the run collects nothing, silently."""
     switches = {option.flag for option in OPTIONS if option.switch}
     for flag, value in itertools.pairwise(args):
-        path = Path(value.split("::")[0]).expanduser()  # a node id names its file
-        if flag in switches and not value.startswith("-") and not (invocation / path).exists():
+        if flag not in switches or value.startswith("-"):
+            continue
+        if not (invocation / Path(value.split("::")[0]).expanduser()).exists():  # a node id names its file
             return flag, value
     return None
+
+
+# What a switch that reads like it takes a folder does take it from.
+FOLDERS = {"--lm-cache": "its folder is set by the environment: LMBEHAVE_CACHE={value} pytest ... --lm-cache"}
 
 
 def check_paths(config: pytest.Config) -> None:
@@ -160,10 +165,10 @@ def check_paths(config: pytest.Config) -> None:
     given = switch_given_a_value(list(config.invocation_params.args), config.invocation_params.dir)
     if given is not None:
         flag, value = given
-        where = " (its folder is $LMBEHAVE_CACHE: LMBEHAVE_CACHE=" + value + " pytest ... --lm-cache)"
+        folder = f" ({FOLDERS[flag].format(value=value)})" if flag in FOLDERS else ""
         raise pytest.UsageError(
             f"{flag} takes no value, so {value!r} was read as a test path, and nothing is there; write the switch "
-            f"alone{where if flag == '--lm-cache' else ''}"
+            f"alone{folder}"
         )
     spaced = spaced_path(list(config.invocation_params.args), config.invocation_params.dir)
     if spaced is not None and rootdir_without_it(config) != config.rootpath:

@@ -181,9 +181,27 @@ def test_a_record_whose_rate_was_altered_by_hand_fails_and_says_by_how_much() ->
     )
 
 
-def test_a_rate_within_what_alpha_allows_of_the_recorded_one_passes() -> None:
+def test_a_case_whose_verdict_moved_with_a_clear_margin_fails_where_the_rate_test_alone_would_pass() -> None:
+    """One model's cases are deterministic: 2/40 recorded and 3/40 now is no move of the rate (Fisher's p = 1), but
+    the case that fails now held then, and it was no near tie."""
     now = changes.record(capability(3, 40), 5)
-    assert compare({**now, "failures": 5}, now, Tolerances()) == []
+    recorded = {**now, "failures": 2, "failed": now["failed"][:2]}
+    (found,) = compare(recorded, now, Tolerances())
+    assert "Fisher's exact p=1, >= α=0.01" in found.text
+    assert f"failing now, held when recorded: {now['failed'][0]}" in found.text
+
+
+def test_a_case_that_was_or_is_a_near_tie_may_land_either_way() -> None:
+    now = changes.record(capability(3, 40), 5)
+    recorded = {**now, "failures": 2, "failed": now["failed"][:2], "near_ties": now["failed"][:1]}
+    assert compare(recorded, now, Tolerances()) == []
+    assert compare(now, recorded, Tolerances()) == []
+
+
+def test_a_failure_count_altered_by_hand_within_fishers_alpha_still_fails_naming_the_count() -> None:
+    now = changes.record(capability(3, 40), 5)
+    (found,) = compare({**now, "failures": 5}, now, Tolerances())
+    assert "2 fewer failures than recorded, beyond the 0 near ties, though the same cases are named" in found.text
 
 
 def test_other_cases_than_recorded_are_a_difference_with_the_fix() -> None:

@@ -1,7 +1,7 @@
 """Behaviour under change, judged over next-token distributions (CheckList's invariance and directional kinds for a
 causal LM): one change judged (``invariance``, ``direction``), a capability's cases together (the ``Capability``
-observation: its failure rate with an interval), its record, its comparison with a recorded rate (Fisher's exact
-test) and the table `lmbehave diff` prints of capability rates before and after.
+observation: its failure rate with an interval), its record, its comparison with a record (case by case, near ties
+aside, with Fisher's exact test of the rate beside it) and the table `lmbehave diff` prints of rates before and after.
 
 Invariance: the top-1 (or the chosen label) stays, unless the base was a near tie by the project's rule, and
 KL(base || variant) stays under a bound: over the labels when there are labels, else over the full vocabulary where
@@ -11,6 +11,7 @@ server). Direction: a label's probability moves the stated way by at least ``by`
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -253,18 +254,51 @@ def moved(old: dict[str, Any], new: dict[str, Any]) -> tuple[bool, float, str]:
     return significant, p_value, words
 
 
+def flipped(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What moved beyond the near ties of either record, in words (nothing: []). One model's cases are
+    deterministic, so a case that fails now and held then (or the reverse) is a change of behaviour, unless it is
+    a near tie in either record: numerical noise may land a near tie either way. Cases are matched by their ids
+    (several cases may share one); a failure count that moved beyond the near ties without its cases (a record
+    altered by hand) is named too."""
+    before, after = Counter(old.get("failed", [])), Counter(new.get("failed", []))
+    ties = Counter(old.get("near_ties", [])) + Counter(new.get("near_ties", []))
+    failing = [f"{case} (x{k})" if k > 1 else case for case, k in _beyond(after, before, ties).items()]
+    holding = [f"{case} (x{k})" if k > 1 else case for case, k in _beyond(before, after, ties).items()]
+    words = []
+    if failing:
+        words.append(f"failing now, held when recorded: {', '.join(failing)}")
+    if holding:
+        words.append(f"holding now, failed when recorded: {', '.join(holding)}")
+    count = int(new.get("failures", 0)) - int(old.get("failures", 0))
+    if not words and abs(count) > sum(ties.values()):
+        words.append(
+            f"{abs(count)} {'more' if count > 0 else 'fewer'} failures than recorded, beyond the "
+            f"{sum(ties.values())} near ties, though the same cases are named"
+        )
+    return words
+
+
+def _beyond(more: Counter[str], less: Counter[str], ties: Counter[str]) -> Counter[str]:
+    return Counter(
+        {case: more[case] - less[case] - ties[case] for case in more if more[case] - less[case] > ties[case]}
+    )
+
+
 def compare(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, teacher: Any) -> Compared:
-    """A capability's rate against the recorded one: a difference when Fisher's exact test rejects it at α = 0.01
-    (which cases failed may change within that: the rate is what is held, not each case)."""
+    """A capability's record against today's: a difference when a case's verdict moved beyond the near ties
+    (``flipped``) or when the rate moved by Fisher's exact test at α = 0.01 (a record without its cases)."""
     what = f"{old.get('capability')!r}"
     if "n" in old and old.get("n") != new.get("n"):
         text = f"{what}: {old.get('n')} cases recorded, {new.get('n')} now; record it again with --snapshot-update"
         return [Difference(RATE, text, "n", old.get("n"), new.get("n"))], set(old)
     if "failures" in old:
         significant, _, words = moved(old, new)
-        if significant:
+        cases = flipped(old, new)
+        if significant or cases:
             size = abs(int(new.get("failures", 0)) - int(old["failures"])) / max(1, int(old["n"]))
-            text = f"{what}: {words}; the cases that fail now: {', '.join(new.get('failed', [])) or 'none'}"
+            text = "; ".join(
+                [f"{what}: {words}", *cases, f"the cases that fail now: {', '.join(new.get('failed', [])) or 'none'}"]
+            )
             return [Difference(RATE, text, "failures", old["failures"], new.get("failures"), size=size)], set(old)
     return [], set(old)
 

@@ -37,6 +37,9 @@ class Outcome:
     verdict: str
     measured: float
     lines: tuple[str, ...]
+    # Within the noise of the other verdict: a margin under the near-tie threshold, a KL or a move within the
+    # tolerance (or the dtype's noise) of its bound; numerical noise alone may turn such a case over.
+    fragile: bool = False
 
 
 def near_tie_threshold(noise: float) -> float:
@@ -121,6 +124,8 @@ def invariance(
                 f"nats, clear of the near-tie threshold {threshold:.3g}; variant margin {new_margin:.4f})"
             ]
     bound = "" if max_kl is None else f" (bound {max_kl:g})"
+    near_bound = max_kl is not None and abs(divergence - max_kl) < max(defaults.TOLERANCE, 2 * noise)
+    fragile = min(base_margin, new_margin) < threshold or near_bound
     if max_kl is not None and divergence > max_kl:
         verdict = BROKEN
         why.append(f"KL(base || variant) {divergence:.4f} nats {over} exceeds the bound {max_kl:g}")
@@ -132,7 +137,7 @@ def invariance(
         *_side("base", base, variant, labels),
         *_side("variant", variant, base, labels),
     )
-    return Outcome(change.id, change.family, verdict, divergence, lines)
+    return Outcome(change.id, change.family, verdict, divergence, lines, fragile)
 
 
 def direction_floor(by: float, noise: float) -> tuple[float, str]:
@@ -163,6 +168,7 @@ def direction(
         before, after = base.prob(token), variant.prob(token)
     move = after - before
     held = move >= needed if up else move <= -needed
+    fragile = abs(move - (needed if up else -needed)) < max(defaults.TOLERANCE, probability_move(noise))
     way = "rise" if up else "fall"
     lines = (
         f"{change.id}: {(HELD if held else BROKEN).upper()}",
@@ -170,7 +176,7 @@ def direction(
         *_side("base", base, variant, labels),
         *_side("variant", variant, base, labels),
     )
-    return Outcome(change.id, change.family, HELD if held else BROKEN, move, lines)
+    return Outcome(change.id, change.family, HELD if held else BROKEN, move, lines, fragile)
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,6 +242,7 @@ def record(observation: Capability, top: int) -> dict[str, Any]:
         "interval": f"[{percent(rate.interval[0])}, {percent(rate.interval[1])}] (99 % Clopper-Pearson)",
         "failed": [o.id for o in observation.failures],
         "near_ties": [o.id for o in observation.near_ties],
+        "within_noise": [o.id for o in observation.outcomes if o.fragile],
     }
 
 
@@ -255,13 +262,17 @@ def moved(old: dict[str, Any], new: dict[str, Any]) -> tuple[bool, float, str]:
 
 
 def flipped(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """What moved beyond the near ties of either record, in words (nothing: []). One model's cases are
-    deterministic, so a case that fails now and held then (or the reverse) is a change of behaviour, unless it is
-    a near tie in either record: numerical noise may land a near tie either way. Cases are matched by their ids
-    (several cases may share one); a failure count that moved beyond the near ties without its cases (a record
-    altered by hand) is named too."""
+    """What moved beyond the noise between two records, in words (nothing: []). One model's cases are
+    deterministic, so a case that fails now and held then (or the reverse) is a change of behaviour, unless both
+    runs read it within the noise (``within_noise``: a margin under the near-tie threshold, a KL or a move within
+    the tolerance or the dtype's noise of its bound), which numerical noise may land either way. Cases are matched
+    by their ids (several cases may share one); a failure count that moved beyond the noise without its cases (a
+    record altered by hand) is named too."""
     before, after = Counter(old.get("failed", [])), Counter(new.get("failed", []))
-    ties = Counter(old.get("near_ties", [])) + Counter(new.get("near_ties", []))
+    # Noise turns a case over only where both runs read it within the noise (the near-tie rule: both margins).
+    ties = Counter(old.get("within_noise", old.get("near_ties", []))) & Counter(
+        new.get("within_noise", new.get("near_ties", []))
+    )
     failing = [f"{case} (x{k})" if k > 1 else case for case, k in _beyond(after, before, ties).items()]
     holding = [f"{case} (x{k})" if k > 1 else case for case, k in _beyond(before, after, ties).items()]
     words = []
@@ -273,7 +284,7 @@ def flipped(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     if not words and abs(count) > sum(ties.values()):
         words.append(
             f"{abs(count)} {'more' if count > 0 else 'fewer'} failures than recorded, beyond the "
-            f"{sum(ties.values())} near ties, though the same cases are named"
+            f"{sum(ties.values())} case(s) both runs read within the noise, though the same cases are named"
         )
     return words
 
@@ -285,7 +296,7 @@ def _beyond(more: Counter[str], less: Counter[str], ties: Counter[str]) -> Count
 
 
 def compare(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, teacher: Any) -> Compared:
-    """A capability's record against today's: a difference when a case's verdict moved beyond the near ties
+    """A capability's record against today's: a difference when a case's verdict moved beyond the noise
     (``flipped``) or when the rate moved by Fisher's exact test at α = 0.01 (a record without its cases)."""
     what = f"{old.get('capability')!r}"
     if "n" in old and old.get("n") != new.get("n"):

@@ -204,18 +204,18 @@ def test_a_case_both_runs_read_within_the_noise_may_land_either_way_but_not_one_
 
 def test_a_case_is_within_the_noise_where_a_margin_is_under_the_near_tie_threshold_or_a_move_near_its_bound() -> None:
     clear, close = dist(6, 3, 1, 1, 1), dist(6, 5.99, 1, 1, 1)
-    assert not changes.invariance(CHANGE, clear, clear, labels=(" good", " bad")).fragile
-    assert changes.invariance(CHANGE, clear, close, labels=(" good", " bad")).fragile  # the variant's margin
-    assert changes.invariance(CHANGE, close, clear, labels=(" good", " bad")).fragile  # the base's margin
+    assert not changes.invariance(CHANGE, clear, clear, labels=(" good", " bad")).within_noise
+    assert changes.invariance(CHANGE, clear, close, labels=(" good", " bad")).within_noise  # the variant's margin
+    assert changes.invariance(CHANGE, close, clear, labels=(" good", " bad")).within_noise  # the base's margin
     held = changes.invariance(CHANGE, clear, clear, labels=(" good", " bad"), max_kl=1e-4)
-    assert held.verdict == changes.HELD and held.fragile  # a KL of 0 within the tolerance (1e-3) of its bound
+    assert held.verdict == changes.HELD and held.within_noise  # a KL of 0 within the tolerance (1e-3) of its bound
     assert changes.record(changes.Capability("c", changes.INVARIANT, (held,)), 5)["within_noise"] == [held.id]
     labels = (" good", " bad")
-    assert not changes.direction(CHANGE, dist(8, 2, 1, 1, 1), dist(5, 5, 1, 1, 1), " bad", labels=labels).fragile
+    assert not changes.direction(CHANGE, dist(8, 2, 1, 1, 1), dist(5, 5, 1, 1, 1), " bad", labels=labels).within_noise
     edge = changes.direction(CHANGE, dist(8, 2, 1, 1, 1), dist(7.4995, 2.5005, 1, 1, 1), " bad", labels=labels)
-    assert edge.verdict == changes.HELD and edge.fragile  # 0.05005 against 0.05: within the tolerance (1e-3)
+    assert edge.verdict == changes.HELD and edge.within_noise  # 0.05005 against 0.05: within the tolerance (1e-3)
     bf16 = changes.direction(CHANGE, dist(8, 2, 1, 1, 1), dist(7, 3, 1, 1, 1), " bad", labels=labels, noise=0.25)
-    assert bf16.verdict == changes.BROKEN and bf16.fragile  # 0.1 against 0.221: within bfloat16's noise
+    assert bf16.verdict == changes.BROKEN and bf16.within_noise  # 0.1 against 0.221: within bfloat16's noise
 
 
 def test_a_failure_count_altered_by_hand_within_fishers_alpha_still_fails_naming_the_count() -> None:

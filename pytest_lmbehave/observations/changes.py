@@ -1,7 +1,8 @@
 """Behaviour under change, judged over next-token distributions (CheckList's invariance and directional kinds for a
 causal LM): one change judged (``invariance``, ``direction``), a capability's cases together (the ``Capability``
-observation: its failure rate with an interval), its record, its comparison with a record (case by case, near ties
-aside, with Fisher's exact test of the rate beside it) and the table `lmbehave diff` prints of rates before and after.
+observation: its failure rate with an interval), its record, its comparison with a record (case by case, the cases
+read within the noise aside, with Fisher's exact test of the rate beside it) and the table `lmbehave diff` prints of
+rates before and after.
 
 Invariance: the top-1 (or the chosen label) stays, unless the base was a near tie by the project's rule, and
 KL(base || variant) stays under a bound: over the labels when there are labels, else over the full vocabulary where
@@ -39,7 +40,7 @@ class Outcome:
     lines: tuple[str, ...]
     # Within the noise of the other verdict: a margin under the near-tie threshold, a KL or a move within the
     # tolerance (or the dtype's noise) of its bound; numerical noise alone may turn such a case over.
-    fragile: bool = False
+    within_noise: bool = False
 
 
 def near_tie_threshold(noise: float) -> float:
@@ -125,7 +126,7 @@ def invariance(
             ]
     bound = "" if max_kl is None else f" (bound {max_kl:g})"
     near_bound = max_kl is not None and abs(divergence - max_kl) < max(defaults.TOLERANCE, 2 * noise)
-    fragile = min(base_margin, new_margin) < threshold or near_bound
+    within_noise = min(base_margin, new_margin) < threshold or near_bound
     if max_kl is not None and divergence > max_kl:
         verdict = BROKEN
         why.append(f"KL(base || variant) {divergence:.4f} nats {over} exceeds the bound {max_kl:g}")
@@ -137,7 +138,7 @@ def invariance(
         *_side("base", base, variant, labels),
         *_side("variant", variant, base, labels),
     )
-    return Outcome(change.id, change.family, verdict, divergence, lines, fragile)
+    return Outcome(change.id, change.family, verdict, divergence, lines, within_noise)
 
 
 def direction_floor(by: float, noise: float) -> tuple[float, str]:
@@ -168,7 +169,7 @@ def direction(
         before, after = base.prob(token), variant.prob(token)
     move = after - before
     held = move >= needed if up else move <= -needed
-    fragile = abs(move - (needed if up else -needed)) < max(defaults.TOLERANCE, probability_move(noise))
+    within_noise = abs(move - (needed if up else -needed)) < max(defaults.TOLERANCE, probability_move(noise))
     way = "rise" if up else "fall"
     lines = (
         f"{change.id}: {(HELD if held else BROKEN).upper()}",
@@ -176,7 +177,7 @@ def direction(
         *_side("base", base, variant, labels),
         *_side("variant", variant, base, labels),
     )
-    return Outcome(change.id, change.family, HELD if held else BROKEN, move, lines, fragile)
+    return Outcome(change.id, change.family, HELD if held else BROKEN, move, lines, within_noise)
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,7 +243,7 @@ def record(observation: Capability, top: int) -> dict[str, Any]:
         "interval": f"[{percent(rate.interval[0])}, {percent(rate.interval[1])}] (99 % Clopper-Pearson)",
         "failed": [o.id for o in observation.failures],
         "near_ties": [o.id for o in observation.near_ties],
-        "within_noise": [o.id for o in observation.outcomes if o.fragile],
+        "within_noise": [o.id for o in observation.outcomes if o.within_noise],
     }
 
 
@@ -270,34 +271,34 @@ def flipped(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     record altered by hand) is named too."""
     before, after = Counter(old.get("failed", [])), Counter(new.get("failed", []))
     # Noise turns a case over only where both runs read it within the noise (the near-tie rule: both margins).
-    ties = Counter(old.get("within_noise", old.get("near_ties", []))) & Counter(
+    noisy = Counter(old.get("within_noise", old.get("near_ties", []))) & Counter(
         new.get("within_noise", new.get("near_ties", []))
     )
-    failing = [f"{case} (x{k})" if k > 1 else case for case, k in _beyond(after, before, ties).items()]
-    holding = [f"{case} (x{k})" if k > 1 else case for case, k in _beyond(before, after, ties).items()]
-    words = []
-    if failing:
-        words.append(f"failing now, held when recorded: {', '.join(failing)}")
-    if holding:
-        words.append(f"holding now, failed when recorded: {', '.join(holding)}")
+    words = [
+        f"{way}: {', '.join(f'{case} (x{k})' if k > 1 else case for case, k in cases.items())}"
+        for way, cases in (
+            ("failing now, held when recorded", _beyond(after, before, noisy)),
+            ("holding now, failed when recorded", _beyond(before, after, noisy)),
+        )
+        if cases
+    ]
     count = int(new.get("failures", 0)) - int(old.get("failures", 0))
-    if not words and abs(count) > sum(ties.values()):
+    if not words and abs(count) > noisy.total():
         words.append(
             f"{abs(count)} {'more' if count > 0 else 'fewer'} failures than recorded, beyond the "
-            f"{sum(ties.values())} case(s) both runs read within the noise, though the same cases are named"
+            f"{noisy.total()} case(s) both runs read within the noise, though the same cases are named"
         )
     return words
 
 
-def _beyond(more: Counter[str], less: Counter[str], ties: Counter[str]) -> Counter[str]:
-    return Counter(
-        {case: more[case] - less[case] - ties[case] for case in more if more[case] - less[case] > ties[case]}
-    )
+def _beyond(more: Counter[str], less: Counter[str], noisy: Counter[str]) -> Counter[str]:
+    """How many more times each case is in ``more`` than in ``less``, beyond its noisy readings."""
+    return Counter({case: k for case in more if (k := more[case] - less[case] - noisy[case]) > 0})
 
 
 def compare(old: dict[str, Any], new: dict[str, Any], tolerances: Tolerances, teacher: Any) -> Compared:
     """A capability's record against today's: a difference when a case's verdict moved beyond the noise
-    (``flipped``) or when the rate moved by Fisher's exact test at α = 0.01 (a record without its cases)."""
+    (``flipped``) or when the rate moved by Fisher's exact test at α = 0.01."""
     what = f"{old.get('capability')!r}"
     if "n" in old and old.get("n") != new.get("n"):
         text = f"{what}: {old.get('n')} cases recorded, {new.get('n')} now; record it again with --snapshot-update"

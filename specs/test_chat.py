@@ -5,7 +5,10 @@ and its ids with the answer, so such a change fails as a tokenizer-layer cause, 
 
 from __future__ import annotations
 
+import pytest
+
 from pytest_lmbehave import LM, sampled
+from pytest_lmbehave.invariants import coincidence
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -14,6 +17,7 @@ def test_a_one_turn_question_is_answered_through_the_chat_template(lm: LM, lm_sn
     assert lm.chat(QUESTION, max_new_tokens=20) == lm_snapshot
 
 
+@pytest.mark.invariant
 def test_the_answer_is_what_the_model_generates_after_the_rendered_template(lm: LM) -> None:
     answer = lm.chat(QUESTION, max_new_tokens=20)
     content = QUESTION[0]["content"]
@@ -25,6 +29,7 @@ def test_the_answer_is_what_the_model_generates_after_the_rendered_template(lm: 
     assert tuple(d.argmax_id for d in lm.steps(answer)) == answer.ids  # greedy: a chain of argmaxes
 
 
+@pytest.mark.invariant
 @sampled(temperature=0.7, top_p=0.9)
 def test_a_sampled_answer_reproduces_under_its_seed(lm: LM) -> None:
     answer = lm.chat(QUESTION, max_new_tokens=20)
@@ -32,4 +37,6 @@ def test_a_sampled_answer_reproduces_under_its_seed(lm: LM) -> None:
     # Asked again of an engine that remembers nothing, under the same seed: the same draws.
     again = LM(lm.runtime.fresh(), lm.sampling, lm.seed).chat(QUESTION, max_new_tokens=20)
     assert (again.seed, again.ids) == (answer.seed, answer.ids)
-    assert answer.greedy_agreement < 1 or answer.ids != lm.greedy().chat(QUESTION, max_new_tokens=20).ids
+    # It sampled: not the greedy answer, unless the model left draws no choice (a chance above 1e-3 that two agree).
+    sampled_away = answer.greedy_agreement < 1 or answer.ids != lm.greedy().chat(QUESTION, max_new_tokens=20).ids
+    assert sampled_away or coincidence(lm.steps(answer)) > 1e-3

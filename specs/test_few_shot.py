@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from document import REVIEWS, few_shot_prompt
 
 from pytest_lmbehave import LM
@@ -13,6 +14,7 @@ def test_the_few_shot_decisions_for_all_six_reviews(lm: LM, lm_snapshot) -> None
     assert lm.generate([few_shot_prompt(r) for r in REVIEWS], max_new_tokens=1) == lm_snapshot
 
 
+@pytest.mark.fact("model")
 def test_each_few_shot_answer_is_exactly_one_of_the_labels(lm: LM) -> None:
     answers = [g.text for g in lm.generate([few_shot_prompt(r) for r in REVIEWS], max_new_tokens=1)]
     assert [a in LABELS for a in answers] == [True] * len(REVIEWS), answers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from document import SHAKESPEARE
 
@@ -10,6 +11,7 @@ from pytest_lmbehave import LM
 VOCABULARY = 49152
 
 
+@pytest.mark.fact("model")
 def test_the_logits_have_a_row_per_token_and_a_column_per_vocabulary_entry(lm: LM) -> None:
     # The document's [1, 4, 49152] and [1, 5, 49152]: one row per token the model reads (a BOS, where the
     # tokenizer adds one, is a row too; see test_tokenization.py).
@@ -19,6 +21,7 @@ def test_the_logits_have_a_row_per_token_and_a_column_per_vocabulary_entry(lm: L
         assert tuple(lm.logits(text).shape) == (1, len(tokens.ids), VOCABULARY)
 
 
+@pytest.mark.fact("model")
 def test_softmax_of_the_last_row_is_a_probability_distribution(lm: LM) -> None:
     predictions = torch.softmax(lm.logits(SHAKESPEARE)[0, -1], dim=0)
     assert predictions.shape == (VOCABULARY,)
@@ -35,6 +38,7 @@ def test_softmax_of_the_last_row_is_a_probability_distribution(lm: LM) -> None:
     assert float((predictions - reported).abs().max()) < 1e-5
 
 
+@pytest.mark.invariant
 def test_the_argmax_of_the_softmax_is_the_predicted_next_token(lm: LM) -> None:
     predictions = torch.softmax(lm.logits(SHAKESPEARE)[0, -1], dim=0)
     prediction = lm.next_token(SHAKESPEARE)
@@ -58,6 +62,7 @@ def test_the_model_predicts_the_next_token_after_shakespeare_was_a_great(lm: LM,
     assert lm.next_token(SHAKESPEARE + " great") == lm_snapshot
 
 
+@pytest.mark.invariant
 def test_appending_the_prediction_and_predicting_again_continues_the_sequence(lm: LM) -> None:
     first = lm.next_token(SHAKESPEARE)
     second = lm.next_token([*lm.tokenize(SHAKESPEARE).ids, first.argmax_id])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from document import SHAKESPEARE
 
 from pytest_lmbehave import LM
@@ -15,6 +16,7 @@ def test_the_generate_text_helper_gives_20_new_tokens(lm: LM, lm_snapshot) -> No
     assert lm.generate(SHAKESPEARE, max_new_tokens=20) == lm_snapshot
 
 
+@pytest.mark.invariant
 def test_greedy_generation_is_the_chain_of_argmaxes(lm: LM) -> None:
     generation = lm.generate(SHAKESPEARE, max_new_tokens=50)
     # Read again in one teacher-forced pass, each token is the argmax at its step, or within the dtype's measured
@@ -27,6 +29,7 @@ def test_greedy_generation_is_the_chain_of_argmaxes(lm: LM) -> None:
         )
 
 
+@pytest.mark.invariant
 def test_a_shorter_greedy_run_is_a_prefix_of_a_longer_one(lm: LM) -> None:
     long = lm.generate(SHAKESPEARE, max_new_tokens=50)
     short = LM(lm.runtime.fresh()).generate(SHAKESPEARE, max_new_tokens=20)  # computed afresh, not sliced from long

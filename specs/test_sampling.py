@@ -20,6 +20,7 @@ import pytest
 from document import BOSTON_VISIT, SHAKESPEARE
 
 from pytest_lmbehave import LM, Distribution, assert_sampled_from, sampled
+from pytest_lmbehave.invariants import coincidence
 
 
 def within_top(lm: LM, dist: Distribution, token: int, k: int) -> bool:
@@ -29,6 +30,7 @@ def within_top(lm: LM, dist: Distribution, token: int, k: int) -> bool:
     return dist.rank(token) <= k or dist.logprob(token) >= dist.top(k)[-1].logprob - lm.noise
 
 
+@pytest.mark.invariant
 @sampled(top_k=50)
 def test_a_seeded_sample_reproduces(lm: LM) -> None:
     first = lm.generate(SHAKESPEARE, max_new_tokens=20)
@@ -36,15 +38,21 @@ def test_a_seeded_sample_reproduces(lm: LM) -> None:
     again, other = LM(lm.runtime.fresh(), lm.sampling, lm.seed).generate([SHAKESPEARE] * 2, max_new_tokens=10)
     assert again.seed == first.seed != other.seed
     assert again.ids == first.ids[:10]  # the same draws, step by step: a shorter run is a prefix
-    assert other.ids != first.ids[:10]  # and the seed matters
+    # and the seed matters, where draws had a choice: a model that puts its mass on one token draws it whatever the
+    # seed (two seeds' draws coincide with a chance above 1e-3 only then; the embedded model's: below 1e-20)
+    assert other.ids != first.ids[:10] or coincidence(lm.steps(first)[:10]) > 1e-3
 
 
+@pytest.mark.invariant
 @sampled(top_p=0.9, top_k=50)
 def test_every_token_sampled_with_top_p_lies_inside_the_nucleus_at_its_step(lm: LM) -> None:
     generation = lm.generate(SHAKESPEARE, max_new_tokens=50)
-    # Sampling really sampled: greedy decoding would pass the nucleus check below at every step.
-    assert generation.greedy_agreement < 1, "every sampled token is the argmax: this is greedy decoding"
-    for step, (dist, token) in enumerate(zip(lm.steps(generation), generation.ids)):
+    # Sampling really sampled: greedy decoding would pass the nucleus check below at every step (unless the model
+    # leaves the nucleus one token at every step: p >= 0.9 each time).
+    steps = lm.steps(generation)
+    one_token = all(d.prob(d.argmax_id) >= 0.9 for d in steps)
+    assert generation.greedy_agreement < 1 or one_token, "every sampled token is the argmax: this is greedy decoding"
+    for step, (dist, token) in enumerate(zip(steps, generation.ids)):
         assert within_top(lm, dist, token, 50), f"step {step}: {lm.decode(token)!r} lies outside the top 50"
         # The nucleus: the most likely tokens until their mass reaches 0.9 (the token that crosses it included).
         # 1e-4 of slack: the sampler's own float32 cumulative sum over a few hundred tokens, and a CPU's rounding
@@ -107,6 +115,7 @@ TOP_50, TOP_P, COLD, HOT = (
 # under α (simulated at α = 0.01: 30-41 of 4,000 first batches rejected, 4-8 confirmed) and a wrong one, rejected
 # in every run, is rejected again. More verdicts per engine and dtype made one false alarm likely at α = 0.01:
 # llama.cpp's top-p draws one step later were rejected at p = 0.00099 under one seed, where 48 others passed.
+@pytest.mark.invariant
 @pytest.mark.parametrize(
     ("settings", "prompt"),
     [
@@ -145,10 +154,12 @@ def test_the_next_token_is_drawn_from_the_distribution_the_settings_make(
 # the embedded model's first two then lie 0.07 nats apart: about 50 % each at T = 0.2, against 5 % untempered).
 # Heating is held to the sampled-text spec's bound above. Measured on transformers 5: 100 % (bound 25 %) and 0 %
 # after 50 draws each.
+@pytest.mark.invariant
 def test_at_t_0_2_the_greedy_first_token_is_drawn_more_often_than_its_untempered_probability(lm: LM) -> None:
     dist = lm.next_token(SHAKESPEARE)
     rate = lm.with_sampling(temperature=0.2, top_k=50).rate(SHAKESPEARE, lambda text: text == dist.argmax)
-    assert rate >= dist.prob(dist.argmax_id)
+    # A bound of 1 cannot be shown by any number of draws: a model sure of its argmax (p > 0.99) is held to 0.99.
+    assert rate >= min(dist.prob(dist.argmax_id), 0.99)
 
 
 def test_at_t_14_the_greedy_first_token_is_drawn_at_most_20_percent_of_the_time(lm: LM) -> None:

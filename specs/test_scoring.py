@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from document import PROSE
 
 from pytest_lmbehave import LM
 
 
+@pytest.mark.invariant
 def test_every_token_after_the_first_is_scored_given_the_ones_before_it(lm: LM) -> None:
     scores = lm.score(PROSE)
     assert len(scores.logprobs) == len(scores.ids) - 1 == len(scores.best)

@@ -38,6 +38,7 @@ DOCUMENT = [
 ]
 
 
+@pytest.mark.fact("tokenizer")
 @pytest.mark.parametrize(("text", "ids", "pieces"), DOCUMENT, ids=[repr(t) for t, _, _ in DOCUMENT])
 def test_the_document_tokenization_is_reproduced(lm: LM, text: str, ids: list[int], pieces: list[str] | None) -> None:
     tokens = lm.tokenize(text)
@@ -52,10 +53,12 @@ def test_what_the_tokenizer_adds_around_a_text(lm: LM, lm_snapshot) -> None:  # 
     assert tokens == lm_snapshot
 
 
+@pytest.mark.fact("tokenizer")
 def test_shakespeare_splits_into_sh_and_akespeare(lm: LM) -> None:
     assert lm.decode(4370) == "Sh" and lm.decode(10735) == "akespeare"
 
 
+@pytest.mark.fact("tokenizer")
 def test_runs_of_spaces_become_one_whitespace_token_whose_id_depends_on_the_length(lm: LM) -> None:
     middles = {n: lm.tokenize("hello" + " " * n + "hello").text_ids[1:-1] for n in (4, 5, 7)}
     assert {n: len(m) for n, m in middles.items()} == {4: 1, 5: 1, 7: 1}
@@ -64,6 +67,7 @@ def test_runs_of_spaces_become_one_whitespace_token_whose_id_depends_on_the_leng
     assert [lm.decode(m[0]) for m in middles.values()] == ["   ", "    ", "      "]
 
 
+@pytest.mark.fact("tokenizer")
 def test_a_leading_space_makes_shakespeare_one_token(lm: LM) -> None:
     assert lm.tokenize("Shakespeare").text_pieces == ("Sh", "akespeare")
     assert lm.tokenize(" Shakespeare").text_pieces == (" Shakespeare",)

@@ -53,8 +53,16 @@ def few_shot_changes(family: str) -> list[perturbations.Change]:
 FEW_SHOT_BOUNDS = {perturbations.NAME: 0.75, perturbations.TYPO: 0.75, perturbations.ORDER: 0.95}
 
 
+def labels_are_tokens(lm: LM) -> None:
+    """The label is read off one next-token distribution: it must be one token of this model's vocabulary."""
+    apart = [label for label in LABELS if len(lm.tokenize(label).text_ids) != 1]
+    if apart:
+        pytest.skip(f"the labels {apart} are not single tokens of this model's vocabulary: no label to read")
+
+
 @pytest.mark.parametrize("family", list(FEW_SHOT_BOUNDS))
 def test_the_few_shot_label_holds_under_small_changes(lm: LM, lm_snapshot: Any, family: str) -> None:
+    labels_are_tokens(lm)
     cap = lm.invariance(f"few-shot label under {family}", few_shot_changes(family), labels=LABELS)
     assert cap == lm_snapshot
     assert_failure_rate(cap, at_most=FEW_SHOT_BOUNDS[family])
@@ -120,6 +128,7 @@ POSITIVE = expand("I {verb} the {thing}.", verb=("loved", "enjoyed"), thing=("st
 
 
 def test_a_negated_review_raises_the_bad_label(lm: LM, lm_snapshot: Any) -> None:
+    labels_are_tokens(lm)
     changes = [perturbations.negate(few_shot_prompt(case.text), within=case.text) for case in POSITIVE]
     cap = lm.direction("few-shot label under negation", changes, " bad", up=True, labels=LABELS)
     assert cap == lm_snapshot

@@ -185,3 +185,38 @@ def write_wrong_step(specs: Path, record: Path, ids: list[int], wrong: int, at: 
                 drafted += 1
     assert drafted, "the plan drafts no generation of the tampered prompt"
     (specs / "lmbehave-plan.json").write_text(json.dumps(plan))
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder() -> Path:
+    """The embedded model converted (cached as every run converts it): its SmolLM2 tokenizer for the matrix."""
+    from pytest_lmbehave.backends.transformers.conversion import converted_entry
+    from pytest_lmbehave.backends.transformers.loading import content_hash, resolve
+    from pytest_lmbehave.config.settings import Settings
+
+    settings = Settings(cache_dir=default_cache_dir())
+    source = resolve("embedded")
+    return Path(converted_entry(source.path, content_hash(source, settings.cache_dir), settings.cache_dir, None))
+
+
+@pytest.fixture(scope="session")
+def matrix(tmp_path_factory: pytest.TempPathFactory, smollm2_folder: Path):  # type: ignore[no-untyped-def]
+    """The matrix's models (tests/architectures.py), each built on first use: ``matrix(name)`` is its folder."""
+    from tests.architectures import build
+
+    root = tmp_path_factory.mktemp("matrix")
+    return lambda name: build(name, root / name, smollm2_folder)
+
+
+@pytest.fixture(scope="session")
+def matrix_backend(matrix, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A matrix model loaded through the plugin's own loader: ``matrix_backend(name)``, once per session."""
+    loaded: dict[str, Any] = {}
+    cache = tmp_path_factory.mktemp("matrix-cache")
+
+    def backend(name: str) -> Any:
+        if name not in loaded:
+            loaded[name] = tiny_backend_of(matrix(name), cache)
+        return loaded[name]
+
+    return backend

@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..config.errors import InputError
+from ..config.errors import InputError, NotApplicable
 
 Messages = Sequence[dict[str, str]]  # [{"role": "user", "content": "..."}, ...]
 Rendered = tuple[str, list[int]]  # the rendered text and its ids
 
 
-def no_template(model: str) -> InputError:
-    return InputError(
+def no_template(model: str) -> NotApplicable:
+    return NotApplicable(
         f"{model} has no chat template, so lm.chat cannot know how this model reads a conversation. Use a chat or "
         "instruct model (its tokenizer_config.json or chat_template.jinja holds the template), or format the turn "
         "yourself and call lm.generate(prompt)"

@@ -18,28 +18,59 @@ from ..config.errors import InputError
 from ..config.files import write_atomically
 
 
+class Piece(str):
+    """A token's text as the model names it (an argmax, a candidate, a generated piece), carrying its id: passed back
+    to the API it means that id, never another that decodes alike (SentencePiece's byte fallback gives several ids
+    the same text). It compares, hashes and prints as its text."""
+
+    id: int
+
+    def __new__(cls, text: str, token: int) -> Piece:
+        made = super().__new__(cls, text)
+        made.id = token
+        return made
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Piece, (str(self), self.id))
+
+
+PADDING = "<padding row {}>"  # the name of an output row beyond the tokenizer's tokens
+
+
 @dataclass(frozen=True, eq=False)
 class Vocabulary:
-    pieces: tuple[str, ...]  # id -> piece
+    pieces: tuple[str, ...]  # id -> piece, one per output row
     ids: dict[str, int] = field(repr=False)  # piece -> id, for the pieces that read back as one id
     digest: str = ""  # what it was built from (model bytes and tokenizer versions): equal digests, equal values
+    token_count: int = 0  # the tokenizer's own tokens; rows from here on are padding (0: every row is a token)
+    tokenizer: str = ""  # which tokenizer: a digest of its tokens in id order ('' where the engine cannot say)
 
     @property
     def size(self) -> int:
         return len(self.pieces)
 
+    @property
+    def tokens(self) -> int:
+        """How many rows the tokenizer has tokens for; the output rows beyond are padding."""
+        return self.token_count or len(self.pieces)
+
+    def is_padding(self, token: int) -> bool:
+        return self.tokens <= token < len(self.pieces)
+
     def __len__(self) -> int:
         return len(self.pieces)
 
-    def piece(self, token: int) -> str:
+    def piece(self, token: int) -> Piece:
         __tracebackhide__ = True
         self.check([token])
-        return self.pieces[token]
+        return Piece(self.pieces[token], token)
 
     def id_of(self, piece: str) -> int:
         __tracebackhide__ = True
         if not isinstance(piece, str) or not piece:
             raise InputError(f"{piece!r} is empty; name a token piece such as ' great'")
+        if isinstance(piece, Piece) and 0 <= piece.id < len(self.pieces) and self.pieces[piece.id] == piece:
+            return piece.id
         found = self.ids.get(piece)
         if found is None:
             raise InputError(
@@ -66,7 +97,13 @@ class Vocabulary:
         return cls(tuple(pieces), ids, digest)
 
     def save(self, path: Path) -> None:
-        document = {"digest": self.digest, "pieces": list(self.pieces), "ids": self.ids}
+        document = {
+            "digest": self.digest,
+            "pieces": list(self.pieces),
+            "ids": self.ids,
+            "tokens": self.token_count,
+            "tokenizer": self.tokenizer,
+        }
         write_atomically(path, json.dumps(document, ensure_ascii=False))
 
     @classmethod
@@ -76,16 +113,24 @@ class Vocabulary:
             document = json.loads(path.read_text(encoding="utf-8"))
             if document["digest"] != digest:
                 return None
-            return cls(tuple(document["pieces"]), {str(k): int(v) for k, v in document["ids"].items()}, digest)
+            pieces, ids = tuple(document["pieces"]), {str(k): int(v) for k, v in document["ids"].items()}
+            return cls(pieces, ids, digest, int(document.get("tokens", 0)), str(document.get("tokenizer", "")))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
 
 
 def stored_at(cache_dir: Path, fingerprint: dict[str, str]) -> tuple[Path, str]:
     """Where a model's vocabulary is kept, and its digest: the model's bytes and the tokenizer versions decide it."""
-    parts = " ".join(fingerprint.get(k, "") for k in ("model_sha256", "transformers", "tokenizers"))
+    # The leading 2: the stored form's version (it names the tokenizer and its padding rows since 2).
+    parts = " ".join(["2", *(fingerprint.get(k, "") for k in ("model_sha256", "transformers", "tokenizers"))])
     digest = hashlib.sha256(parts.encode()).hexdigest()[:24]
     return cache_dir / "vocabularies" / f"{digest}.json", digest
+
+
+def tokenizer_digest(tokenizer: Any) -> str:
+    """A transformers tokenizer named by its tokens in id order (its vocabulary, specials included)."""
+    tokens = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
+    return hashlib.sha256(json.dumps(tokens, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 def built(tokenizer: Any, size: int, cache_dir: Path | None, fingerprint: dict[str, str]) -> Vocabulary:
@@ -94,8 +139,12 @@ def built(tokenizer: Any, size: int, cache_dir: Path | None, fingerprint: dict[s
     path, digest = stored_at(cache_dir or Path(), fingerprint)
     found = None if cache_dir is None else Vocabulary.load(path, digest)
     if found is None:
-        pieces = [str(p) for p in tokenizer.batch_decode([[i] for i in range(size)])]
-        found = Vocabulary.from_pieces(pieces, tokenizer(pieces, add_special_tokens=False)["input_ids"], digest)
+        tokens = min(size, len(tokenizer))  # a padded output layer has rows no token stands for
+        pieces = [str(p) for p in tokenizer.batch_decode([[i] for i in range(tokens)])]
+        read_back = tokenizer(pieces, add_special_tokens=False)["input_ids"]
+        padding = [PADDING.format(i) for i in range(tokens, size)]
+        found = Vocabulary.from_pieces(pieces + padding, read_back + [[]] * len(padding), digest)
+        found = Vocabulary(found.pieces, found.ids, digest, tokens if padding else 0, tokenizer_digest(tokenizer))
         if cache_dir is not None:
             found.save(path)
     return found

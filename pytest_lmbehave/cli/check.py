@@ -1,12 +1,15 @@
-"""`lmbehave check --model MODEL --report out.json`: the document's behaviour specs, as packaged, run against any model
-the plugin can load, with a short table of which behaviours hold and a report that `lmbehave diff` reads.
+"""`lmbehave check --model MODEL --report out.json`: the document's specs, as packaged, run against any model the
+plugin can load, read in their three kinds (``plugin/spec_kinds.py``):
 
-A spec is either a property, which any causal LM must have (greedy is a chain of argmaxes, the nucleus holds, a
-batch gives the unbatched results...), or a recorded expectation (a snapshot of what one model said). A model with a
-recorded set among the packaged specs (the embedded model) is held to it; any other model has none, so passing means
-its properties hold, and its recorded observations go into the report (and a set of its own, in the scratch copy)
-as the baseline of its next check. The specs run from a scratch copy: nothing is written into the package or the
-user's tree but the report."""
+- **invariants**, which every correct stack holds whatever its weights: a failure is a bug in the stack;
+- **facts** of the document's tokenizer or model, run where they apply (SmolLM2's tokenizer, the model's own set)
+  and otherwise counted in one line as not run;
+- **behaviours**, held to the model's own recorded set where it has one (the embedded model), else measured as a
+  profile whose report is the baseline of the next check (``--baseline OLD.json`` holds this run to it).
+
+It exits 1 on any error, a failed invariant or fact, a failed recorded expectation of the model's own set, or a
+behaviour that moved against ``--baseline``; 2 when nothing ran or an argument is wrong; else 0. The specs run from a
+scratch copy: nothing is written into the package or the user's tree but the report."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import spec_kinds
 from ..config.engines import ENGINES
 from ..config.files import path_problem
 from ..config.naming import slug
@@ -28,11 +32,12 @@ SETS = "__lm_snapshots__"
 
 @dataclass
 class Outcomes:
-    """Each test's outcome, and whether it holds the model to a recorded snapshot (``lm_snapshot``)."""
+    """Each test's outcome and kind, and whether it holds the model to a recorded snapshot (``lm_snapshot``)."""
 
     model: str
     recorded: set[str] = field(default_factory=set)
-    outcome: dict[str, str] = field(default_factory=dict)
+    outcome: dict[str, str] = field(default_factory=dict)  # passed, failed, error, skipped or profile
+    kind: dict[str, str] = field(default_factory=dict)
     reason: dict[str, str] = field(default_factory=dict)
 
     def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
@@ -46,9 +51,18 @@ class Outcomes:
     def pytest_runtest_logreport(self, report: Any) -> None:
         if report.when == "call" or report.outcome != "passed":  # a setup error or skip, or the call's verdict
             if self.outcome.get(report.nodeid) in (None, "passed"):
-                self.outcome[report.nodeid] = report.outcome
-                if report.outcome != "passed":
-                    self.reason[report.nodeid] = _first_line(report)
+                self.kind[report.nodeid] = spec_kinds.kind_of(report.keywords)
+                outcome = report.outcome
+                if report.failed and report.when != "call":
+                    outcome = "error"
+                elif getattr(report, "wasxfail", ""):
+                    outcome = "profile"
+                self.outcome[report.nodeid] = outcome
+                if outcome != "passed":
+                    self.reason[report.nodeid] = getattr(report, "wasxfail", "") or _first_line(report)
+
+    def of(self, kind: str) -> dict[str, str]:
+        return {n: o for n, o in self.outcome.items() if self.kind.get(n) == kind}
 
 
 def _param(item: Any) -> Any:
@@ -73,16 +87,22 @@ def behaviour(nodeid: str) -> str:
 
 
 def table(outcomes: Outcomes, has_set: bool) -> list[str]:
+    """The check in its three kinds: invariants held, facts run or not (one line), the behaviours' profile."""
+    lines = [f"invariants    {_count(list(outcomes.of(spec_kinds.INVARIANT).values()), 'hold')}"]
+    facts = outcomes.of(spec_kinds.FACT)
+    ran = [o for o in facts.values() if o != "skipped"]
+    unrun = sorted({outcomes.reason[n] for n, o in facts.items() if o == "skipped"})
+    lines.append(f"facts         {_count(ran, 'hold') if ran else 'none run'}")
+    lines += [f"              {sum(outcomes.reason.get(n) == r for n in facts)} {r}" for r in unrun]
     rows: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for nodeid, outcome in outcomes.outcome.items():
-        part = "recorded" if nodeid in outcomes.recorded else "property"
-        rows[behaviour(nodeid)][part].append(outcome)
-    lines = [f"{'behaviour':<14}{'properties':<22}recorded expectations"]
+    for nodeid, outcome in outcomes.of(spec_kinds.BEHAVIOUR).items():
+        rows[behaviour(nodeid)]["recorded" if nodeid in outcomes.recorded else "held"].append(outcome)
+    lines.append(f"behaviours    {'shown':<22}recorded expectations")
     for name in sorted(rows):
         found = rows[name]
-        props = _count(found["property"], "hold")
+        shown = _count(found["held"], "shown")
         kept = _count(found["recorded"], "match" if has_set else "recorded")
-        lines.append(f"{name:<14}{props:<22}{kept}")
+        lines.append(f"  {name:<12}{shown:<22}{kept}")
     return lines
 
 
@@ -95,7 +115,7 @@ def _count(outcomes: list[str], verb: str) -> str:
     return text + (f" ({skipped} skipped)" if skipped else "")
 
 
-def check(model: str, report: Path, engine: str | None, extra: list[str]) -> int:
+def check(model: str, report: Path, engine: str | None, extra: list[str], baseline: Path | None = None) -> int:
     import pytest
 
     with tempfile.TemporaryDirectory(prefix="lmbehave-check-") as scratch:
@@ -112,30 +132,36 @@ def check(model: str, report: Path, engine: str | None, extra: list[str]) -> int
     if not outcomes.outcome:
         print(f"lmbehave check: no spec ran against {model} (pytest exit status {int(code)})", file=sys.stderr)
         return 2
-    print(f"\nlmbehave check: the document's behaviours on {model}\n")
+    print(f"\nlmbehave check: the document's specs on {model}\n")
     for line in table(outcomes, has_set):
         print(f"  {line}")
-    failed = {n: r for n, r in outcomes.reason.items() if outcomes.outcome[n] == "failed"}
-    properties_failed = [n for n in failed if n not in outcomes.recorded]
     print()
     if has_set:
-        print(
-            f"passing means: {model}'s properties hold and it says what its recorded set ({slug(model)}) says, "
-            "within the tolerances"
-        )
+        print(f"behaviours are held to {model}'s own recorded set ({slug(model)}), within the tolerances")
     else:
         print(
-            f"passing means: {model} has no recorded set, so its properties were checked (greedy is a chain of "
-            "argmaxes, a seeded sample reproduces, every top-p token lies in the nucleus, a batch gives the "
-            "unbatched results...), not the embedded model's texts; what it said is in the report"
+            f"{model} has no recorded set: its behaviours are a profile (what it shows, in the report), held to "
+            "nothing but --baseline; the invariants hold for any correct stack"
         )
-    for nodeid, reason in sorted(failed.items()):
-        print(f"  does not hold: {nodeid.split('::', 1)[-1]}: {reason[:160]}")
+    wrong = {n: o for n, o in outcomes.outcome.items() if o in ("failed", "error")}
+    for nodeid, outcome in sorted(wrong.items()):
+        what = "error in" if outcome == "error" else f"{outcomes.kind[nodeid]} does not hold:"
+        print(f"  {what} {nodeid.split('::', 1)[-1]}: {outcomes.reason.get(nodeid, '')[:160]}")
+    for nodeid, reason in sorted((n, r) for n, r in outcomes.reason.items() if outcomes.outcome[n] == "profile"):
+        print(f"  not shown: {nodeid.split('::', 1)[-1]}: {reason.removeprefix(spec_kinds.PROFILE).strip()[:140]}")
     print(
-        f"\nreport: {report} (after an upgrade: lmbehave check --model {model} --report new.json, then "
-        f"lmbehave diff {report} new.json)"
+        f"\nreport: {report} (after an upgrade: lmbehave check --model {model} --report new.json --baseline {report})"
     )
-    return 1 if properties_failed or (has_set and failed) else 0
+    status = 1 if wrong or code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) else 0
+    if baseline is not None:
+        from . import main
+
+        print(f"\nagainst the baseline {baseline}:")
+        moved = main(["diff", str(baseline), str(report), "--limit", "10"])
+        if moved:
+            print(f"lmbehave check: behaviours moved against {baseline} (lmbehave diff exit {moved})")
+            status = status or moved
+    return status
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,7 +170,14 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"lmbehave check: --report {report}: {problem}; pass a file path such as check.json", file=sys.stderr)
         return 2
-    return check(args.model, report.resolve(), args.engine, list(args.pytest_args or []))
+    baseline = Path(args.baseline).resolve() if args.baseline else None
+    if baseline is not None and not baseline.is_file():
+        print(
+            f"lmbehave check: --baseline {args.baseline}: no such report; pass an earlier check's report",
+            file=sys.stderr,
+        )
+        return 2
+    return check(args.model, report.resolve(), args.engine, list(args.pytest_args or []), baseline)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -158,4 +191,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--report", default="lmbehave-check.json", help="where to write the report (default lmbehave-check.json)"
     )
     parser.add_argument("--engine", choices=tuple(ENGINES), help="the engine that runs a GGUF")
+    parser.add_argument(
+        "--baseline",
+        metavar="OLD.json",
+        help="an earlier report of this model: exit 1 when a behaviour moved against it (as lmbehave diff judges)",
+    )
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --, e.g. -- -k generation")

@@ -35,5 +35,10 @@ class BackendGone(BackendUnavailable):
     """The engine that computes went away (a server stopped answering): the run ends here, with this message."""
 
 
+class NotApplicable(BackendUnavailable, InputError):
+    """A question that does not apply to this model (a chat turn of a model without a chat template): a spec that
+    asks it is skipped with the reason, never failed."""
+
+
 class NearTieWarning(UserWarning):
     """A change flipped a top-1 whose base margin was within the near-tie threshold: noise, not a failure."""

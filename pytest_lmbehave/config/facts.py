@@ -46,6 +46,12 @@ def remembered(cache_dir: Path | None, identity: dict[str, Any], compute: Callab
     return value
 
 
+def forget(cache_dir: Path | None, identity: dict[str, Any]) -> None:
+    """Drop what was stored for ``identity`` (a fact found to have changed)."""
+    if cache_dir is not None:
+        _where(cache_dir, identity).unlink(missing_ok=True)
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -17,6 +17,18 @@ MARKERS = {
         "sampled(seed=None, temperature=None, top_p=None, top_k=None): sample instead of decoding greedily; "
         "the seed defaults to --lm-seed combined with the test's node id."
     ),
+    "invariant": (
+        "invariant: what every correct causal-LM stack does, whatever its weights; a failure is a bug in the engine, "
+        "tokenizer, sampler, template or batching."
+    ),
+    "fact": (
+        "fact(of): a literal of the document's tokenizer (of='tokenizer': runs where the tokenizer is SmolLM2's) or "
+        "model (of='model': runs where the model's own recorded set holds it); elsewhere skipped, with the reason."
+    ),
+    "behaviour": (
+        "behaviour: what a capable model does (the default for an unmarked spec); without a recorded set it is "
+        "measured as a profile, and fails only against a baseline."
+    ),
     "lm_model": (
         "lm_model(spec, expect=None): run this test (class, module) against another model: 'embedded', a directory, "
         "a .gguf or a hub id; expect='embedded' holds it to that model's snapshot set (new weights, old expectations)."

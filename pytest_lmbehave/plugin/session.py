@@ -19,7 +19,7 @@ import pytest
 
 from .. import backends
 from ..api.lm import LM
-from ..config import environment
+from ..config import environment, spec_kinds
 from ..config.errors import BackendGone, BackendUnavailable, LMBehaveError, SettingsError
 from ..config.naming import slug
 from ..config.options import BY_INI, Lookup, Option, given
@@ -91,6 +91,7 @@ class Session:
         self.model_tests = tally.ModelTests(self.controller_header)
         self.capability_rates = tally.CapabilityRates()
         self.exercises: ExerciseProgress | None = None  # made when the first exercise reports
+        self.unrun_facts: dict[str, int] = {}  # why facts were not run here, and how many
         if given(lookup, "lm_accept_near_ties"):
             self.announce(
                 "pytest-lmbehave: --lm-accept-near-ties is deprecated and does nothing: a snapshot whose only "
@@ -202,10 +203,34 @@ class Session:
                 f"Skipped: not available on this backend: {error}",
             )
             return
+        if call.when == "call" and report.failed and isinstance(error, AssertionError) and self.profiled(item):
+            # A behaviour of a model without a recorded set: measured, not held to another model's numbers.
+            report.outcome = "skipped"
+            report.wasxfail = f"{spec_kinds.PROFILE} not shown by this model (it has no recorded set): {error}"[:300]
+            return
         if call.excinfo is not None and isinstance(error, LMBehaveError) and report.failed:
             own = [entry for entry in call.excinfo.traceback if str(entry.path) == str(item.path)]
             where = f"\n(at {item.path.name}:{own[-1].lineno + 1})" if own else ""
             report.longrepr = f"{type(error).__name__}: {error}{where}"
+
+    def model_of(self, item: pytest.Item) -> str:
+        callspec = getattr(item, "callspec", None)
+        param = None if callspec is None else callspec.params.get("lm_model_spec")
+        return str(param) if param is not None else self.marks(item).model_or(self.settings.model)
+
+    def has_set(self, item: pytest.Item, spec: str) -> bool:
+        """Whether the set this test's model is held to lies beside the test (its own, or the one it is expected to
+        keep: --lm-expect, lm_model(expect=...))."""
+        held = self.marks(item).expected_set(spec, self.settings.model, self.settings.expect) or spec
+        return bool(snapshot_sets.variants(item.path.parent, slug(held)))
+
+    def profiled(self, item: pytest.Item) -> bool:
+        """Whether a failed assertion of this test is a behaviour profile: a behaviour, of a model without a set."""
+        return (
+            tally.uses_model(item)
+            and spec_kinds.kind_of(item.keywords) == spec_kinds.BEHAVIOUR
+            and not self.has_set(item, self.model_of(item))
+        )
 
     def carried(self, item: pytest.Item, when: str) -> dict[str, Any]:
         """What one report of a test carries: only what is there to tell."""
@@ -236,6 +261,9 @@ class Session:
         self.sets_compared.add(carried)
         self.model_tests.add(report, carried)
         self.capability_rates.add(report, carried)
+        reason = _skip_reason(report)
+        if reason.startswith(spec_kinds.NOT_RUN):
+            self.unrun_facts[reason] = self.unrun_facts.get(reason, 0) + 1
         if carried.get("exercise"):
             self.exercises = self.exercises or ExerciseProgress()
             self.exercises.add(report)
@@ -268,6 +296,8 @@ class Session:
             self.report.summary(terminalreporter)
         self.model_tests.summary(terminalreporter)
         self.capability_rates.summary(terminalreporter)
+        for reason, count in sorted(self.unrun_facts.items()):
+            terminalreporter.write_line(f"lmbehave: {count} spec(s) {reason}")
         self.sets_compared.summary(terminalreporter)
         self.near_ties.summary(terminalreporter)
 
@@ -299,6 +329,14 @@ class Session:
                 self.settings.report_top,
                 lambda: self.registry.reference(spec),
             )
+        fact = request.node.get_closest_marker(spec_kinds.FACT)
+        if fact is not None:
+            of = spec_kinds.fact_of(fact)
+            reason = spec_kinds.unrun_fact(
+                of, runtime.vocabulary.tokenizer, of == "tokenizer" or self.has_set(request.node, spec)
+            )
+            if reason is not None:
+                pytest.skip(reason)
         judged = request.node.stash.setdefault(JUDGED, [])
         return LM(runtime, sampling, seed, recorder, asks_for(request.node), judged)
 
@@ -314,3 +352,9 @@ class Session:
             import gc
 
             gc.freeze()
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return ""

@@ -168,7 +168,7 @@ def load(source: ModelSource, settings: Settings, announce: Any = None) -> Loade
     if source.is_gguf:
         folder = converted_entry(source.path, digest, settings.cache_dir, announce)
     try:
-        model, tokenizer = _load_folder(folder, settings)
+        model, tokenizer = _load_folder(folder, settings, announce)
     except Exception as error:
         if not source.is_gguf:
             raise ModelLoadError(
@@ -180,7 +180,7 @@ def load(source: ModelSource, settings: Settings, announce: Any = None) -> Loade
         (folder / MANIFEST).unlink(missing_ok=True)
         folder = converted_entry(source.path, digest, settings.cache_dir, announce)
         try:
-            model, tokenizer = _load_folder(folder, settings)
+            model, tokenizer = _load_folder(folder, settings, announce)
         except Exception as again:
             raise ModelLoadError(
                 f"could not load {source.spec!r}, converted afresh into {folder}: {type(again).__name__}: {again}"
@@ -213,24 +213,60 @@ def load_tokenizer(source: ModelSource, settings: Settings, announce: Any = None
     return _tokenizer_of(folder)
 
 
-def _load_folder(folder: Path, settings: Settings) -> tuple[Any, Any]:
+def _load_folder(folder: Path, settings: Settings, announce: Any = None) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging
 
     hf_logging: Any = logging
     hf_logging.disable_progress_bar()  # a cached load takes a second; a bar would only add noise
+    attention = settings.attention
     try:
         tokenizer = _tokenizer_of(folder)
         with quiet():
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=getattr(torch, settings.dtype), attn_implementation=settings.attention
-            )
+            try:
+                model: Any = AutoModelForCausalLM.from_pretrained(
+                    folder, dtype=getattr(torch, settings.dtype), attn_implementation=attention
+                )
+            except ValueError as error:
+                # Some architectures refuse SDPA (Gemma 2: _supports_sdpa = False); the one they support is taken.
+                if attention == "eager" or "attention implementation" not in str(error):
+                    raise
+                attention = "eager"
+                model = AutoModelForCausalLM.from_pretrained(
+                    folder, dtype=getattr(torch, settings.dtype), attn_implementation=attention
+                )
     finally:
         hf_logging.enable_progress_bar()
+    if attention != settings.attention:
+        say(
+            announce,
+            f"pytest-lmbehave: {type(model).__name__} does not support attention={settings.attention}; "
+            f"it runs with attention={attention} (--lm-attention={attention} says so and skips this message)",
+        )
+    remember_attention(folder, settings, attention)
     model.to(settings.device)
     model.eval()
     return model, tokenizer
+
+
+def _attention_identity(folder: Path, settings: Settings) -> dict[str, Any]:
+    return {"fact": "attention", "folder": str(folder.resolve()), "asked": settings.attention}
+
+
+def remember_attention(folder: Path, settings: Settings, attention: str) -> None:
+    """The attention a model ran with is a fact learned at load: a warm --lm-cache run names the same one."""
+    if attention != facts.recall(settings.cache_dir, _attention_identity(folder, settings)):
+        facts.forget(settings.cache_dir, _attention_identity(folder, settings))
+        facts.remembered(settings.cache_dir, _attention_identity(folder, settings), lambda: attention)
+
+
+def attention_of(source: ModelSource, settings: Settings) -> str:
+    """The attention this model runs with: the one asked for, unless it was learned at load that it refuses it."""
+    if source.is_gguf:
+        return settings.attention  # the embedded model and GGUFs convert to Llama-like models that take SDPA
+    found = facts.recall(settings.cache_dir, _attention_identity(source.path, settings))
+    return str(found) if found else settings.attention
 
 
 def fingerprint(source: ModelSource, settings: Settings, probed: dict[str, str] | None = None) -> dict[str, str]:
@@ -251,7 +287,7 @@ def fingerprint(source: ModelSource, settings: Settings, probed: dict[str, str] 
         "dtype": settings.dtype,
         "device": settings.device,
         "threads": str(settings.threads),
-        "attention": settings.attention,
+        "attention": attention_of(source, settings),
         # Probed when the model loads (invariance.py): whether a batch or a path changes the numbers, and how much;
         # without the model, the fact learned then ("unknown" when it never loaded here with these numerics).
         **(probed or invariance.learned(digest, settings) or {environment.INVARIANT: "unknown"}),

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # what a type checker sees; at run time each name is imported
         assert_invariant,
         assert_sampled_from,
     )
+    from .api.invariants import INVARIANTS, Invariant
     from .api.lm import LM
     from .backends.sampling import Sampling
     from .config.errors import (
@@ -60,6 +61,8 @@ _WHERE = {
     "SettingsError": "config.errors",
     "NearTieWarning": "config.errors",
     "Capability": "observations.changes",
+    "INVARIANTS": "api.invariants",
+    "Invariant": "api.invariants",
     "Case": "observations.perturbations",
     "Change": "observations.perturbations",
     "expand": "observations.perturbations",
@@ -90,6 +93,7 @@ _WHERE = {
 }
 
 __all__ = [
+    "INVARIANTS",
     "LM",
     "BackendUnavailable",
     "Candidate",
@@ -103,6 +107,7 @@ __all__ = [
     "Draws",
     "Generation",
     "InputError",
+    "Invariant",
     "LMBehaveError",
     "MarkerError",
     "ModelLoadError",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_lmbehave import LM, sampled
-from pytest_lmbehave.invariants import coincidence
+from pytest_lmbehave.api.invariants import coincidence
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 

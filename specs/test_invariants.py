@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_lmbehave import LM
-from pytest_lmbehave.invariants import INVARIANTS
+from pytest_lmbehave import INVARIANTS, LM
 
 
 @pytest.mark.invariant

@@ -20,7 +20,7 @@ import pytest
 from document import BOSTON_VISIT, SHAKESPEARE
 
 from pytest_lmbehave import LM, Distribution, assert_sampled_from, sampled
-from pytest_lmbehave.invariants import coincidence
+from pytest_lmbehave.api.invariants import coincidence
 
 
 def within_top(lm: LM, dist: Distribution, token: int, k: int) -> bool:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from pytest_lmbehave.api.invariants import INVARIANTS
 from pytest_lmbehave.api.lm import LM
 from pytest_lmbehave.config.errors import BackendUnavailable
-from pytest_lmbehave.invariants import INVARIANTS
 from pytest_lmbehave.runtime.runtime import Runtime
 from tests.broken_stacks import CONTROLS, SHOWN_ON
 

@@ -154,10 +154,11 @@ def check(model: str, report: Path, engine: str | None, extra: list[str], baseli
     )
     status = 1 if wrong or code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) else 0
     if baseline is not None:
-        from . import main
+        import subprocess
 
-        print(f"\nagainst the baseline {baseline}:")
-        moved = main(["diff", str(baseline), str(report), "--limit", "10"])
+        print(f"\nagainst the baseline {baseline}:", flush=True)
+        diff = [sys.executable, "-m", "pytest_lmbehave", "diff", str(baseline), str(report), "--limit", "10"]
+        moved = subprocess.run(diff, check=False).returncode
         if moved:
             print(f"lmbehave check: behaviours moved against {baseline} (lmbehave diff exit {moved})")
             status = status or moved

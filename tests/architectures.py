@@ -47,10 +47,14 @@ def _config(name: str, vocab: int, special: dict[str, int]) -> Any:
         return t.GPTNeoXConfig(**{**common, "tie_word_embeddings": False}, rotary_pct=0.5)
     if name == "phi3":
         return t.Phi3Config(**{**common, "tie_word_embeddings": False})
+    # Gemma scales its embeddings by sqrt(hidden size): tied, the scaled input embedding outweighs the rest of the
+    # residual stream and the head reads the token just read back out (a random Gemma then repeats its last token,
+    # whatever came before it). Its head is its own.
+    gemma = {**common, "tie_word_embeddings": False}
     if name == "gemma2":
-        return t.Gemma2Config(**common, head_dim=HIDDEN // HEADS, query_pre_attn_scalar=HIDDEN // HEADS)
+        return t.Gemma2Config(**gemma, head_dim=HIDDEN // HEADS, query_pre_attn_scalar=HIDDEN // HEADS)
     if name == "gemma3_text":
-        return t.Gemma3TextConfig(**common, head_dim=HIDDEN // HEADS, query_pre_attn_scalar=HIDDEN // HEADS)
+        return t.Gemma3TextConfig(**gemma, head_dim=HIDDEN // HEADS, query_pre_attn_scalar=HIDDEN // HEADS)
     classes = {
         "llama": t.LlamaConfig,
         "mistral": t.MistralConfig,

@@ -121,13 +121,14 @@ class PaddingLeaksIntoTheBatch(Wrapped):
         ]
 
 
-class BatchPositionsShifted(Wrapped):
-    """Left padding without position ids that undo it: a shorter row reads as if its first token were not there."""
+class PaddingUnmasked(Wrapped):
+    """Left padding without its attention mask: a shorter row reads the pad tokens before it as text."""
 
     def generate(self, rows: Any, steps: Any, policies: Any, drafts: Any = None) -> list[Decoded]:
         longest = max(len(row) for row in rows)
+        pad = int(self.inner.tokenizer.pad_token_id)
         return [
-            self.inner.generate([row if len(row) == longest or len(row) < 2 else row[1:]], _limit(steps, i), [p])[0]
+            self.inner.generate([[pad] * (longest - len(row)) + list(row)], _limit(steps, i), [p])[0]
             for i, (row, p) in enumerate(zip(rows, policies))
         ]
 
@@ -302,6 +303,7 @@ class PaddingRowsFavoured(Wrapped):
 
 class NoGenerationPrompt(Wrapped):
     def chat(self, messages: Any) -> tuple[str, list[int]]:
+        self.inner.chat(messages)  # a model without a template says so (NotApplicable) as the working stack does
         text = self.inner.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=False)
         return str(text), list(self.inner.tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -360,7 +362,7 @@ CONTROLS: dict[str, Callable[[Any], LM]] = {
     "greedy-starts-with-the-runner-up": _backend(GreedyStartsWithTheRunnerUp),
     "state-leaks-between-requests": _backend(StateLeaksBetweenRequests),
     "padding-leaks-into-the-batch": _backend(PaddingLeaksIntoTheBatch),
-    "batch-positions-shifted": _backend(BatchPositionsShifted),
+    "padding-unmasked": _backend(PaddingUnmasked),
     "row-index-leaks": _backend(RowIndexLeaks),
     "greedy-picks-a-lower-rank": _backend(GreedyPicksALowerRank),
     "length-dependent-decoding": _backend(LengthDependentDecoding),

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pytest_lmbehave.config.settings import default_cache_dir
 from pytest_lmbehave.reports.report_format import load_report
 
@@ -84,3 +86,23 @@ def test_check_and_its_options_show_in_the_commands_help() -> None:
     assert "check" in done.stdout
     done = subprocess.run([sys.executable, "-m", "pytest_lmbehave", "check", "--help"], capture_output=True, text=True)
     assert "--model" in done.stdout and "--report" in done.stdout and "served URL" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("kind", "outcome", "code", "status"),
+    [
+        ("invariant", "failed", 1, 1),  # a failed invariant: a bug in the stack
+        ("fact", "failed", 1, 1),  # a fact that ran (the document's tokenizer or model) and failed
+        ("behaviour", "failed", 1, 1),  # a recorded expectation of the model's own set that failed
+        ("behaviour", "error", 1, 1),  # a setup error: the model did not load
+        ("behaviour", "profile", 0, 0),  # a behaviour a model without a set does not show: its profile
+        ("fact", "skipped", 0, 0),  # a fact that does not apply here
+        ("invariant", "passed", 2, 1),  # pytest interrupted: the run did not finish
+        ("invariant", "passed", 0, 0),
+    ],
+)
+def test_the_exit_status_says_whether_anything_went_wrong(kind: str, outcome: str, code: int, status: int) -> None:
+    from pytest_lmbehave.cli.check import Outcomes
+
+    outcomes = Outcomes("model", outcome={"specs/test_x.py::test_x": outcome}, kind={"specs/test_x.py::test_x": kind})
+    assert outcomes.status(code) == status

@@ -54,6 +54,18 @@ def test_gemma_2_refuses_sdpa_so_it_runs_eager_and_its_fingerprint_says_so(matri
     assert matrix_backend("llama").fingerprint()["attention"] == "sdpa"
 
 
+def test_the_attention_a_model_ran_with_is_known_to_a_warm_run_without_loading(matrix: Any, tmp_path: Path) -> None:
+    from pytest_lmbehave.backends.transformers.loading import fingerprint, resolve
+    from pytest_lmbehave.config.settings import Settings
+    from tests.conftest import tiny_backend_of
+
+    folder = matrix("gemma2")
+    settings = Settings(cache_dir=tmp_path)
+    assert fingerprint(resolve(str(folder)), settings)["attention"] == "sdpa"  # not learned yet: what was asked
+    tiny_backend_of(folder, tmp_path)  # a load learns it
+    assert fingerprint(resolve(str(folder)), settings)["attention"] == "eager"
+
+
 def test_a_token_named_by_the_model_resolves_to_its_own_id_where_two_ids_decode_alike(matrix_backend: Any) -> None:
     lm = LM(Runtime(matrix_backend("llama+sentencepiece")))
     vocabulary = lm.vocabulary

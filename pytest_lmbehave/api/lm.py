@@ -291,7 +291,7 @@ class LM:
         self,
         capability: str,
         cases: Sequence[Change],
-        labels: Sequence[str] | None = None,
+        labels: Sequence[str | int] | None = None,
         max_kl: float | None = None,
     ) -> Capability:
         """Each change judged for invariance (``changes.invariance``: the top-1 or label holds unless the base was a
@@ -307,10 +307,10 @@ class LM:
         self,
         capability: str,
         cases: Sequence[Change],
-        token: str,
+        token: str | int,
         up: bool = True,
         by: float = defaults.DIRECTION_BY,
-        labels: Sequence[str] | None = None,
+        labels: Sequence[str | int] | None = None,
     ) -> Capability:
         """Each change judged for a directional expectation (``token``'s probability, renormalised over ``labels``
         when given, moves up or down by at least ``by``; raised to the dtype's noise floor where that is larger),
@@ -326,7 +326,7 @@ class LM:
         return self._judged(Capability(capability, expectation, tuple(judged)))
 
     def _pairs(
-        self, capability: str, cases: Sequence[Change], labels: Sequence[str] | None
+        self, capability: str, cases: Sequence[Change], labels: Sequence[str | int] | None
     ) -> list[tuple[Change, Distribution, Distribution]]:
         __tracebackhide__ = True
         if not isinstance(capability, str) or not capability.strip():

@@ -39,6 +39,7 @@ class Outcomes:
     outcome: dict[str, str] = field(default_factory=dict)  # passed, failed, error, skipped or profile
     kind: dict[str, str] = field(default_factory=dict)
     reason: dict[str, str] = field(default_factory=dict)
+    rates: list[str] = field(default_factory=list)  # each capability under change, with its interval
 
     def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
         """Only the checked model: the specs also run each other model that has a set beside them."""
@@ -49,6 +50,7 @@ class Outcomes:
         self.recorded |= {item.nodeid for item in items if "lm_snapshot" in getattr(item, "fixturenames", ())}
 
     def pytest_runtest_logreport(self, report: Any) -> None:
+        self.rates += [str(line) for line in (getattr(report, "lmbehave", None) or {}).get("capabilities", ())]
         if report.when == "call" or report.outcome != "passed":  # a setup error or skip, or the call's verdict
             if self.outcome.get(report.nodeid) in (None, "passed"):
                 self.kind[report.nodeid] = spec_kinds.kind_of(report.keywords)
@@ -63,6 +65,16 @@ class Outcomes:
 
     def of(self, kind: str) -> dict[str, str]:
         return {n: o for n, o in self.outcome.items() if self.kind.get(n) == kind}
+
+    @property
+    def wrong(self) -> dict[str, str]:
+        """The tests that failed or erred: a failed invariant or fact, a failed expectation of the model's own set
+        (a behaviour a model without a set does not show is a profile, not a failure), or any error."""
+        return {n: o for n, o in self.outcome.items() if o in ("failed", "error")}
+
+    def status(self, code: int) -> int:
+        """1 when anything went wrong (or pytest itself ended otherwise than passing or failing tests), else 0."""
+        return 1 if self.wrong or code not in (0, 1) else 0
 
 
 def _param(item: Any) -> Any:
@@ -135,6 +147,9 @@ def check(model: str, report: Path, engine: str | None, extra: list[str], baseli
     print(f"\nlmbehave check: the document's specs on {model}\n")
     for line in table(outcomes, has_set):
         print(f"  {line}")
+    if outcomes.rates:
+        print("  under change (failure rates, 99 % Clopper-Pearson):")
+        print("\n".join(f"    {line}" for line in sorted(outcomes.rates)))
     print()
     if has_set:
         print(f"behaviours are held to {model}'s own recorded set ({slug(model)}), within the tolerances")
@@ -143,7 +158,7 @@ def check(model: str, report: Path, engine: str | None, extra: list[str], baseli
             f"{model} has no recorded set: its behaviours are a profile (what it shows, in the report), held to "
             "nothing but --baseline; the invariants hold for any correct stack"
         )
-    wrong = {n: o for n, o in outcomes.outcome.items() if o in ("failed", "error")}
+    wrong = outcomes.wrong
     for nodeid, outcome in sorted(wrong.items()):
         what = "error in" if outcome == "error" else f"{outcomes.kind[nodeid]} does not hold:"
         print(f"  {what} {nodeid.split('::', 1)[-1]}: {outcomes.reason.get(nodeid, '')[:160]}")
@@ -152,7 +167,7 @@ def check(model: str, report: Path, engine: str | None, extra: list[str], baseli
     print(
         f"\nreport: {report} (after an upgrade: lmbehave check --model {model} --report new.json --baseline {report})"
     )
-    status = 1 if wrong or code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) else 0
+    status = outcomes.status(int(code))
     if baseline is not None:
         import subprocess
 

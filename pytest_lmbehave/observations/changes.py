@@ -48,7 +48,7 @@ def near_tie_threshold(noise: float) -> float:
     return max(defaults.NEAR_TIE, noise + 1e-9)
 
 
-def _label_probs(dist: Distribution, labels: Sequence[str]) -> list[float]:
+def _label_probs(dist: Distribution, labels: Sequence[str | int]) -> list[float]:
     """Each label's probability renormalised over the labels."""
     logprobs = [dist.logprob(label) for label in labels]
     top = max(logprobs)
@@ -56,7 +56,7 @@ def _label_probs(dist: Distribution, labels: Sequence[str]) -> list[float]:
     return [w / sum(weights) for w in weights]
 
 
-def kl(base: Distribution, variant: Distribution, labels: Sequence[str] | None = None) -> tuple[float, str]:
+def kl(base: Distribution, variant: Distribution, labels: Sequence[str | int] | None = None) -> tuple[float, str]:
     """KL(base || variant) in nats, and over what: the labels, the full vocabulary (both whole), or the top
     candidates with the rest pooled (a lower bound)."""
     if labels:
@@ -80,7 +80,7 @@ def _tokens(dist: Distribution, other: Distribution) -> str:
     return ("... " if start else "") + " ".join(repr(p) for p in pieces) + more
 
 
-def _side(name: str, dist: Distribution, other: Distribution, labels: Sequence[str] | None) -> list[str]:
+def _side(name: str, dist: Distribution, other: Distribution, labels: Sequence[str | int] | None) -> list[str]:
     if labels:
         shown = ", ".join(f"{label!r} {p:.4f}" for label, p in zip(labels, _label_probs(dist, labels)))
     else:
@@ -88,11 +88,12 @@ def _side(name: str, dist: Distribution, other: Distribution, labels: Sequence[s
     return [f"  {name:<7} top: {shown}", f"  {name:<7} tokens: {_tokens(dist, other)}"]
 
 
-def _top(dist: Distribution, labels: Sequence[str] | None) -> tuple[str, float]:
+def _top(dist: Distribution, labels: Sequence[str | int] | None) -> tuple[str, float]:
     """The top candidate (or label) and its margin over the next, in nats."""
     if labels:
         ordered = sorted(((dist.logprob(label), label) for label in labels), reverse=True)
-        return ordered[0][1], ordered[0][0] - ordered[1][0]
+        best = ordered[0][1]  # a label given by id is named by its piece
+        return dist.vocabulary.piece(best) if isinstance(best, int) else best, ordered[0][0] - ordered[1][0]
     return dist.argmax, dist.margin
 
 
@@ -100,7 +101,7 @@ def invariance(
     change: Change,
     base: Distribution,
     variant: Distribution,
-    labels: Sequence[str] | None = None,
+    labels: Sequence[str | int] | None = None,
     max_kl: float | None = None,
     noise: float = 0.0,
 ) -> Outcome:
@@ -153,10 +154,10 @@ def direction(
     change: Change,
     base: Distribution,
     variant: Distribution,
-    token: str,
+    token: str | int,
     up: bool = True,
     by: float = defaults.DIRECTION_BY,
-    labels: Sequence[str] | None = None,
+    labels: Sequence[str | int] | None = None,
     noise: float = 0.0,
 ) -> Outcome:
     """Whether ``change`` moved ``token``'s probability the stated way by at least ``by`` (renormalised over the

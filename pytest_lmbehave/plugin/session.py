@@ -225,10 +225,15 @@ class Session:
         return bool(snapshot_sets.variants(item.path.parent, slug(held)))
 
     def profiled(self, item: pytest.Item) -> bool:
-        """Whether a failed assertion of this test is a behaviour profile: a behaviour, of a model without a set."""
+        """Whether a failed assertion of this test is a behaviour profile: a behaviour whose expectations were written
+        for other models (their sets lie beside it: the document's specs) asked of a model without a set. A spec
+        folder with no set, or with this model's, holds its assertions as written."""
+        sets = item.path.parent / snapshot_sets.SETS_DIRNAME
         return (
             tally.uses_model(item)
             and spec_kinds.kind_of(item.keywords) == spec_kinds.BEHAVIOUR
+            and sets.is_dir()
+            and any(folder.is_dir() for folder in sets.iterdir())
             and not self.has_set(item, self.model_of(item))
         )
 

@@ -17,4 +17,16 @@ def to_record(observation: Any, top: int = TOP) -> dict[str, Any]:
             "lm_snapshot takes observations from the lm fixture (tokenize, next_token, generate, choose) or a list of "
             f"them, not {type(observation).__name__}"
         )
-    return kind.record(observation, top)
+    return plain(kind.record(observation, top))
+
+
+def plain(value: Any) -> Any:
+    """JSON values of the built-in types only: a token's ``Piece`` (a str that carries its id) becomes its text, so a
+    record pickles, ships between xdist's processes (execnet takes built-in types alone) and prints as before."""
+    if isinstance(value, str):
+        return str(value) if type(value) is not str else value
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value) if type(value) in (list, tuple) else [plain(v) for v in value]
+    return value

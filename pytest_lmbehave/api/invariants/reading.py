@@ -37,6 +37,16 @@ TEXTS = (
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
+def whole(dist: Distribution) -> Distribution:
+    """The distribution, where it is whole: a served model reports only its top candidates, and an invariant over the
+    whole vocabulary cannot be asked of it (it is skipped, saying so)."""
+    if dist.known:
+        raise BackendUnavailable(
+            f"this invariant reads the whole next-token distribution; the server reports its top {dist.known} only"
+        )
+    return dist
+
+
 def tolerance(lm: LM) -> float:
     """How far one number read two ways may move: the dtype's measured noise, at least 2e-4 nats."""
     return max(2e-4, lm.noise)

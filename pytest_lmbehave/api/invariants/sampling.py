@@ -12,6 +12,7 @@ from .reading import (
     PROMPTS,
     _spread,
     tolerance,
+    whole,
 )
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def top_k_holds(lm: LM) -> None:
 def nucleus_holds(lm: LM) -> None:
     p = 0.2
     for step, dist, token in _sampled_steps(lm, top_p=p, top_k=1000):
-        probabilities = dist.values.astype("float64")
+        probabilities = whole(dist).values.astype("float64")
         before = float(math.fsum(math.exp(v) for v in probabilities[probabilities > dist.logprob(token)]))
         slack = max(1e-4, 1 - math.exp(-lm.noise))
         assert before < p + slack, (

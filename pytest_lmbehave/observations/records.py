@@ -17,7 +17,8 @@ def to_record(observation: Any, top: int = TOP) -> dict[str, Any]:
             "lm_snapshot takes observations from the lm fixture (tokenize, next_token, generate, choose) or a list of "
             f"them, not {type(observation).__name__}"
         )
-    return plain(kind.record(observation, top))
+    record: dict[str, Any] = plain(kind.record(observation, top))
+    return record
 
 
 def plain(value: Any) -> Any:
@@ -27,6 +28,8 @@ def plain(value: Any) -> Any:
         return str(value) if type(value) is not str else value
     if isinstance(value, dict):
         return {plain(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(plain(v) for v in value) if type(value) in (list, tuple) else [plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    if isinstance(value, list):
+        return [plain(v) for v in value]
     return value

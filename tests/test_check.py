@@ -64,6 +64,10 @@ def test_a_behaviour_moved_against_the_baseline_exits_1_and_an_unmoved_one_0(mat
     same = lmbehave("check", "--model", model, "--report", "new.json", "--baseline", "old.json", cwd=tmp_path)
     assert same.returncode == 0 and "0 changes" in same.stdout, same.stdout[-3000:]
     report = json.loads((tmp_path / "old.json").read_text())
+    kinds = report["kinds"]  # each test's kind of spec, in the report as in the table
+    assert kinds["specs/test_invariants.py::test_every_correct_stack_holds_the_invariant[logits-shape]"] == "invariant"
+    assert kinds["specs/test_tokenization.py::test_shakespeare_splits_into_sh_and_akespeare"] == "fact"
+    assert "behaviour" in kinds.values()
     test = next(t for t in report["observations"] if "test_greedy_generation_of_50_tokens" in t)
     record = report["observations"][test][0]
     record["ids"] = [record["ids"][1], *record["ids"][1:]]  # the baseline's first greedy token, changed by hand

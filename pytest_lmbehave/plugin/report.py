@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..config import spec_kinds
 from ..observations.records import to_record
 from ..observations.scores import kl_figures
 from ..reports.report_format import write_report
@@ -70,6 +71,8 @@ class ReportFile:
         self.path = path
         self.observations: dict[str, list[dict[str, Any]]] = {}
         self.skipped: dict[str, str] = {}  # node id -> reason
+        self.kinds: dict[str, str] = {}  # node id -> its kind of spec
+        self.profile: dict[str, str] = {}  # node id -> a behaviour a model without a set did not show
         self.environments: dict[str, dict[str, str]] = {}
         self.processes: list[dict[str, Any]] = []
 
@@ -85,6 +88,10 @@ class ReportFile:
         self.environments.update(carried.get("environments") or {})
         if report.skipped and isinstance(report.longrepr, tuple):  # why (a backend that cannot answer a verb)
             self.skipped[report.nodeid] = str(report.longrepr[2]).removeprefix("Skipped: ")
+        if carried.get("model"):
+            self.kinds[report.nodeid] = spec_kinds.kind_of(report.keywords)
+        if str(getattr(report, "wasxfail", "")).startswith(spec_kinds.PROFILE):
+            self.profile[report.nodeid] = str(report.wasxfail)
 
     def process_figures(self, name: str) -> dict[str, Any]:
         import resource
@@ -108,7 +115,9 @@ class ReportFile:
             return
         if session.config.pluginmanager.getplugin("dsession") is None:  # tests ran here: a run without workers
             self.processes.append(self.process_figures("main"))
-        write_report(self.path, self.environments, self.processes, self.observations, self.skipped)
+        write_report(
+            self.path, self.environments, self.processes, self.observations, self.skipped, self.kinds, self.profile
+        )
 
     def summary(self, terminalreporter: Any) -> None:
         count = sum(len(v) for v in self.observations.values())

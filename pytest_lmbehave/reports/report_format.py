@@ -24,8 +24,11 @@ def write_report(
     processes: list[dict[str, Any]],
     observations: dict[str, list[dict[str, Any]]],
     skipped: dict[str, str],
+    kinds: dict[str, str] | None = None,
+    profile: dict[str, str] | None = None,
 ) -> None:
-    """One report, whole or not at all: each table sorted, so that the same run writes the same bytes."""
+    """One report, whole or not at all: each table sorted, so that the same run writes the same bytes. ``kinds``: each
+    test's kind of spec (invariant, fact, behaviour); ``profile``: the behaviours a model without a set did not show."""
     document = {
         "format": FORMAT,
         "version": VERSION,
@@ -33,6 +36,8 @@ def write_report(
         "processes": sorted(processes, key=lambda p: str(p["process"])),
         "observations": dict(sorted(observations.items())),
         "skipped": dict(sorted(skipped.items())),
+        "kinds": dict(sorted((kinds or {}).items())),
+        "profile": dict(sorted((profile or {}).items())),
     }
     write_atomically(path, json.dumps(document, indent=1, ensure_ascii=False, sort_keys=False) + "\n")
 

@@ -89,8 +89,16 @@ lint: $(STAMP)
 
 # The slow setup in parallel: llama.cpp's build beside the three venvs' installs (mostly downloads and unpacking),
 # then the lint beside the llama.cpp install.
+# Headless Chromium for the tests that look at a rendered page (the diff's HTML), from Debian's packages (CI runs as
+# root on Debian); installed beside the other setup, so it adds no time. Where it cannot be, make fails with the fix.
+CHROMIUM := build/.chromium
+$(CHROMIUM):
+	@mkdir -p build; command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "make: headless Chromium is missing and could not be installed; run: apt-get install chromium"; exit 1; }
+	touch $@
+
 test:
-	$(MAKE) -j4 lint $(STAMPL) $(STAMPV) $(STAMP4)
+	$(MAKE) -j4 lint $(STAMPL) $(STAMPV) $(STAMP4) $(CHROMIUM)
 	$(PY) -m pytest tests/ specs/ -n 2 $(PYTEST_ARGS)
 	# The teacher's key must solve every exercise on the real model, so no exercise rots into an unsolvable one.
 	$(PY) -m pytest exercises/ --lm-answer-key $(PYTEST_ARGS)

@@ -16,7 +16,7 @@ from ..observations.scores import statistics
 from .causes import root_causes
 from .drift import SEVERITIES, Thresholds, compare_reports, largest_move, pair_tests, paired, summaries, summary_table
 from .report_format import ReportError, load_report
-from .selection import comparable, environments_side_by_side, paired_weights
+from .selection import comparable, environments_side_by_side, paired_environments, paired_weights
 
 EXIT_OK, EXIT_DRIFT, EXIT_UNUSABLE = 0, 1, 2
 
@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     thresholds = Thresholds(near_tie=args.near_tie, prob=args.prob, kl=args.kl, score=args.score)
     environments = environments_side_by_side(old, new)
     weights = paired_weights(old, new)
+    both = [(a, b) for _, a, b in paired_environments(old, new) if a and b]
+    pair = both[0] if len(both) == 1 else None  # what moved is told of one model's two environments
     old, new, notes = comparable(old, new, tuple(args.only or ()))
     changes, compared = compare_reports(old, new, thresholds)
     table = summary_table(changes)
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if notes:
         print()
-    causes = root_causes(changes, weights)
+    causes = root_causes(changes, weights, pair)
     if causes:
         tokenizer = sum(1 for line in causes if line.startswith("the tokenizer"))
         heading = "root causes:" if weights else "where the changes come from:"

@@ -11,7 +11,10 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 .major{background:#fdd}.near-tie{background:#ffd}.minor{background:#eef}.differs{font-weight:bold}
-code{font-size:90%}svg text{font-size:11px;font-family:monospace}
+code{font-size:90%}svg text{font-size:11px;font-family:monospace}svg{max-width:100%;height:auto}
+.cause{font-size:110%;border-left:4px solid #c33;padding-left:8px}
+table.changes{table-layout:fixed;width:100%}table.changes td{overflow-wrap:anywhere}
+table.changes col.severity{width:7em}table.changes col.kind{width:10em}table.changes col.test{width:22%}
 """
 
 
@@ -20,7 +23,10 @@ def _bars(old_top: list[list[Any]], new_top: list[list[Any]]) -> str:
     new = {row[1]: row for row in new_top}
     tokens = list(dict.fromkeys([row[1] for row in old_top] + [row[1] for row in new_top]))
     height = 18 * len(tokens) + 20
-    parts = [f'<svg width="560" height="{height}" role="img" aria-label="old and new top-k probabilities">']
+    parts = [
+        f'<svg width="560" height="{height}" viewBox="0 0 560 {height}" role="img" '
+        'aria-label="old and new top-k probabilities">'
+    ]
     parts.append(
         '<text x="0" y="12">token</text><text x="160" y="12" fill="#888">old</text><text x="360" y="12" fill="#36c">new</text>'
     )
@@ -37,6 +43,12 @@ def _bars(old_top: list[list[Any]], new_top: list[list[Any]]) -> str:
     return "".join(parts)
 
 
+def short_test(nodeid: str) -> str:
+    """A test id as the page shows it: its module and test name, the parameters left to the hover (the cell's title)."""
+    path, _, name = nodeid.partition("::")
+    return f"{path.rsplit('/', 1)[-1]}::{name.split('[', 1)[0]}" + ("[…]" if "[" in name else "")
+
+
 def render_html(
     old_name: str,
     new_name: str,
@@ -50,11 +62,8 @@ def render_html(
         f"<!doctype html><html><head><meta charset='utf-8'><title>lmbehave diff</title><style>{STYLE}</style></head><body>"
     ]
     out.append(f"<h1>Behaviour drift: <code>{escape(old_name)}</code> &rarr; <code>{escape(new_name)}</code></h1>")
+    out += [f"<p class='cause'>{escape(line)}</p>" for line in causes or []]  # the root cause heads the page
     out.append(f"<p>{compared} observations compared, {len(changes)} changes.</p>")
-    if causes:
-        out.append("<h2>Where the changes come from</h2><ul>")
-        out += [f"<li>{escape(line)}</li>" for line in causes]
-        out.append("</ul>")
     out.append("<h2>Summary</h2><table><tr><th>severity</th><th>kind</th><th>count</th></tr>")
     out += [f"<tr class='{s}'><td>{s}</td><td>{escape(k)}</td><td>{n}</td></tr>" for s, k, n in table]
     out.append("</table><h2>Environments</h2><table><tr><th>what</th><th>old</th><th>new</th></tr>")
@@ -63,13 +72,16 @@ def render_html(
         for w, a, b in environments
     ]
     out.append(
-        "</table><h2>Changes, worst first</h2><table><tr><th>severity</th><th>kind</th><th>test</th><th>what changed</th></tr>"
+        "</table><h2>Changes, worst first</h2><table class='changes'><colgroup><col class='severity'><col class='kind'>"
+        "<col class='test'><col class='what'></colgroup>"
+        "<tr><th>severity</th><th>kind</th><th>test</th><th>what changed</th></tr>"
     )
     for change in changes:
         chart = _bars(change.details["old_top"], change.details["new_top"]) if "old_top" in change.details else ""
         out.append(
             f"<tr class='{change.severity}'><td>{change.severity}</td><td>{escape(change.kind)} ({escape(change.layer)})</td>"
-            f"<td><code>{escape(change.test)}</code> #{change.index}</td><td>{escape(change.summary)}{'<br>' + chart if chart else ''}</td></tr>"
+            f"<td title='{escape(change.test)}'><code>{escape(short_test(change.test))}</code> #{change.index}</td>"
+            f"<td>{escape(change.summary)}{'<br>' + chart if chart else ''}</td></tr>"
         )
     out.append("</table></body></html>")
     return "\n".join(out)

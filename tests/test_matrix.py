@@ -9,10 +9,14 @@ from typing import Any
 
 import pytest
 
+from pytest_lmbehave.api.invariants import INVARIANTS
 from pytest_lmbehave.api.lm import LM
+from pytest_lmbehave.config.errors import BackendUnavailable
 from pytest_lmbehave.runtime.runtime import Runtime
 from tests.architectures import MODELS
+from tests.broken_stacks import CONTROLS
 from tests.test_check import lmbehave
+from tests.test_invariants import HEALTHY, shown_on
 
 PROMPTS = ["Shakespeare was a", "The best places to visit in Boston are the"]
 
@@ -49,8 +53,12 @@ def test_the_api_gives_what_transformers_own_generate_and_forward_pass_give(name
         assert lm.generate(prompt, max_new_tokens=8).ids == (own if stop is None else own[: stop + 1])
 
 
-def test_gemma_2_refuses_sdpa_so_it_runs_eager_and_its_fingerprint_says_so(matrix_backend: Any) -> None:
-    assert matrix_backend("gemma2").fingerprint()["attention"] == "eager"
+def test_the_fingerprint_names_the_attention_each_model_ran_with(matrix_backend: Any) -> None:
+    """Gemma 2 refuses SDPA in transformers 5 (it runs eager, said once at load); 4.57 takes SDPA for it. Whatever
+    the installed transformers let it run with is what the fingerprint says."""
+    for name in ("gemma2", "llama"):
+        backend = matrix_backend(name)
+        assert backend.fingerprint()["attention"] == backend.model.config._attn_implementation
     assert matrix_backend("llama").fingerprint()["attention"] == "sdpa"
 
 
@@ -62,8 +70,8 @@ def test_the_attention_a_model_ran_with_is_known_to_a_warm_run_without_loading(m
     folder = matrix("gemma2")
     settings = Settings(cache_dir=tmp_path)
     assert fingerprint(resolve(str(folder)), settings)["attention"] == "sdpa"  # not learned yet: what was asked
-    tiny_backend_of(folder, tmp_path)  # a load learns it
-    assert fingerprint(resolve(str(folder)), settings)["attention"] == "eager"
+    ran = tiny_backend_of(folder, tmp_path).model.config._attn_implementation  # a load learns it
+    assert fingerprint(resolve(str(folder)), settings)["attention"] == ran
 
 
 def test_a_token_named_by_the_model_resolves_to_its_own_id_where_two_ids_decode_alike(matrix_backend: Any) -> None:
@@ -79,3 +87,24 @@ def test_a_token_named_by_the_model_resolves_to_its_own_id_where_two_ids_decode_
         assert piece.id == token and dist.logprob(piece) == float(dist.values[token])
     assert dist.prob(dist.argmax) == dist.prob(dist.argmax_id)  # the model's own top candidate can be asked about
     assert [dist.rank(c.piece) for c in dist.top(5)] == [dist.rank(c.id) for c in dist.top(5)]
+
+
+@pytest.mark.parametrize("model", [m for m in MODELS if m != HEALTHY])
+def test_every_negative_control_fails_on_every_model_of_the_matrix(model: str, matrix_backend: Any) -> None:
+    """Each control broken over each architecture's working stack: an invariant that does not apply to a model (a
+    chat template it lacks, padding rows it does not have) is left out, as the spec skips it there."""
+    inner = matrix_backend(model)
+    caught, missed = [], []
+    for name, invariant in INVARIANTS.items():
+        if shown_on(name) != HEALTHY and model != shown_on(name):
+            continue
+        try:
+            invariant.check(CONTROLS[invariant.control](inner))
+        except AssertionError:
+            caught.append(name)
+            continue
+        except (BackendUnavailable, pytest.skip.Exception):
+            continue
+        missed.append(name)
+    assert not missed, f"on {model}, these broken stacks passed their invariant: {missed}"
+    assert len(caught) >= 28, caught

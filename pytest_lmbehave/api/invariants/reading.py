@@ -52,15 +52,6 @@ def tolerance(lm: LM) -> float:
     return max(2e-4, lm.noise)
 
 
-def agree(first: Distribution, second: Distribution, within: float) -> bool:
-    """The near-tie rule for a token read two ways: the same argmax, or each reading puts the other's within
-    ``within`` nats of its own."""
-    a, b = first.argmax_id, second.argmax_id
-    if a == b:
-        return True
-    return first.logprob(a) - first.logprob(b) <= within and second.logprob(b) - second.logprob(a) <= within
-
-
 def coincidence(steps: Sequence[Distribution], k: int = 50) -> float:
     """The chance that two independent draws (top-k, T = 1) give the same tokens at every one of ``steps``: where it
     is not small, a seed cannot show that it matters (a model that puts its mass on one token draws it anyway)."""
@@ -81,10 +72,6 @@ def _fresh(lm: LM) -> LM:
     from ..lm import LM
 
     return LM(lm.runtime.fresh(), lm.sampling, lm.seed)
-
-
-def _backend(lm: LM) -> object:
-    return lm.runtime.backend
 
 
 def _output_rows(lm: LM) -> int:

@@ -1,5 +1,5 @@
 """`lmbehave check --model MODEL --report out.json`: the document's specs, as packaged, run against any model the
-plugin can load, read in their three kinds (``plugin/spec_kinds.py``):
+plugin can load, read in their three kinds (``config/spec_kinds.py``):
 
 - **invariants**, which every correct stack holds whatever its weights: a failure is a bug in the stack;
 - **facts** of the document's tokenizer or model, run where they apply (SmolLM2's tokenizer, the model's own set)

@@ -256,9 +256,10 @@ def _attention_identity(folder: Path, settings: Settings) -> dict[str, Any]:
 
 def remember_attention(folder: Path, settings: Settings, attention: str) -> None:
     """The attention a model ran with is a fact learned at load: a warm --lm-cache run names the same one."""
-    if attention != facts.recall(settings.cache_dir, _attention_identity(folder, settings)):
-        facts.forget(settings.cache_dir, _attention_identity(folder, settings))
-        facts.remembered(settings.cache_dir, _attention_identity(folder, settings), lambda: attention)
+    identity = _attention_identity(folder, settings)
+    if attention != facts.recall(settings.cache_dir, identity):  # kept, unless the model now takes another
+        facts.forget(settings.cache_dir, identity)
+        facts.remembered(settings.cache_dir, identity, lambda: attention)
 
 
 def attention_of(source: ModelSource, settings: Settings) -> str:

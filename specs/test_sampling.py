@@ -104,7 +104,7 @@ TOP_50, TOP_P, COLD, HOT = (
 # The document's runs, as distributions: 2,000 draws (1,000 on a server, where each is a decode of its own) of the token
 # after "Shakespeare was a", through the engine's own sampler, held by our own computation from the same pass's
 # log-probabilities to what the settings make of them (assert_sampled_from; each known wrong sampler is rejected with
-# power 1.00 at T = 1, README). One step later (after its greedy " great", where the document reads " writer"), the
+# power 1.00 at T = 1, docs/explanation/statistics.md). One step later (after its greedy " great", where the document reads " writer"), the
 # two settings that cut the distribution somewhere new: the nucleus and the cold tail. llama.cpp's server takes one
 # request per draw: its specs took 221 s before this session's draws, 390 s with all four settings one step later and
 # 384 s with these two (the rest of the growth is elsewhere, not yet found).

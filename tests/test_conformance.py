@@ -3,7 +3,7 @@ own code from the model's log-probabilities, agrees with transformers' warpers; 
 wrong samplers, and its false alarms against the right one, measured by simulation on the embedded model's next
 token after "Shakespeare was a" (2,000 draws, α = 0.01).
 
-Measured here (2026-12-04; README "Sampling as a distribution"): each wrong sampler rejected in 500 of 500 simulated
+Measured here (2026-12-04; docs/explanation/statistics.md): each wrong sampler rejected in 500 of 500 simulated
 runs at T = 1 (power 1.00, 95% interval 0.99-1.00); the right sampler falsely rejected in at most 6 of 200 runs."""
 
 from __future__ import annotations

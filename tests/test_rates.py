@@ -1,7 +1,7 @@
 """Pass rates: the three-way decision, its sequential looks, its measured error rates and power, the test of a rate
 against a recorded one, and ``lm.rate`` on a tiny model.
 
-The error rates are measured by simulation (binomial draws from a known true rate), as the README states them:
+The error rates are measured by simulation (binomial draws from a known true rate), as docs/explanation/statistics.md states them:
 - a wrong decision at α = 0.01, the worst case being a true rate exactly at the bound, where both pass and fail are
   wrong: measured 5 and 7 of 1,000 sequential runs (``>=`` and ``<=``); the test allows what α allows, 21 of 1,000
   (the binomial's 99.9 % point);

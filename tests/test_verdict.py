@@ -152,3 +152,14 @@ def test_a_transcribed_record_holding_only_the_argmax_id_is_compared_on_it() -> 
     [flip] = compare(transcribed, now, Tolerances())
     assert flip.kind == verdict.TOP1 and not flip.near_tie and "1109 -> 4163" in flip.text
     assert compare(transcribed, {**now, "argmax_id": 1109}, Tolerances()) == []
+
+
+def test_lmbehave_diff_judges_a_bfloat16_side_in_bfloat16s_units_as_a_snapshot_does() -> None:
+    # The embedded model's "Shakespeare was a" at step 11, float32 against bfloat16 (docs/tutorials/guarding-an-upgrade.md)
+    old, new = generation([1, 2], [1.0, 0.053]), generation([1, 3], [1.0, 0.0])
+    float32 = {"dtype": "float32", "noise": "1.1e-05", "logit_scale": "16"}
+    bfloat16 = {"dtype": "bfloat16", "noise": "0.25", "logit_scale": "16"}
+    [change] = compare_records("t", 0, old, new, Thresholds(), (float32, bfloat16))
+    assert change.severity == "near-tie" and "bfloat16 steps at |logit| 16-32" in change.summary
+    [change] = compare_records("t", 0, old, new, Thresholds(), (float32, float32))
+    assert change.severity == "major"  # in float32's units the same flip is a real change

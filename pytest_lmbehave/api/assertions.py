@@ -87,7 +87,7 @@ def assert_sampled_from(draws: Draws, alpha: float = ALPHA) -> None:
     """``draws`` (``lm.draws``) came from the distribution the settings asked, computed by our own code from the
     model's log-probabilities: a G-test, a temperature score test and, under top-p, the nucleus boundary's binomial
     test, at ``alpha`` together (α = 0.01: each known wrong sampler is rejected in 2,000 draws with measured power
-    1.00; the right one falsely in at most 2% of runs, README "Sampling as a distribution"). A failure names the
+    1.00; the right one falsely in at most 2% of runs, docs/explanation/statistics.md). A failure names the
     largest residuals and the wrong setting the draws fit, if one does."""
     __tracebackhide__ = True
     failure = draws.failure(alpha)

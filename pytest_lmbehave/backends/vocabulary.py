@@ -135,7 +135,7 @@ def tokenizer_digest(tokenizer: Any) -> str:
 
 def built(tokenizer: Any, size: int, cache_dir: Path | None, fingerprint: dict[str, str]) -> Vocabulary:
     """A transformers tokenizer's vocabulary: each id decoded alone, and the pieces that read back as their id.
-    Built once per model and tokenizer version (README: how long it takes), kept in the cache folder."""
+    Built once per model and tokenizer version, kept in the cache folder."""
     path, digest = stored_at(cache_dir or Path(), fingerprint)
     found = None if cache_dir is None else Vocabulary.load(path, digest)
     if found is None:

@@ -14,7 +14,9 @@ DRIFT_KL = 0.01  # `lmbehave diff`: nats of KL divergence between top-k distribu
 DRIFT_SCORE = 0.05  # `lmbehave diff`: nats of log-likelihood (scores, margins) still counted as none
 EXPLORE_TOP = 10  # `lmbehave explore`: next-token candidates shown
 MARGIN_ROUNDING = 1e-3  # generation margins are recorded to 3 decimals: two roundings move a difference this much
-DRAWS = 2000  # lm.draws' count: each known wrong sampler rejected with power 1.00 at T = 1 (README)
-DIRECTION_BY = 0.05  # assert_direction: the least move of a label's probability that counts (README)
+DRAWS = (
+    2000  # lm.draws' count: each known wrong sampler rejected with power 1.00 at T = 1 (docs/explanation/statistics.md)
+)
+DIRECTION_BY = 0.05  # assert_direction: the least move of a label's probability that counts (docs/how-to/behaviour-under-change.md)
 CHANGE_TOP = 20  # behaviour under change: candidates whose KL is taken when a distribution is not whole (a server)
-DRAWS_DECODED = 1000  # where each draw is a decode of its own (a server), to fit make test's time; power in the README
+DRAWS_DECODED = 1000  # where each draw is a decode of its own (a server), to fit make test's time; power in docs/explanation/statistics.md

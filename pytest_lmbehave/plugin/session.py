@@ -352,7 +352,7 @@ class Session:
         if self.share is not None:
             self.share.end()
         # With a model loaded, the interpreter's last garbage collection walks millions of objects: about a second
-        # at exit (README), which every xdist worker adds to the run. Nothing is left to collect.
+        # at exit, which every xdist worker adds to the run. Nothing is left to collect.
         if self.registry.runtimes:
             import gc
 

@@ -59,10 +59,17 @@ def severity(difference: Difference) -> str:
 
 
 def compare_records(
-    test: str, index: int, old: dict[str, Any], new: dict[str, Any], thresholds: Thresholds
+    test: str,
+    index: int,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    thresholds: Thresholds,
+    environments: tuple[dict[str, Any], ...] = (),
 ) -> list[Change]:
-    """The snapshot extension's comparison (`verdict.compare`), each difference given a severity."""
-    found = verdict.compare(old, new, thresholds.tolerances)
+    """The snapshot extension's comparison (`verdict.compare`), each difference given a severity. ``environments``:
+    the two sides' fingerprints, whose measured noise raises the tolerances as a snapshot's does (a bfloat16 side
+    is judged in bfloat16's units)."""
+    found = verdict.compare(old, new, thresholds.tolerances.for_numerics(*environments))
     changes = []
     for difference in found:
         if difference.kind in (verdict.PROBABILITY, verdict.DISTRIBUTION) and difference is not _largest(found):
@@ -141,6 +148,12 @@ def paired(old: dict[str, Any], new: dict[str, Any], kind: str) -> list[tuple[di
     ]
 
 
+def _environment(report: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint of the model that made ``record``, as its report holds it."""
+    found = report.get("environments", {}).get(str(record.get("model")), {})
+    return found if isinstance(found, dict) else {}
+
+
 def compare_reports(old: dict[str, Any], new: dict[str, Any], thresholds: Thresholds) -> tuple[list[Change], int]:
     """All changes, worst first, and the number of observations compared."""
     changes: list[Change] = []
@@ -162,7 +175,8 @@ def compare_reports(old: dict[str, Any], new: dict[str, Any], thresholds: Thresh
                 follow_on += 1  # a question about text that an earlier change already altered
                 continue
             compared += 1
-            found = compare_records(test, index, x, y, thresholds)
+            sides = (_environment(old, x), _environment(new, y))
+            found = compare_records(test, index, x, y, thresholds, sides)
             diverged = diverged or any(
                 c.kind in ("generation", "top-1 flip", "tokenization", verdict.INPUT) for c in found
             )

@@ -25,7 +25,7 @@ FORMAT = "pytest-lmbehave plan"
 IN_FILE = {"next_token": "next", "generation": "gen"}
 FROM_FILE = {short: kind for kind, short in IN_FILE.items()}
 VERSION = 1
-GROUP_ROWS = 24  # rows per generation batch: a decode step's cost grows slowly with its rows (README: timings)
+GROUP_ROWS = 24  # rows per generation batch: a decode step's cost grows slowly with its rows (docs/explanation/determinism.md, the request plan)
 NEXT_ROWS = 3  # short prompts per next-token batch when each is its own forward pass (shorter than TOGETHER_FROM)
 
 

@@ -196,7 +196,7 @@ def _tokenizer_of(folder: Path) -> Any:
 
     with quiet():
         # The fast class reads tokenizer.json directly: the same tokenizer in a fifth of AutoTokenizer's time and
-        # half its memory (README: measured).
+        # half its memory.
         tokenizer_class = PreTrainedTokenizerFast if (folder / "tokenizer.json").is_file() else AutoTokenizer
         tokenizer = tokenizer_class.from_pretrained(folder)
     if tokenizer.pad_token_id is None:

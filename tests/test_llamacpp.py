@@ -294,6 +294,15 @@ def test_a_reference_engine_puts_each_positions_exact_kl_in_the_report_and_the_s
     ]
 
 
+def test_a_reference_engines_kl_is_told_without_a_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_read(lm):\n    lm.next_token('Shakespeare was a')\n")
+    result = pytester.runpytest("-p", "no:randomly", "--lm-engine=llama.cpp", "--lm-reference=transformers")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*KL divergence from the reference transformers over 1 position(s), exact (the full*"])
+    result.stdout.no_fnmatch_line("*observations from*written to*")
+    assert not list(pytester.path.glob("*.json"))  # nothing written
+
+
 def test_an_unchanged_llama_cpp_rerun_loads_no_model_and_observes_the_same(
     pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,7 +5,10 @@
 # It prints the versions that moved, then the drift (root causes, KL, flips). Snapshot mismatches are drift to read,
 # not failures: it exits 1 only when a test in tests/ or a property spec fails, or the user's path does (unlocked
 # here, as a user installing today gets it). Then `make lock` takes the new versions (docs/how-to/lock-and-latest.md).
-# Usage: tools/latest.sh LOCKED_VENV_PYTHON OUT_DIR LOCK_FILE WHEELS_DIR
+# TORCH=newest (`make latest TORCH=newest`) tries the newest torch pip resolves instead: from PyPI a CUDA build of
+# several GB, which on a CPU computes as the CPU build does; the build switch (cpu -> cuda) is said apart from the
+# version move. `make lock TORCH=VERSION` then adopts the version it proved.
+# Usage: [TORCH=newest] tools/latest.sh LOCKED_VENV_PYTHON OUT_DIR LOCK_FILE WHEELS_DIR
 set -euo pipefail
 locked_py=$1 out=$2 lock=$3 wheels=$4
 mkdir -p "$out"
@@ -15,7 +18,17 @@ latest_py=$venv/bin/python
 echo "== a venv with the newest versions pyproject.toml allows ($venv)"
 rm -rf "$venv" && python3 -m venv "$venv"
 "$latest_py" -m pip install --quiet --upgrade pip
-"$latest_py" -m pip install --quiet "$(grep -E '^torch==' "$lock")"  # the locked CPU build
+if [[ ${TORCH:-locked} == newest ]]; then
+  "$latest_py" -m pip install --quiet --upgrade torch  # the newest pip resolves (PyPI's: a CUDA build)
+else
+  "$latest_py" -m pip install --quiet "$(grep -E '^torch==' "$lock")"  # the locked CPU build
+fi
+torch_build() {  # "2.13.0 cpu" or "2.14.1 cuda 13.0": the version apart from the build
+  "$1" -c 'import torch; v = torch.__version__.split("+")[0]; c = torch.version.cuda; print(v, f"cuda {c}" if c else "cpu")'
+}
+read -r old_version old_build <<<"$(torch_build "$locked_py")"
+read -r new_version new_build <<<"$(torch_build "$latest_py")"
+echo "== torch: version $old_version -> $new_version; build $old_build -> $new_build${TORCH:+ (TORCH=$TORCH)}"
 server=()  # llama.cpp's pinned build and its server, as the locked venv has them, when the wheel is made
 if ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then server=("llama-cpp-python[server]==0.3.36"); fi
 "$latest_py" -m pip install --quiet --upgrade --find-links "$wheels" -e ".[dev,docs${server:+,llamacpp}]" "${server[@]}"

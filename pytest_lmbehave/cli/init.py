@@ -1,7 +1,8 @@
-"""`lmbehave init specs|exercises [DIR]`: the document's behaviour specs (with every model's recorded sets and the
-request plan) or the exercises (with their answer key), written into a user's own project from the installed
-package's data (``share/pytest-lmbehave/``), or from the source tree in a checkout. Nothing is overwritten without
-``--force``, and every file is written whole or not at all."""
+"""`lmbehave init specs|exercises|ci [DIR]`: the document's behaviour specs (with every model's recorded sets and
+the request plan) or the exercises (with their answer key), written into a user's own project from the installed
+package's data (``share/pytest-lmbehave/``), or from the source tree in a checkout; or the GitHub Actions workflows
+that put the drift in a pull request (``workflow.py``). Nothing is overwritten without ``--force``, and every file is
+written whole or not at all."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from ..config.engines import ENGINES
 from ..config.errors import LMBehaveError
 from ..config.files import write_atomically
+from . import workflow
 
 KINDS = ("specs", "exercises")
+COMMANDS = (*KINDS, "ci")
 SHARE = ("share", "pytest-lmbehave")
 SKIPPED = ("__pycache__", ".pytest_cache")
 
@@ -74,13 +78,19 @@ NEXT = {
     "pytest {dir} --lm-model=MODEL --snapshot-update   records your own model's set beside them",
     "exercises": "pytest {dir}   shows the progress line (0/16 at first) and a hint for every blank;\n"
     "replace each ___ with what the model really does until they pass",
+    "ci": "commit {dir}/.github/workflows/: a pull request that touches the lock, the weights or the specs gets the "
+    "drift as its job summary and one comment",
 }
 
 
 def run(args: argparse.Namespace) -> int:
-    target = Path(args.dir or args.kind)
+    target = Path(args.dir or ("." if args.kind == "ci" else args.kind))
     try:
-        written = init(args.kind, target, args.force)
+        if args.kind == "ci":
+            paths = [p.strip() for p in args.paths.split(",") if p.strip()] if args.paths else list(workflow.PATHS)
+            written = workflow.write(target, args.python, args.engine, paths, args.install, args.force)
+        else:
+            written = init(args.kind, target, args.force)
     except LMBehaveError as error:
         print(f"lmbehave init: {error}", file=sys.stderr)
         return 2
@@ -89,6 +99,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=KINDS, help="specs: the document's behaviour specs; exercises: the exercises")
-    parser.add_argument("dir", nargs="?", help="the folder to write (default: ./specs or ./exercises)")
+    parser.add_argument(
+        "kind",
+        choices=COMMANDS,
+        help="specs: the document's behaviour specs; exercises: the exercises; ci: GitHub Actions workflows that put "
+        "the drift in a pull request",
+    )
+    parser.add_argument("dir", nargs="?", help="the folder to write (default: ./specs, ./exercises, or . for ci)")
     parser.add_argument("--force", action="store_true", help="replace files that are already there")
+    parser.add_argument("--python", default="3.11", help="ci: the Python version the workflow runs (default 3.11)")
+    parser.add_argument(
+        "--engine",
+        default="transformers",
+        choices=ENGINES,
+        help="ci: the engine the specs run on (default transformers)",
+    )
+    parser.add_argument(
+        "--paths",
+        help="ci: the paths whose change triggers the workflow, comma-separated (default: "
+        + ", ".join(workflow.PATHS)
+        + ")",
+    )
+    parser.add_argument(
+        "--install",
+        help="ci: the install command (default: with the project's constraints*.txt, else requirements*.txt, else "
+        "pyproject.toml)",
+    )

@@ -231,6 +231,16 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option(
+        "--lm-summary",
+        "lm_summary",
+        "where $GITHUB_STEP_SUMMARY is set (GitHub Actions), append the run's summary to it: the sets compared "
+        "against, failures with their root causes, near ties, capability rates; on (default) or off",
+        "summary",
+        None,
+        "on",
+        one_of(("on", "off")),
+    ),
+    Option(
         "--lm-reference",
         "lm_reference",
         "an engine to check this run's engine against on the same weights ("

@@ -48,6 +48,7 @@ class Settings:
     observation_cache: bool = _default("observation_cache")
     drafts: bool = _default("drafts")
     report_top: int = _default("report_top")
+    summary: str = _default("summary")  # --lm-summary: the job summary on GitHub Actions, on or off
     reference: str | None = _default("reference")  # --lm-reference: an engine the report's KL divergences are from
     server: str = _default("server")  # --lm-server: already folded into ``model`` (URL#NAME)
     server_timeout: float = _default("server_timeout")

@@ -62,7 +62,7 @@ class ReportFile:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | None,  # None: nothing written (--lm-reference without --lm-report), its KL line still told
         timings: dict[str, tuple[float, float]],
         counts: Callable[[], dict[str, int]] = dict,
     ) -> None:
@@ -115,15 +115,18 @@ class ReportFile:
             return
         if session.config.pluginmanager.getplugin("dsession") is None:  # tests ran here: a run without workers
             self.processes.append(self.process_figures("main"))
+        if self.path is None:
+            return
         write_report(
             self.path, self.environments, self.processes, self.observations, self.skipped, self.kinds, self.profile
         )
 
     def summary(self, terminalreporter: Any) -> None:
         count = sum(len(v) for v in self.observations.values())
-        terminalreporter.write_line(
-            f"lmbehave: {count} observations from {len(self.observations)} tests written to {self.path}"
-        )
+        if self.path is not None:
+            terminalreporter.write_line(
+                f"lmbehave: {count} observations from {len(self.observations)} tests written to {self.path}"
+            )
         checked = [r["reference"] for records in self.observations.values() for r in records if "reference" in r]
         if checked:
             found = kl_figures(

@@ -28,7 +28,7 @@ from ..observations import closeness
 from ..observations.changes import Capability
 from ..runtime.registry import Registry
 from ..teaching.exercises import ExerciseProgress, is_exercise
-from . import snapshot_sets, tally
+from . import ci, snapshot_sets, tally
 from .markers import MARKERS, Marks
 from .near_ties import NearTieSummary
 from .planner import PlanFile, asks_for, check_paths, plan_path
@@ -90,6 +90,7 @@ class Session:
         self.sets_compared = tally.SetsCompared(self.chosen_sets)
         self.model_tests = tally.ModelTests(self.controller_header)
         self.capability_rates = tally.CapabilityRates()
+        self.job_summary = ci.JobSummary(self.settings.summary == "on")
         self.exercises: ExerciseProgress | None = None  # made when the first exercise reports
         self.unrun_facts: dict[str, int] = {}  # why facts were not run here, and how many
         if given(lookup, "lm_accept_near_ties"):
@@ -112,8 +113,9 @@ class Session:
         controller = workerinput is None
         self.share = Share() if controller and config.pluginmanager.hasplugin("xdist") else None
         self.report: ReportFile | None = None
-        if config.getoption("lm_report"):
-            self.report = ReportFile(Path(config.getoption("lm_report")), self.registry.timings, self.registry.counts)
+        if config.getoption("lm_report") or self.settings.reference:  # a reference's KL is told without a report too
+            path = config.getoption("lm_report")
+            self.report = ReportFile(Path(path) if path else None, self.registry.timings, self.registry.counts)
 
     # -- talking to the user ------------------------------------------------------------------------------------
     def announce(self, message: str) -> None:
@@ -191,6 +193,8 @@ class Session:
         carried = self.carried(item, call.when)
         if carried:
             setattr(report, CARRIED, carried)
+        if item.config.option.xmlpath:  # --junitxml: a failure's message starts with its verdict line
+            ci.lead_with_verdict(report)
         error = None if call.excinfo is None else call.excinfo.value
         if isinstance(error, BackendGone):  # like a model that cannot load: one message, and the run ends
             item.session.shouldstop = f"pytest-lmbehave: {error}"
@@ -266,6 +270,7 @@ class Session:
         self.sets_compared.add(carried)
         self.model_tests.add(report, carried)
         self.capability_rates.add(report, carried)
+        self.job_summary.add(report)
         reason = _skip_reason(report)
         if reason.startswith(spec_kinds.NOT_RUN):
             self.unrun_facts[reason] = self.unrun_facts.get(reason, 0) + 1
@@ -305,6 +310,8 @@ class Session:
             terminalreporter.write_line(f"lmbehave: {count} spec(s) {reason}")
         self.sets_compared.summary(terminalreporter)
         self.near_ties.summary(terminalreporter)
+        rates, ties = self.capability_rates.lines, self.near_ties.notes
+        self.job_summary.write(terminalreporter, self.sets_compared.sets, ties, rates)
 
     def lm(self, request: pytest.FixtureRequest, spec: str) -> LM:
         """The test's handle on its model (loaded once per process per model): greedy unless marked sampled."""
@@ -326,7 +333,7 @@ class Session:
         marks = self.marks(request.node)
         sampling, seed = marks.sampling, marks.seed
         recorder = None
-        if request.config.getoption("lm_report"):
+        if self.report is not None:
             recorder = recorder_for(
                 request.node,
                 spec,

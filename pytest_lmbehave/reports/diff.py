@@ -23,12 +23,13 @@ EXIT_OK, EXIT_DRIFT, EXIT_UNUSABLE = 0, 1, 2
 
 def run(args: argparse.Namespace) -> int:
     """The diff the parsed command line asks for; its exit status (EXIT_OK, EXIT_DRIFT or EXIT_UNUSABLE)."""
-    if args.html and path_problem(Path(args.html)) is not None:
-        print(
-            f"lmbehave diff: --html {args.html}: {path_problem(Path(args.html))}; pass a file path such as drift.html",
-            file=sys.stderr,
-        )
-        return EXIT_UNUSABLE
+    for flag, path, example in (("--html", args.html, "drift.html"), ("--markdown", args.markdown, "drift.md")):
+        if path and path_problem(Path(path)) is not None:
+            print(
+                f"lmbehave diff: {flag} {path}: {path_problem(Path(path))}; pass a file path such as {example}",
+                file=sys.stderr,
+            )
+            return EXIT_UNUSABLE
     try:
         old, new = load_report(Path(args.old)), load_report(Path(args.new))
     except ReportError as error:
@@ -88,6 +89,13 @@ def run(args: argparse.Namespace) -> int:
             Path(args.html), render_html(args.old, args.new, changes, table, environments, compared, causes)
         )
         print(f"\nwrote {args.html}")
+    if args.markdown:
+        from .markdown import render
+
+        reproduce = f"Reproduce: `lmbehave diff {Path(args.old).name} {Path(args.new).name}`"
+        text = render("lmbehave diff", changes, causes, summaries(old, new), environments, footer=[reproduce])
+        write_atomically(Path(args.markdown), text)
+        print(f"\nwrote {args.markdown} ({len(text.encode()):,} bytes)")
     failing = SEVERITIES[: SEVERITIES.index(args.fail_on) + 1]
     if args.max_change is not None and moved > args.max_change:
         print(f"\nlmbehave diff: a recorded number moved by {moved:.2g}, more than --max-change {args.max_change}")

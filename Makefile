@@ -130,14 +130,22 @@ docs: $(STAMP) $(CHROMIUM)
 
 # The plugin's tests and the specs on transformers 4.57 too; its specs compare against the embedded@transformers-4
 # variant, recorded there (pytest specs/ --snapshot-update --lm-variant transformers-4). Left out: the tests of our
-# own plumbing (the specs in every mode and order, xdist updates, crashes, packaging), half of this stage's time; they
-# run on 5.x. What they rest on in transformers runs here: batched and drafted reading equal one prompt decoded alone
+# own plumbing (the specs in every mode and order, xdist updates, crashes, packaging; the docs and the pull-request
+# tooling, which hold no transformers), half of this stage's time; they run on 5.x. What they rest on in transformers runs here: batched and drafted reading equal one prompt decoded alone
 # (tests/test_embedded.py), the backend contract and the specs themselves.
 # The matrix of architectures (tests/test_matrix.py) runs on 5.x only: a third of this stage's time on 4.57, whose
 # own loading of each architecture is transformers' to test; the embedded model's invariants run here as a spec.
-PLUMBING := test_determinism test_xdist_snapshots test_faults test_packaging test_matrix test_docs
+PLUMBING := test_determinism test_xdist_snapshots test_faults test_packaging test_matrix test_docs test_pull_request \
+  test_ci_workflow
+# Its report is the old side of the upgrade; `make portability`'s native.json (5.x) the new one: the pull-request
+# workflow's drift step holds them (tests/test_ci_workflow.py, both sides of the upgrade).
+UPGRADE := build/upgrade
 transformers4: $(STAMP4)
-	$(PY4) -m pytest tests/ specs/ -n 2 $(foreach t,$(PLUMBING),--ignore=tests/$(t).py) $(PYTEST_ARGS)
+	mkdir -p $(UPGRADE)
+	$(PY4) -m pytest tests/ specs/ -n 2 $(foreach t,$(PLUMBING),--ignore=tests/$(t).py) \
+	  --lm-report $(UPGRADE)/transformers-4.json $(PYTEST_ARGS)
+	LMBEHAVE_UPGRADE=$(UPGRADE)/transformers-4.json:$(PORTABLE)/native.json \
+	  $(PY) -m pytest tests/test_ci_workflow.py -p no:randomly -q -k both_sides $(PYTEST_ARGS)
 
 # The specs in bfloat16, the dtype most users run on a GPU, against embedded@bf16 (AVX-512's kernels, oneDNN's
 # avx512_core_bf16) or embedded@bf16-avx2 (AVX2's), picked by this machine's level. oneDNN's level is capped at

@@ -104,12 +104,13 @@ def run_block(text: str, step: str) -> str:
     return "\n".join(line[10:] for line in found.group(1).splitlines())
 
 
-def test_the_workflows_run_steps_turn_real_reports_into_the_markdown_and_the_summary(tmp_path: Path) -> None:
+def drift_step(tmp_path: Path, old: Path, new: Path) -> tuple[str, str]:
+    """The workflow's drift step, its ``run:`` script as written, on two reports: the markdown and the job summary."""
     text = written(tmp_path)["lmbehave.yml"]
     build = tmp_path / "build" / "lmbehave"
     build.mkdir(parents=True)
-    shutil.copy(REPORTS / "transformers-4.json", build / "old.json")  # the base: transformers 4.57
-    shutil.copy(REPORTS / "transformers.json", build / "new.json")  # the head: 5.24
+    shutil.copy(old, build / "old.json")
+    shutil.copy(new, build / "new.json")
     summary = tmp_path / "summary.md"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GITHUB_STEP_SUMMARY": str(summary)}
     env["PR"] = "7"
@@ -119,12 +120,36 @@ def test_the_workflows_run_steps_turn_real_reports_into_the_markdown_and_the_sum
     )
     assert done.returncode == 0, done.stderr
     drift = (build / "drift.md").read_text(encoding="utf-8")
+    assert len(drift.encode()) < 60_000 and (build / "drift.html").is_file()
+    assert (build / "pr.txt").read_text(encoding="utf-8").strip() == "7"
+    return drift, summary.read_text(encoding="utf-8")
+
+
+def test_the_workflows_run_steps_turn_real_reports_into_the_markdown_and_the_summary(tmp_path: Path) -> None:
+    # the committed reports of the same specs on transformers 4.57 (the base) and 5.24 (the head)
+    drift, summary = drift_step(tmp_path, REPORTS / "transformers-4.json", REPORTS / "transformers.json")
     assert drift.splitlines()[0].startswith(
         "**lmbehave diff: 13 changes (11 major, 2 minor), 1 root cause: the tokenizer"
     )
-    assert len(drift.encode()) < 60_000 and (build / "drift.html").is_file()
-    assert summary.read_text(encoding="utf-8") == drift and len(drift.encode()) < 1024 * 1024
-    assert (build / "pr.txt").read_text(encoding="utf-8").strip() == "7"
+    assert summary == drift and len(summary.encode()) < 1024 * 1024
+
+
+def test_the_drift_step_names_the_root_cause_of_both_sides_of_the_upgrade_make_test_made(tmp_path: Path) -> None:
+    """`make transformers4` writes the 4.57 side's report and names it with `make portability`'s 5.x report in
+    LMBEHAVE_UPGRADE (OLD:NEW): this run's own reports, not committed ones."""
+    sides = os.environ.get("LMBEHAVE_UPGRADE")
+    if not sides:
+        pytest.skip("make transformers4 runs this on the reports it has just made (LMBEHAVE_UPGRADE=OLD:NEW)")
+    old, new = (Path(side) for side in sides.split(":"))
+    missing = [str(side) for side in (old, new) if not side.is_file()]
+    assert not missing, (
+        f"no report at {', '.join(missing)}: make portability writes the 5.x side, make transformers4 the 4.57"
+    )
+    drift, summary = drift_step(tmp_path, old, new)
+    first = drift.splitlines()[0]
+    assert first.startswith("**lmbehave diff: ")
+    assert re.search(r"root causes?: the tokenizer no longer prepends '<\|im_start\|>' \(id 1\)", first), first
+    assert summary == drift
 
 
 API = "https://api.github.com"

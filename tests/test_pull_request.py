@@ -65,7 +65,8 @@ def test_a_diff_of_five_thousand_changes_stays_under_the_comment_limit() -> None
     )
     assert len(text.encode()) <= markdown.COMMENT_BYTES
     assert text.startswith("**lmbehave diff: 5000 changes (1667 major, 1667 near-tie, 1666 minor), 1 root cause")
-    assert "_Cut to stay under 60,000 bytes: " in text and "the HTML artifact has them" in text
+    assert "_Cut short or left out to stay under 60,000 bytes: " in text and "the HTML artifact has them" in text
+    assert re.search(r"<summary>Flips \(3334\), the first \d{2,}</summary>", text)  # the worst, as many as fit
 
 
 def test_a_small_diff_is_not_cut() -> None:

@@ -7,7 +7,7 @@ comment is cut to ``COMMENT_BYTES``: the least severe sections go first, and a l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .drift import SEVERITIES, Change
@@ -166,6 +166,30 @@ def run_summary(
     return _fit(head, parts, limit, "the test log")
 
 
+def _head_of(section: Section, fits: Callable[[Section], bool]) -> Section | None:
+    """The section with as many of its first lines as ``fits`` allows (a code block keeps its closing fence), and a
+    line counting the rest; None when not one line fits."""
+    fenced = bool(section.lines) and section.lines[0].startswith("```")
+    body = list(section.lines[1:-1] if fenced else section.lines)
+
+    def trial(count: int) -> Section:
+        lines = body[:count]
+        if fenced:
+            lines = [section.lines[0], *lines, section.lines[-1]]
+        more = f"… and {len(body) - count} more" if count < len(body) else ""
+        title = f"{section.title}, the first {count}" if more else section.title
+        return Section(title, (*lines, *([more] if more else [])), section.rank)
+
+    low, high = 0, len(body)  # the most lines that fit, by bisection: fitting shrinks as lines grow
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(trial(middle)):
+            low = middle
+        else:
+            high = middle - 1
+    return trial(low) if low > 0 else None
+
+
 def _fit(head: list[str], parts: list[Section], limit: int, rest: str, tail: Sequence[str] = ()) -> str:
     """``head``, then each part folded in ``<details>``; the parts least telling cut first to stay under ``limit``
     bytes, with a line saying which and where the rest is."""
@@ -175,7 +199,9 @@ def _fit(head: list[str], parts: list[Section], limit: int, rest: str, tail: Seq
         for section in kept:
             body += ["<details>", f"<summary>{section.title}</summary>", "", *section.lines, "", "</details>", ""]
         if cut:
-            body.append(f"_Cut to stay under {limit:,} bytes: {', '.join(s.title for s in cut)}; {rest} has them._")
+            body.append(
+                f"_Cut short or left out to stay under {limit:,} bytes: {', '.join(s.title for s in cut)}; {rest} has them._"
+            )
         return "\n".join([*body, *tail]).rstrip() + "\n"
 
     kept: list[Section] = list(parts)
@@ -184,6 +210,11 @@ def _fit(head: list[str], parts: list[Section], limit: int, rest: str, tail: Seq
         least = max(kept, key=lambda s: s.rank)
         kept.remove(least)
         cut.insert(0, least)
+    for section in sorted(cut, key=lambda s: s.rank):  # the most telling of the cut, its first lines, where they fit
+        shown = _head_of(section, lambda trial: len(text([*kept, trial], cut).encode()) <= limit)
+        if shown is not None:
+            kept.append(shown)
+    kept.sort(key=lambda s: s.rank)
     found = text(kept, cut)
     if len(found.encode()) > limit:  # the head alone is too long: its lines kept while they fit
         lines, size = [], 0

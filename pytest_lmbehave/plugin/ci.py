@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 
+from ..config import spec_kinds
 from ..config.files import write_atomically
+from ..observations.differences import DECODING, FOLLOW_ON, MODEL, TOKENIZER
 from ..reports import markdown
 
-KINDS = ("invariant", "fact")  # an unmarked spec is a behaviour
 CAUSE = re.compile(r"^(?:E\s+)?\s*root cause: (.+)$", re.MULTILINE)
-DIFFERENCE = re.compile(r"^(?:E\s+)?\s*- \[(tokenizer|model|decoding|follow-on)\] (.+)$", re.MULTILINE)
+LAYERS = "|".join(re.escape(layer) for layer in (TOKENIZER, MODEL, DECODING, FOLLOW_ON))
+DIFFERENCE = re.compile(rf"^(?:E\s+)?\s*- \[({LAYERS})\] (.+)$", re.MULTILINE)
 
 
 def kind_of(report: pytest.TestReport) -> str:
-    return next((kind for kind in KINDS if kind in report.keywords), "behaviour")
+    return spec_kinds.kind_of(report.keywords)
 
 
 def verdict(report: pytest.TestReport) -> str:
@@ -64,7 +66,7 @@ class JobSummary:
     def write(
         self,
         terminalreporter: Any,
-        sets: dict[str, str],
+        sets: dict[str, str],  # each set compared against, as the run's closing lines show it, and why
         near_ties: list[tuple[str, str]],
         rates: list[tuple[str, str]],
     ) -> None:
@@ -78,12 +80,7 @@ class JobSummary:
             outcome: len([r for r in stats.get(outcome, []) if getattr(r, "when", "call") in ("call", "setup")])
             for outcome in ("failed", "passed", "skipped", "xfailed", "error")
         }
-        root = Path(terminalreporter.config.invocation_params.dir)
-        shown = {
-            os.path.relpath(where, root) if Path(where).is_relative_to(root) else where: why
-            for where, why in sets.items()
-        }
-        text = markdown.run_summary(counts, shown, self.failures, near_ties, rates)
+        text = markdown.run_summary(counts, sets, self.failures, near_ties, rates)
         path = Path(target)
         try:
             old = path.read_bytes() if path.exists() else b""

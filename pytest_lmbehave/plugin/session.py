@@ -311,7 +311,8 @@ class Session:
         self.sets_compared.summary(terminalreporter)
         self.near_ties.summary(terminalreporter)
         rates, ties = self.capability_rates.lines, self.near_ties.notes
-        self.job_summary.write(terminalreporter, self.sets_compared.sets, ties, rates)
+        sets = self.sets_compared.shown(Path(terminalreporter.config.invocation_params.dir))
+        self.job_summary.write(terminalreporter, sets, ties, rates)
 
     def lm(self, request: pytest.FixtureRequest, spec: str) -> LM:
         """The test's handle on its model (loaded once per process per model): greedy unless marked sampled."""

@@ -70,10 +70,15 @@ class SetsCompared:
         for where, why in carried.get("sets", ()):
             self.sets.setdefault(str(where), str(why))
 
+    def shown(self, root: Path) -> dict[str, str]:
+        """Each set, relative to ``root`` where it lies under it, and why it was chosen; sorted."""
+        return {
+            os.path.relpath(where, root) if Path(where).is_relative_to(root) else where: why
+            for where, why in sorted(self.sets.items())
+        }
+
     def summary(self, terminalreporter: Any) -> None:
-        root = Path(terminalreporter.config.invocation_params.dir)
-        for where, why in sorted(self.sets.items()):
-            shown = os.path.relpath(where, root) if Path(where).is_relative_to(root) else where
+        for shown, why in self.shown(Path(terminalreporter.config.invocation_params.dir)).items():
             terminalreporter.write_line(f"lmbehave: compared against {shown}" + (f" ({why})" if why else ""))
 
 

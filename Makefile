@@ -31,7 +31,7 @@ WHEELS := $(VENV)/wheels
 STAMPL := $(VENV)/.lmbehave-llamacpp
 
 .PHONY: specs test docs lint bfloat16 portability transformers4 served llamacpp user-path weights-upgrade bench exercises clean \
-	lock latest
+	lock latest plan-check
 
 $(STAMP): pyproject.toml $(LOCK)/main.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -103,7 +103,7 @@ $(CHROMIUM):
 # The docs (their build and every example) run beside llama.cpp's build; llama-cpp-python is installed into .venv
 # only after them, since an install into the venv under running examples could pull the plugin from under them.
 test:
-	$(MAKE) -j4 lint docs $(WHEELS)/.built $(STAMPV) $(STAMP4) $(CHROMIUM)
+	$(MAKE) -j4 lint docs plan-check $(WHEELS)/.built $(STAMPV) $(STAMP4) $(CHROMIUM)
 	$(MAKE) $(STAMPL)
 	$(PY) -m pytest tests/ specs/ -n 2 $(PYTEST_ARGS)
 	# The teacher's key must solve every exercise on the real model, so no exercise rots into an unsolvable one.
@@ -237,6 +237,13 @@ latest: $(STAMP) $(WHEELS)/.built
 
 lock: $(WHEELS)/.built
 	HOLD="$(HOLD)" TORCH="$(TORCH)" tools/lock.sh $(WHEELS)
+
+# The committed plan (specs/lmbehave-plan.json) is what the specs write: they run with --lm-plan-update on a copy of
+# it, and tools/plan_check.py fails naming each stale (renamed or removed test), missing or changed entry.
+plan-check: $(STAMP)
+	@mkdir -p build; cp specs/lmbehave-plan.json build/plan-written.json
+	$(PY) -m pytest specs/ -n 2 -q --lm-plan=build/plan-written.json --lm-plan-update $(PYTEST_ARGS)
+	$(PY) tools/plan_check.py specs/lmbehave-plan.json build/plan-written.json
 
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/

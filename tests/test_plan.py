@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -309,3 +311,22 @@ def test_prompts_of_very_different_lengths_are_read_a_length_group_at_a_time_wit
         [alone] = backend.generate([row], 10, [policy])
         assert batched.ids == alone.ids
         assert batched.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+
+
+def test_the_plan_check_names_a_renamed_tests_stale_entry_and_passes_the_committed_plan(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    committed = root / "specs" / "lmbehave-plan.json"
+    check = [sys.executable, str(root / "tools" / "plan_check.py"), str(committed)]
+    same = tmp_path / "same.json"
+    same.write_bytes(committed.read_bytes())
+    assert subprocess.run([*check, str(same)], capture_output=True).returncode == 0
+    document = json.loads(committed.read_text())
+    name = next(iter(document["tests"]))
+    document["tests"]["specs/test_x.py::test_renamed"] = document["tests"].pop(name)
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(json.dumps(document))
+    done = subprocess.run([*check, str(renamed)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert f"stale (no such test any more): {name}" in done.stdout
+    assert "missing (not in the committed plan): specs/test_x.py::test_renamed" in done.stdout
+    assert "pytest specs/ -n 2 --lm-plan-update" in done.stdout

@@ -248,9 +248,10 @@ plan-check: $(STAMP)
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/
 
-bench: $(STAMP)
+bench: $(STAMPL)
 	$(PY) bench/bench_load.py
 	$(PY) bench/bench_specs.py --runs 3
+	$(PY) bench/bench_scaling.py
 	$(PY) bench/bench_draws.py
 
 

@@ -2,7 +2,7 @@
 (c) with -n 2, both verifying the committed plan's drafts; (c0) as (c) decoding every token (--lm-drafts=false);
 (e) as (c) without the plan; (d) as (c) and (f) serially with a warm --lm-cache; (g) `pytest exercises/` again
 with its warm cache, as a student's edit-run loop does; (h) as (c) on llama.cpp (`--lm-engine llama.cpp`, cold: no
---lm-cache), verifying its drafts, (h0) decoding every token and (hf) as (f), when llama-cpp-python is installed
+--lm-cache), verifying its drafts, (h0) decoding every token and (hf) as (f), with llama-cpp-python installed
 (`make llamacpp`); (s1)-(s3) the larger suite (`bench/suite`: 198 next-token and greedy tests) on transformers, its
 first run writing a plan, then planned, then serial from a warm --lm-cache, and (t1)-(t3) the same on llama.cpp (its
 first run without a plan; the others with transformers' plan). With --runs N every row is run N times and a last
@@ -11,6 +11,12 @@ table prints both engines side by side: each ratio's min, median and max over th
 One run, the embedded model, a warm conversion cache. Prints wall times, ratios against (a), the observations each
 checked, tokens verified from drafts against tokens decoded, model-ready time, peak RSS per process and PSS summed
 over the processes (the mapped weights are shared). Asserts nothing.
+
+Each row is also measured against its floor (issue 49, `bench/floor.py`): every process runs with `-p meter`
+(`bench/meter.py`), which records the questions that reached the engine and the positions the model read; the floor
+is the start-up plus the ideal work of those questions (each shared beginning read once) at the engine's own rates,
+timed in the same run, over the row's cores. A second table prints wall / floor and positions read / ideal. It needs
+llama.cpp (`make llamacpp`): without it the bench fails rather than print half its rows.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import floor
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,8 +48,9 @@ def timed(command: list[str], env: dict[str, str] | None = None, ok: tuple[int, 
     return elapsed, done.stdout
 
 
-def figures(report: Path, wall: float) -> dict[str, Any]:
+def figures(report: Path, wall: float, meter: Path) -> dict[str, Any]:
     document = json.loads(report.read_text())
+    records = floor.metered(meter)
     processes = document["processes"]
 
     def most(key: str) -> float:
@@ -57,16 +66,28 @@ def figures(report: Path, wall: float) -> dict[str, Any]:
         "verified": sum(p.get("tokens_verified", 0) for p in processes),
         "decoded": sum(p.get("tokens_decoded", 0) for p in processes),
         "torch": any(p.get("imported_torch") for p in processes),
+        "ideal": floor.ideal(records),
+        "read": floor.read(records),
     }
 
 
 def pytest_run(
     label: str, folder: Path, *args: str, env: dict[str, str] | None = None, where: str = "specs"
 ) -> dict[str, Any]:
-    report = folder / f"{label}.json"
-    command = [sys.executable, "-m", "pytest", where, "-q", "-p", "no:randomly", f"--lm-report={report}", *args]
-    wall, _ = timed(command, env, ok=(0, 1) if where == "exercises" else (0,))  # blank exercises fail, as they should
-    return figures(report, wall)
+    report, meter = folder / f"{label}.json", folder / f"{label}-meter"
+    command = [sys.executable, "-m", "pytest", where, "-q", "-p", "no:randomly", "-p", "meter", f"--lm-report={report}"]
+    env = dict(env or os.environ)
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "bench"), env.get("PYTHONPATH")])))
+    env["LMBEHAVE_METER"] = str(meter)
+    wall, _ = timed([*command, *args], env, ok=(0, 1) if where == "exercises" else (0,))  # blank exercises fail
+    found = figures(report, wall, meter)
+    found.update(
+        where=where,
+        cores=2 if "-n" in args else 1,
+        engine="llama.cpp" if "--lm-engine=llama.cpp" in args else "transformers",
+        drafts="--lm-drafts=false" not in args and "--lm-plan=none" not in args and "--lm-plan-update" not in args,
+    )
+    return found
 
 
 def cache_sharing_the_model(folder: Path) -> dict[str, str]:
@@ -80,7 +101,7 @@ def cache_sharing_the_model(folder: Path) -> dict[str, str]:
 
 
 def one_run() -> tuple[float, dict[str, Any], dict[str, dict[str, Any]]]:
-    """Every row once: (a)'s wall time and figures, and each pytest row's."""
+    """Every row once: (a)'s wall time and figures, and each pytest row's with its floor."""
     timed(
         [
             sys.executable,
@@ -90,7 +111,8 @@ def one_run() -> tuple[float, dict[str, Any], dict[str, dict[str, Any]]]:
     )
     wall_a, out = timed([sys.executable, str(ROOT / "bench" / "document_run.py")])
     a = json.loads(out.strip().splitlines()[-1])
-    llama = importlib.util.find_spec("llama_cpp") is not None  # `make llamacpp` installs it
+    rates = {engine: floor.rates(engine) for engine in ("transformers", "llama.cpp")}
+    startups = {where: floor.startup_s(where) for where in ("specs", "exercises", "bench/suite")}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         rows = {
@@ -99,30 +121,46 @@ def one_run() -> tuple[float, dict[str, Any], dict[str, dict[str, Any]]]:
             "(c0) as (c), --lm-drafts=false": pytest_run("n2-no-drafts", folder, "-n", "2", "--lm-drafts=false"),
             "(e) as (c), --lm-plan=none": pytest_run("n2-no-plan", folder, "-n", "2", "--lm-plan=none"),
         }
-        if llama:
-            rows["(h) as (c), --lm-engine llama.cpp"] = pytest_run("llama", folder, "-n", "2", "--lm-engine=llama.cpp")
-            rows["(h0) as (h), --lm-drafts=false"] = pytest_run(
-                "llama-no-drafts", folder, "-n", "2", "--lm-engine=llama.cpp", "--lm-drafts=false"
-            )
+        rows["(h) as (c), --lm-engine llama.cpp"] = pytest_run("llama", folder, "-n", "2", "--lm-engine=llama.cpp")
+        rows["(h0) as (h), --lm-drafts=false"] = pytest_run(
+            "llama-no-drafts", folder, "-n", "2", "--lm-engine=llama.cpp", "--lm-drafts=false"
+        )
         env = cache_sharing_the_model(folder)
         pytest_run("fill", folder, "-n", "2", "--lm-cache", env=env)
         rows["(d) as (c), warm --lm-cache"] = pytest_run("warm", folder, "-n", "2", "--lm-cache", env=env)
         rows["(f) -p no:xdist, warm --lm-cache"] = pytest_run(
             "warm-serial", folder, "-p", "no:xdist", "--lm-cache", env=env
         )
-        if llama:
-            pytest_run("llama-fill", folder, "-n", "2", "--lm-cache", "--lm-engine=llama.cpp", env=env)
-            rows["(hf) as (f), --lm-engine llama.cpp"] = pytest_run(
-                "llama-warm-serial", folder, "-p", "no:xdist", "--lm-cache", "--lm-engine=llama.cpp", env=env
-            )
+        pytest_run("llama-fill", folder, "-n", "2", "--lm-cache", "--lm-engine=llama.cpp", env=env)
+        rows["(hf) as (f), --lm-engine llama.cpp"] = pytest_run(
+            "llama-warm-serial", folder, "-p", "no:xdist", "--lm-cache", "--lm-engine=llama.cpp", env=env
+        )
         pytest_run("exercises-fill", folder, env=env, where="exercises")
         rows["(g) pytest exercises/ again"] = pytest_run("exercises", folder, env=env, where="exercises")
         shutil.rmtree(folder / "cache", ignore_errors=True)
-        rows.update(larger_suite(folder / "suite", llama))
+        rows.update(larger_suite(folder / "suite"))
+    for row in rows.values():
+        row["floor_s"] = floored(row, rates[row["engine"]], startups[row["where"]])
     return wall_a, a, rows
 
 
-def larger_suite(folder: Path, llama: bool) -> dict[str, dict[str, Any]]:
+def floored(row: dict[str, Any], rates: dict[str, float], startup: float) -> float:
+    """The row's floor: its start-up, and when any question reached the engine, the engine's own start-up and the
+    ideal work of the questions over the row's cores."""
+    counts = row["ideal"]
+    if not any(counts.values()):
+        return startup
+    return startup + rates["ready_s"] + floor.work_s(counts, rates, row["drafts"]) / row["cores"]
+
+
+def positions_ratio(row: dict[str, Any]) -> float | None:
+    """Positions read in batched passes over the ideal's positions read that way (generated ones when verified)."""
+    counts = row["ideal"]
+    wanted = counts["prompt"] + counts["forced"] + (counts["generated"] if row["drafts"] else 0)
+    return row["read"]["batched"] / wanted if wanted else None
+
+
+def larger_suite(folder: Path) -> dict[str, dict[str, Any]]:
     """bench/suite on each engine: its first run (transformers' writes the plan; llama.cpp takes no plan), a run
     with that plan (which also fills a fresh --lm-cache), and a serial run from the warm cache."""
     folder.mkdir()
@@ -138,17 +176,16 @@ def larger_suite(folder: Path, llama: bool) -> dict[str, dict[str, Any]]:
             "suite-warm", folder, "-p", "no:xdist", plan, "--lm-cache", **suite
         ),
     }
-    if llama:
-        engine = "--lm-engine=llama.cpp"
-        rows["(t1) as (s1), llama.cpp"] = pytest_run(
-            "suite-llama-first", folder, "-n", "2", engine, "--lm-plan=none", **suite
-        )
-        rows["(t2) as (s2), llama.cpp"] = pytest_run(
-            "suite-llama-planned", folder, "-n", "2", engine, plan, "--lm-cache", **suite
-        )
-        rows["(t3) as (s3), llama.cpp"] = pytest_run(
-            "suite-llama-warm", folder, "-p", "no:xdist", engine, plan, "--lm-cache", **suite
-        )
+    engine = "--lm-engine=llama.cpp"
+    rows["(t1) as (s1), llama.cpp"] = pytest_run(
+        "suite-llama-first", folder, "-n", "2", engine, "--lm-plan=none", **suite
+    )
+    rows["(t2) as (s2), llama.cpp"] = pytest_run(
+        "suite-llama-planned", folder, "-n", "2", engine, plan, "--lm-cache", **suite
+    )
+    rows["(t3) as (s3), llama.cpp"] = pytest_run(
+        "suite-llama-warm", folder, "-p", "no:xdist", engine, plan, "--lm-cache", **suite
+    )
     shutil.rmtree(folder / "cache", ignore_errors=True)
     return rows
 
@@ -170,6 +207,43 @@ def table(wall_a: float, a: dict[str, Any], rows: dict[str, dict[str, Any]]) -> 
         )
 
 
+def floor_table(rows: dict[str, dict[str, Any]]) -> None:
+    print(
+        f"\n{'run, against its floor':<36}{'wall s':>8}{'floor s':>8}{'/floor':>7}{'ideal pos':>10}{'read':>7}"
+        f"{'/ideal':>7}{'steps':>7}{'draws':>7}  imported"
+    )
+    for name, r in rows.items():
+        ratio, counts = positions_ratio(r), r["ideal"]
+        ideal = counts["prompt"] + counts["forced"] + counts["generated"]
+        print(
+            f"{name:<36}{r['wall_s']:>8.1f}{r['floor_s']:>8.1f}{r['wall_s'] / r['floor_s']:>7.2f}{ideal:>10}"
+            f"{r['read']['batched']:>7}{'-' if ratio is None else f'{ratio:.2f}':>7}{r['read']['steps']:>7}"
+            f"{counts['draws']:>7}  {', '.join(sorted(r['read']['imported'])) or '-'}"
+        )
+
+
+AGAINST_FLOOR = (  # (measure, its goal, transformers' row, llama.cpp's row)
+    ("cold -n 2, wall / floor", "<= 1.2", "(c) pytest specs/ -n 2", "(h) as (c), --lm-engine llama.cpp"),
+    ("cold -n 2, positions / ideal", "<= 1.1", "(c) pytest specs/ -n 2", "(h) as (c), --lm-engine llama.cpp"),
+    ("serial, wall / floor", "", "(b) pytest specs/ -p no:xdist", ""),
+    (
+        "warm serial, wall - floor (s)",
+        "<= 0.3",
+        "(f) -p no:xdist, warm --lm-cache",
+        "(hf) as (f), --lm-engine llama.cpp",
+    ),
+    ("bench/suite planned, wall / floor", "", "(s2) bench/suite -n 2, planned", "(t2) as (s2), llama.cpp"),
+)
+
+
+def against_floor(measure: str, row: dict[str, Any]) -> float:
+    if "positions" in measure:
+        return positions_ratio(row) or 0.0
+    if "wall - floor" in measure:
+        return float(row["wall_s"] - row["floor_s"])
+    return float(row["wall_s"] / row["floor_s"])
+
+
 SIDE_BY_SIDE = (  # (measure, its goal, transformers' row, llama.cpp's row)
     ("cold -n 2, verifying drafts", "0.2 / 0.12", "(c) pytest specs/ -n 2", "(h) as (c), --lm-engine llama.cpp"),
     ("cold -n 2, decoding every token", "", "(c0) as (c), --lm-drafts=false", "(h0) as (h), --lm-drafts=false"),
@@ -188,10 +262,14 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="runs of every row; ratios are per run (default 1)")
-    runs = [one_run() for _ in range(parser.parse_args().runs)]
+    runs_asked = parser.parse_args().runs
+    if importlib.util.find_spec("llama_cpp") is None:
+        sys.exit("bench: llama.cpp is not installed, and half the rows run on it; run `make llamacpp` first")
+    runs = [one_run() for _ in range(runs_asked)]
     wall_a, a, rows = runs[len(runs) // 2]
     print(f"run {len(runs) // 2 + 1} of {len(runs)}:")
     table(wall_a, a, rows)
+    floor_table(rows)
     c, c0, f = (
         rows["(c) pytest specs/ -n 2"],
         rows["(c0) as (c), --lm-drafts=false"],
@@ -212,6 +290,14 @@ def main() -> None:
         ]
         print(f"{measure:<34}{goal:>12}{cells[0]:>26}{cells[1]:>26}")
     print(f"(a) the document as a plain script, s: {spread([w for w, _, _ in runs])}")
+    print(f"\nagainst the floor (bench/floor.py); min / median / max of {len(runs)} run(s)")
+    print(f"{'measure':<34}{'goal':>12}{'transformers':>26}{'llama.cpp':>26}")
+    for measure, goal, ours, theirs in AGAINST_FLOOR:
+        cells = [
+            spread([against_floor(measure, r[name]) for _, _, r in runs]) if name in rows else "-"
+            for name in (ours, theirs)
+        ]
+        print(f"{measure:<34}{goal:>12}{cells[0]:>26}{cells[1]:>26}")
 
 
 if __name__ == "__main__":

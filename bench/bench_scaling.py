@@ -1,0 +1,216 @@
+"""How cost grows with the work (issue 49), in one run; prints numbers, asserts nothing.
+
+1. **Tests.** `pytest bench/suite -n 2` cold, without a plan, at 1x, 2x and 4x its prompts (``LMBEHAVE_BENCH_SCALE``:
+   50, 99 and 198 of the document's prefixes, two tests each): wall time, and time per test above the start-up
+   (`pytest bench/suite --collect-only`, measured alone).
+2. **Positions.** A random-weight model of the embedded model's shape (its own config: 30 layers, hidden 576), then
+   with its hidden and MLP sizes doubled and quadrupled: seconds per position of one prompt of 64 to 512 tokens read
+   in one pass (the last position's logits kept), the plugin's one thread, best of 2.
+3. **Memory.** `lmbehave check` run serially on random-weight models of the embedded shape with output vocabularies
+   of 49,152, 151,936 and 262,144 rows (SmolLM2's tokenizer; rows past its 49,152 tokens out of reach, as
+   tests/architectures.py makes them): the peak RSS of the check, less what python with torch and transformers
+   imported holds, the weights, and what one 256-token forward pass adds (measured in a process that only loads the
+   model and reads that prompt). The rest is what the plugin holds beyond the weights and one forward pass.
+
+4. **Low precision.** `pytest specs/ -n 2` in float32 and in bfloat16 (`--lm-dtype bfloat16`, where every row reads
+   alone, token by token: docs/explanation/low-precision.md): wall time, the forward passes, positions read in
+   batched passes and one-position steps, and the seconds inside the model's forward (bench/meter.py), per test.
+
+    python bench/bench_scaling.py [--only tests|positions|memory|precision]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import floor
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+VOCABULARIES = (49152, 151936, 262144)
+WIDTHS = (1, 2, 4)
+LENGTHS = (64, 128, 256, 512)
+
+
+def tests() -> None:
+    startup = floor.startup_s("bench/suite")
+    print(f"\n{'bench/suite -n 2, cold, no plan':<34}{'tests':>7}{'wall s':>8}{'s / test':>10}{'above start-up':>16}")
+    for scale in (1, 2, 4):
+        env = {**os.environ, "LMBEHAVE_BENCH_SCALE": str(scale)}
+        command = [sys.executable, "-m", "pytest", "bench/suite", "-q", "-n", "2", "-p", "no:randomly"]
+        started = time.perf_counter()
+        done = subprocess.run([*command, "--lm-plan=none"], cwd=ROOT, capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            sys.exit(f"bench/suite at {scale}x failed:\n{done.stdout[-2000:]}")
+        count = int(done.stdout.strip().splitlines()[-1].split()[0])  # "396 passed in ..."
+        print(f"{f'{scale}x':<34}{count:>7}{wall:>8.1f}{wall / count:>10.3f}{(wall - startup) / count:>16.3f}")
+    print(f"(start-up alone: {startup:.1f} s)")
+
+
+def embedded_config() -> dict[str, Any]:
+    """The converted embedded model's config (its folder beside: SmolLM2's tokenizer for the memory models)."""
+    from pytest_lmbehave.backends.transformers.conversion import converted_entry
+    from pytest_lmbehave.backends.transformers.loading import content_hash, resolve
+    from pytest_lmbehave.config.settings import default_cache_dir
+
+    source, cache = resolve("embedded"), default_cache_dir()
+    folder = Path(converted_entry(source.path, content_hash(source, cache), cache, None))
+    return {"folder": str(folder), **json.loads((folder / "config.json").read_text())}
+
+
+def random_model(config: dict[str, Any], width: int = 1, vocab: int | None = None) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    fields = {k: v for k, v in config.items() if k != "folder"}
+    fields["hidden_size"] *= width
+    fields["intermediate_size"] *= width
+    fields.pop("head_dim", None)  # hidden / heads, as the embedded model has it
+    if vocab is not None and vocab != fields["vocab_size"]:
+        fields["vocab_size"], fields["tie_word_embeddings"] = vocab, False
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(LlamaConfig(**fields), dtype=torch.float32)
+
+
+def positions() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    config = embedded_config()
+    print(
+        f"\n{'seconds per position, one pass':<34}" + "".join(f"{f'{n} tokens':>12}" for n in LENGTHS) + "  last/first"
+    )
+    for width in WIDTHS:
+        model = random_model(config, width)
+        per = []
+        for length in LENGTHS:
+            ids = torch.arange(length).unsqueeze(0) + 100
+            best = float("inf")
+            for _ in range(2):
+                started = time.perf_counter()
+                with torch.no_grad():
+                    model(ids, logits_to_keep=1)
+                best = min(best, time.perf_counter() - started)
+            per.append(best / length)
+        hidden = config["hidden_size"] * width
+        name = f"hidden {hidden} (x{width}), {sum(p.numel() for p in model.parameters()) / 1e6:.0f} M params"
+        print(f"{name:<34}" + "".join(f"{p * 1000:>10.2f}ms" for p in per) + f"{per[-1] / per[0]:>12.2f}")
+        del model
+
+
+CHILD = """
+import json, resource, sys, torch, transformers
+from transformers import AutoModelForCausalLM
+
+def now():  # resident MB now
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
+
+torch.set_num_threads(1)
+imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+loaded = now()
+with torch.no_grad():
+    model(torch.arange(256).unsqueeze(0) + 100, logits_to_keep=1)
+print(json.dumps({"imported": imported, "forward": now() - loaded}))
+"""
+
+CHECKED = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def memory() -> None:
+    from architectures import _out_of_reach, smollm2_tokenizer
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+
+    config = embedded_config()
+    lmbehave = str(Path(sys.executable).with_name("lmbehave"))
+    print(
+        f"\n{'lmbehave check, serial':<26}{'imports MB':>11}{'weights MB':>11}{'forward MB':>11}{'check peak MB':>14}"
+        f"{'beyond MB':>10}"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        for vocab in VOCABULARIES:
+            folder = Path(scratch) / f"vocab-{vocab}"
+            folder.mkdir()
+            size, _ = smollm2_tokenizer(Path(config["folder"]), folder)
+            model = random_model(config, vocab=vocab)
+            if vocab > size:
+                _out_of_reach(model, size)
+            weights = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+            model.save_pretrained(folder)
+            del model
+            out = subprocess.run([sys.executable, "-c", CHILD, str(folder)], capture_output=True, text=True, check=True)
+            bare = json.loads(out.stdout.strip().splitlines()[-1])
+            report = folder / "report.json"
+            command = [
+                sys.executable,
+                "-c",
+                CHECKED,
+                lmbehave,
+                "check",
+                "--model",
+                str(folder),
+                "--report",
+                str(report),
+            ]
+            code, peak = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+            if code not in ("0", "1"):  # 1: a random model fails facts and behaviours, as it should
+                sys.exit(f"lmbehave check on {folder} could not run (exit {code})")
+            checked = int(peak) / 1024
+            beyond = checked - bare["imported"] - weights - bare["forward"]
+            print(
+                f"{f'vocabulary {vocab:,}':<26}{bare['imported']:>11.0f}{weights:>11.0f}{bare['forward']:>11.0f}"
+                f"{checked:>14.0f}{beyond:>10.0f}"
+            )
+
+
+def precision() -> None:
+    print(
+        f"\n{'pytest specs/ -n 2':<20}{'wall s':>8}{'tests':>7}{'passes':>8}{'batched':>9}{'steps':>7}{'forward s':>10}"
+        f"{'passes/test':>12}{'forward s/pass':>15}"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        for dtype in ("float32", "bfloat16"):
+            meter = Path(scratch) / dtype
+            env = {**os.environ, "LMBEHAVE_METER": str(meter), "PYTHONPATH": str(ROOT / "bench")}
+            command = [sys.executable, "-m", "pytest", "specs", "-q", "-n", "2", "-p", "no:randomly", "-p", "meter"]
+            started = time.perf_counter()
+            done = subprocess.run([*command, f"--lm-dtype={dtype}"], cwd=ROOT, capture_output=True, text=True, env=env)
+            wall = time.perf_counter() - started
+            if done.returncode != 0:
+                sys.exit(f"pytest specs/ --lm-dtype={dtype} failed:\n{done.stdout[-2000:]}")
+            tests = sum(
+                int(w) for w, n in zip(done.stdout.split(), done.stdout.split()[1:]) if n.rstrip(",") == "passed"
+            )
+            read = floor.read(floor.metered(meter))
+            print(
+                f"{dtype:<20}{wall:>8.1f}{tests:>7}{read['passes']:>8}{read['batched']:>9}{read['steps']:>7}"
+                f"{read['forward_s']:>10.1f}{read['passes'] / tests:>12.1f}{read['forward_s'] / max(read['passes'], 1):>15.4f}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("tests", "positions", "memory", "precision"))
+    only = parser.parse_args().only
+    for name, part in (("tests", tests), ("positions", positions), ("memory", memory), ("precision", precision)):
+        if only in (None, name):
+            part()
+
+
+if __name__ == "__main__":
+    main()

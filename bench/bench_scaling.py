@@ -8,15 +8,18 @@
    in one pass (the last position's logits kept), the plugin's one thread, best of 2.
 3. **Memory.** `lmbehave check` run serially on random-weight models of the embedded shape with output vocabularies
    of 49,152, 151,936 and 262,144 rows (SmolLM2's tokenizer; rows past its 49,152 tokens out of reach, as
-   tests/architectures.py makes them): the peak RSS of the check, less what python with torch and transformers
-   imported holds, the weights, and what one 256-token forward pass adds (measured in a process that only loads the
-   model and reads that prompt). The rest is what the plugin holds beyond the weights and one forward pass.
+   tests/architectures.py makes them): the peak RSS of the check, against the peak RSS of a process that only
+   imports torch and transformers, loads the same model and reads one 256-token prompt. The difference is what the
+   plugin holds beyond the weights and one forward pass.
 
 4. **Low precision.** `pytest specs/ -n 2` in float32 and in bfloat16 (`--lm-dtype bfloat16`, where every row reads
    alone, token by token: docs/explanation/low-precision.md): wall time, the forward passes, positions read in
    batched passes and one-position steps, and the seconds inside the model's forward (bench/meter.py), per test.
 
-    python bench/bench_scaling.py [--only tests|positions|memory|precision]
+   With ``--device cuda`` the bfloat16 row runs on the GPU (``--lm-device cuda``): the cost per test of reading alone
+   there.
+
+    python bench/bench_scaling.py [--only tests|positions|memory|precision] [--device cuda]
 """
 
 from __future__ import annotations
@@ -108,21 +111,16 @@ def positions() -> None:
 
 
 CHILD = """
-import json, resource, sys, torch, transformers
+import sys, torch
 from transformers import AutoModelForCausalLM
-
-def now():  # resident MB now
-    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
-
 torch.set_num_threads(1)
-imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
-loaded = now()
 with torch.no_grad():
     model(torch.arange(256).unsqueeze(0) + 100, logits_to_keep=1)
-print(json.dumps({"imported": imported, "forward": now() - loaded}))
 """
 
+# The peak RSS of a command, read in a small wrapper: a process forked from this one (which has held the 4x model)
+# would carry this one's high-water mark into its own ru_maxrss across exec.
 CHECKED = """
 import resource, subprocess, sys
 done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
@@ -139,8 +137,7 @@ def memory() -> None:
     config = embedded_config()
     lmbehave = str(Path(sys.executable).with_name("lmbehave"))
     print(
-        f"\n{'lmbehave check, serial':<26}{'imports MB':>11}{'weights MB':>11}{'forward MB':>11}{'check peak MB':>14}"
-        f"{'beyond MB':>10}"
+        f"\n{'lmbehave check, serial':<26}{'weights MB':>11}{'load+read MB':>13}{'check peak MB':>14}{'beyond MB':>10}"
     )
     with tempfile.TemporaryDirectory() as scratch:
         for vocab in VOCABULARIES:
@@ -153,32 +150,24 @@ def memory() -> None:
             weights = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
             model.save_pretrained(folder)
             del model
-            out = subprocess.run([sys.executable, "-c", CHILD, str(folder)], capture_output=True, text=True, check=True)
-            bare = json.loads(out.stdout.strip().splitlines()[-1])
+            bare = peak_mb([sys.executable, "-c", CHILD, str(folder)])
             report = folder / "report.json"
-            command = [
-                sys.executable,
-                "-c",
-                CHECKED,
-                lmbehave,
-                "check",
-                "--model",
-                str(folder),
-                "--report",
-                str(report),
-            ]
-            code, peak = subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
-            if code not in ("0", "1"):  # 1: a random model fails facts and behaviours, as it should
-                sys.exit(f"lmbehave check on {folder} could not run (exit {code})")
-            checked = int(peak) / 1024
-            beyond = checked - bare["imported"] - weights - bare["forward"]
-            print(
-                f"{f'vocabulary {vocab:,}':<26}{bare['imported']:>11.0f}{weights:>11.0f}{bare['forward']:>11.0f}"
-                f"{checked:>14.0f}{beyond:>10.0f}"
-            )
+            checked = peak_mb([lmbehave, "check", "--model", str(folder), "--report", str(report)], ok=("0", "1"))
+            print(f"{f'vocabulary {vocab:,}':<26}{weights:>11.0f}{bare:>13.0f}{checked:>14.0f}{checked - bare:>10.0f}")
 
 
-def precision() -> None:
+def peak_mb(command: list[str], ok: tuple[str, ...] = ("0",)) -> float:
+    """The peak RSS of ``command`` in MB; exits naming it unless its status is in ``ok`` (lmbehave check exits 1 on
+    a random model, whose facts and behaviours fail, as they should)."""
+    code, peak = subprocess.run(
+        [sys.executable, "-c", CHECKED, *command], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if code not in ok:
+        sys.exit(f"{' '.join(command)} could not run (exit {code})")
+    return int(peak) / 1024
+
+
+def precision(device: str = "cpu") -> None:
     print(
         f"\n{'pytest specs/ -n 2':<20}{'wall s':>8}{'tests':>7}{'passes':>8}{'batched':>9}{'steps':>7}{'forward s':>10}"
         f"{'passes/test':>12}{'forward s/pass':>15}"
@@ -188,6 +177,8 @@ def precision() -> None:
             meter = Path(scratch) / dtype
             env = {**os.environ, "LMBEHAVE_METER": str(meter), "PYTHONPATH": str(ROOT / "bench")}
             command = [sys.executable, "-m", "pytest", "specs", "-q", "-n", "2", "-p", "no:randomly", "-p", "meter"]
+            if dtype == "bfloat16":
+                command.append(f"--lm-device={device}")
             started = time.perf_counter()
             done = subprocess.run([*command, f"--lm-dtype={dtype}"], cwd=ROOT, capture_output=True, text=True, env=env)
             wall = time.perf_counter() - started
@@ -206,9 +197,11 @@ def precision() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("tests", "positions", "memory", "precision"))
-    only = parser.parse_args().only
-    for name, part in (("tests", tests), ("positions", positions), ("memory", memory), ("precision", precision)):
-        if only in (None, name):
+    parser.add_argument("--device", default="cpu", help="where the bfloat16 row of the precision part runs (cpu, cuda)")
+    args = parser.parse_args()
+    parts = {"tests": tests, "positions": positions, "memory": memory, "precision": lambda: precision(args.device)}
+    for name, part in parts.items():
+        if args.only in (None, name):
             part()
 
 

@@ -100,7 +100,7 @@ def cache_sharing_the_model(folder: Path) -> dict[str, str]:
     return {**os.environ, "LMBEHAVE_CACHE": str(cache)}
 
 
-def one_run() -> tuple[float, dict[str, Any], dict[str, dict[str, Any]]]:
+def one_run() -> tuple[float, dict[str, Any], dict[str, dict[str, Any]], dict[str, Any]]:
     """Every row once: (a)'s wall time and figures, and each pytest row's with its floor."""
     timed(
         [
@@ -141,7 +141,7 @@ def one_run() -> tuple[float, dict[str, Any], dict[str, dict[str, Any]]]:
         rows.update(larger_suite(folder / "suite"))
     for row in rows.values():
         row["floor_s"] = floored(row, rates[row["engine"]], startups[row["where"]])
-    return wall_a, a, rows
+    return wall_a, a, rows, {"rates": rates, "startups": startups}
 
 
 def floored(row: dict[str, Any], rates: dict[str, float], startup: float) -> float:
@@ -207,7 +207,17 @@ def table(wall_a: float, a: dict[str, Any], rows: dict[str, dict[str, Any]]) -> 
         )
 
 
-def floor_table(rows: dict[str, dict[str, Any]]) -> None:
+RATES = ("prompt_s", "forced_s", "verify_s", "decode_s", "draw_s")
+
+
+def floor_table(rows: dict[str, dict[str, Any]], measured: dict[str, Any]) -> None:
+    print(f"\n{'rates, ms per position (one core)':<36}" + "".join(f"{k[:-2]:>9}" for k in RATES) + f"{'ready s':>9}")
+    for engine, rates in measured["rates"].items():
+        print(f"{engine:<36}" + "".join(f"{rates[k] * 1000:>9.3f}" for k in RATES) + f"{rates['ready_s']:>9.2f}")
+    print(
+        "start-up alone (pytest --collect-only), s: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in measured["startups"].items())
+    )
     print(
         f"\n{'run, against its floor':<36}{'wall s':>8}{'floor s':>8}{'/floor':>7}{'ideal pos':>10}{'read':>7}"
         f"{'/ideal':>7}{'steps':>7}{'draws':>7}  imported"
@@ -266,10 +276,10 @@ def main() -> None:
     if importlib.util.find_spec("llama_cpp") is None:
         sys.exit("bench: llama.cpp is not installed, and half the rows run on it; run `make llamacpp` first")
     runs = [one_run() for _ in range(runs_asked)]
-    wall_a, a, rows = runs[len(runs) // 2]
+    wall_a, a, rows, measured = runs[len(runs) // 2]
     print(f"run {len(runs) // 2 + 1} of {len(runs)}:")
     table(wall_a, a, rows)
-    floor_table(rows)
+    floor_table(rows, measured)
     c, c0, f = (
         rows["(c) pytest specs/ -n 2"],
         rows["(c0) as (c), --lm-drafts=false"],
@@ -285,16 +295,16 @@ def main() -> None:
     print(f"{'measure':<34}{'goal':>12}{'transformers':>26}{'llama.cpp':>26}")
     for measure, goal, ours, theirs in SIDE_BY_SIDE:
         cells = [
-            spread([r[ours]["wall_s"] / w for w, _, r in runs]) if ours in rows else "-",
-            spread([r[theirs]["wall_s"] / w for w, _, r in runs]) if theirs in rows else "-",
+            spread([r[ours]["wall_s"] / w for w, _, r, _ in runs]) if ours in rows else "-",
+            spread([r[theirs]["wall_s"] / w for w, _, r, _ in runs]) if theirs in rows else "-",
         ]
         print(f"{measure:<34}{goal:>12}{cells[0]:>26}{cells[1]:>26}")
-    print(f"(a) the document as a plain script, s: {spread([w for w, _, _ in runs])}")
+    print(f"(a) the document as a plain script, s: {spread([w for w, _, _, _ in runs])}")
     print(f"\nagainst the floor (bench/floor.py); min / median / max of {len(runs)} run(s)")
     print(f"{'measure':<34}{'goal':>12}{'transformers':>26}{'llama.cpp':>26}")
     for measure, goal, ours, theirs in AGAINST_FLOOR:
         cells = [
-            spread([against_floor(measure, r[name]) for _, _, r in runs]) if name in rows else "-"
+            spread([against_floor(measure, r[name]) for _, _, r, _ in runs]) if name in rows else "-"
             for name in (ours, theirs)
         ]
         print(f"{measure:<34}{goal:>12}{cells[0]:>26}{cells[1]:>26}")

@@ -248,6 +248,10 @@ plan-check: $(STAMP)
 exercises: $(STAMP)
 	$(PY) -m pytest exercises/
 
+# The benchmarks (about 50 minutes; not in make test): load times, every row of the specs on both engines three times,
+# each against the document as a script and against its floor (bench/floor.py), how cost grows with tests, positions,
+# hidden size and vocabulary (bench/bench_scaling.py), and draws a second. llama.cpp must be built: half the rows run
+# on it. The figures the docs quote come from one run (docs/explanation/speed-and-memory.md).
 bench: $(STAMPL)
 	$(PY) bench/bench_load.py
 	$(PY) bench/bench_specs.py --runs 3

@@ -25,17 +25,18 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import floor
+from bench_specs import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -50,12 +51,8 @@ def tests() -> None:
     for scale in (1, 2, 4):
         env = {**os.environ, "LMBEHAVE_BENCH_SCALE": str(scale)}
         command = [sys.executable, "-m", "pytest", "bench/suite", "-q", "-n", "2", "-p", "no:randomly"]
-        started = time.perf_counter()
-        done = subprocess.run([*command, "--lm-plan=none"], cwd=ROOT, capture_output=True, text=True, env=env)
-        wall = time.perf_counter() - started
-        if done.returncode != 0:
-            sys.exit(f"bench/suite at {scale}x failed:\n{done.stdout[-2000:]}")
-        count = passed(done.stdout)
+        wall, out = timed([*command, "--lm-plan=none"], env)
+        count = passed(out)
         print(f"{f'{scale}x':<34}{count:>7}{wall:>8.1f}{wall / count:>10.3f}{(wall - startup) / count:>16.3f}")
     print(f"(start-up alone: {startup:.1f} s)")
 
@@ -102,15 +99,10 @@ def positions() -> None:
     for width in WIDTHS:
         model = random_model(config, width)
         per = []
-        for length in LENGTHS:
-            ids = torch.arange(length).unsqueeze(0) + 100
-            best = float("inf")
-            for _ in range(2):
-                started = time.perf_counter()
-                with torch.no_grad():
-                    model(ids, logits_to_keep=1)
-                best = min(best, time.perf_counter() - started)
-            per.append(best / length)
+        with torch.no_grad():
+            for length in LENGTHS:
+                ids = torch.arange(length).unsqueeze(0) + 100
+                per.append(floor.best_s(functools.partial(model, ids, logits_to_keep=1), times=2) / length)
         hidden = config["hidden_size"] * width
         name = f"hidden {hidden} (x{width}), {sum(p.numel() for p in model.parameters()) / 1e6:.0f} M params"
         print(f"{name:<34}" + "".join(f"{p * 1000:>10.2f}ms" for p in per) + f"{per[-1] / per[0]:>12.2f}")
@@ -182,18 +174,11 @@ def precision(device: str = "cpu") -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for dtype in ("float32", "bfloat16"):
             meter = Path(scratch) / dtype
-            env = {**os.environ, "LMBEHAVE_METER": str(meter), "PYTHONPATH": str(ROOT / "bench")}
             command = [sys.executable, "-m", "pytest", "specs", "-q", "-n", "2", "-p", "no:randomly", "-p", "meter"]
             if dtype == "bfloat16":
                 command.append(f"--lm-device={device}")
-            started = time.perf_counter()
-            done = subprocess.run([*command, f"--lm-dtype={dtype}"], cwd=ROOT, capture_output=True, text=True, env=env)
-            wall = time.perf_counter() - started
-            if done.returncode != 0:
-                sys.exit(f"pytest specs/ --lm-dtype={dtype} failed:\n{done.stdout[-2000:]}")
-            tests = sum(
-                int(w) for w, n in zip(done.stdout.split(), done.stdout.split()[1:]) if n.rstrip(",") == "passed"
-            )
+            wall, out = timed([*command, f"--lm-dtype={dtype}"], floor.metering(meter))
+            tests = passed(out)
             read = floor.read(floor.metered(meter))
             print(
                 f"{dtype:<20}{wall:>8.1f}{tests:>7}{read['passes']:>8}{read['batched']:>9}{read['steps']:>7}"

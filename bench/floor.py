@@ -12,8 +12,8 @@ way, spread over the cores, plus one start-up.
   prompts of 32 tokens read as a batch; 8 forced continuations of 32 after 8; one row decoding 32 tokens; 8 rows
   verifying 32-token drafts; 1,000 draws from one distribution. Each the best of 3.
 - **The start-up**: ``pytest FOLDER --collect-only`` (python, pytest, the plugin, the specs' imports), plus the
-  engine's imports and the model's load as the child measures them. A warm ``--lm-cache`` re-run's floor is the
-  first part alone.
+  engine's imports and the model's load as the child measures them. A run none of whose questions reaches the
+  engine (a warm ``--lm-cache`` re-run with nothing re-read past the cache) has the first part alone for its floor.
 
 ``floor = start-up + (prompt x its rate + forced x its rate + generated x its rate + draws x its rate) / cores``
 
@@ -23,10 +23,11 @@ way, spread over the cores, plus one start-up.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +85,18 @@ def work_s(counts: dict[str, int], rates: dict[str, float], drafts: bool) -> flo
     )
 
 
-def startup_s(folder: str, env: dict[str, str] | None = None) -> float:
+def startup_s(folder: str) -> float:
     """Wall seconds of ``pytest FOLDER --collect-only``: python, pytest, the plugin and the tests' own imports."""
     command = [sys.executable, "-m", "pytest", folder, "--collect-only", "-q", "-p", "no:xdist", "-p", "no:randomly"]
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        subprocess.run(command, cwd=ROOT, capture_output=True, check=True, env=env)
-        best = min(best, time.perf_counter() - started)
-    return best
+    return best_s(lambda: subprocess.run(command, cwd=ROOT, capture_output=True, check=True))
+
+
+def metering(meter: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a pytest run given ``-p meter``: bench/ importable, and the records written under ``meter``."""
+    found = dict(os.environ if env is None else env)
+    found["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "bench"), found.get("PYTHONPATH")]))
+    found["LMBEHAVE_METER"] = str(meter)
+    return found
 
 
 def rates(engine: str) -> dict[str, float]:
@@ -103,7 +107,8 @@ def rates(engine: str) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def _best(call: Any, times: int = 3) -> float:
+def best_s(call: Any, times: int = 3) -> float:
+    """The shortest wall time of ``times`` calls."""
     best = float("inf")
     for _ in range(times):
         started = time.perf_counter()
@@ -124,17 +129,17 @@ def _measure(engine: str) -> dict[str, float]:
     ids = backend.tokenize(text, special=False)
     rows = [ids[i * 97 : i * 97 + LENGTH] for i in range(ROWS)]  # distinct beginnings: nothing shared
     backend.next_logprobs(rows)  # warm
-    prompt = _best(lambda: backend.next_logprobs(rows)) / (ROWS * LENGTH)
+    prompt = best_s(lambda: backend.next_logprobs(rows)) / (ROWS * LENGTH)
     forced = [(r[:8], ids[i * 97 + 8 : i * 97 + 8 + LENGTH]) for i, r in enumerate(rows)]
-    forced_s = _best(lambda: backend.forced_logprobs(forced)) / (ROWS * (8 + LENGTH - 1))
-    one = _best(lambda: backend.generate([rows[0]], LENGTH, [GREEDY]))
+    forced_s = best_s(lambda: backend.forced_logprobs(forced)) / (ROWS * (8 + LENGTH - 1))
+    one = best_s(lambda: backend.generate([rows[0]], LENGTH, [GREEDY]))
     decode = max(one - LENGTH * prompt, 0.0) / LENGTH
     drafts = [list(d.ids) for d in backend.generate(rows, LENGTH, [GREEDY] * ROWS)]
-    verified = _best(lambda: backend.generate(rows, LENGTH, [GREEDY] * ROWS, drafts))
+    verified = best_s(lambda: backend.generate(rows, LENGTH, [GREEDY] * ROWS, drafts))
     verify = max(verified - ROWS * LENGTH * prompt, 0.0) / (ROWS * LENGTH)
     policy = Policy(Sampling(temperature=1.0), 7)
-    many = _best(lambda: backend.draws(rows[0], policy, 1001))
-    single = _best(lambda: backend.draws(rows[0], policy, 1))
+    many = best_s(lambda: backend.draws(rows[0], policy, 1001))
+    single = best_s(lambda: backend.draws(rows[0], policy, 1))
     return {
         "ready_s": ready,
         "prompt_s": prompt,

@@ -105,9 +105,9 @@ def _watch_llama(llama: Any) -> None:
 
 
 def _wrap(cls: Any, watch: Any) -> None:
-    for name, record in (("next_logprobs", _next), ("forced_logprobs", _forced), ("generate", _generated)):
+    wrapped = (("next_logprobs", _next), ("forced_logprobs", _forced), ("generate", _generated), ("draws", _draws))
+    for name, record in wrapped:
         setattr(cls, name, _outermost(getattr(cls, name), record))
-    cls.draws = _outermost(cls.draws, _draws)
     init = cls.__init__
 
     def opened(self: Any, *args: Any, **kwargs: Any) -> None:

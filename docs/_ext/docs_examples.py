@@ -37,7 +37,8 @@ from sybil.parsers.markdown.lexers import FencedCodeBlockLexer
 
 FILE = re.compile(r"\A# ([\w./-]+\.py)\n")
 EXITS = re.compile(r"\s+# exits (\d+)\s*$")
-TIME = re.compile(r"\bin \d+(?:\.\d+)?s\b")
+# pytest's closing time, with the "(0:01:26)" it adds past a minute
+TIME = re.compile(r"\bin \d+(?:\.\d+)?s\b(?: \(\d+:\d\d:\d\d\))?")
 RULE = re.compile(r"([=\-])\1{2,}")
 STATES = {
     "spec": "spec files run",

@@ -1,7 +1,7 @@
-"""Is the committed plan what the specs write? `make plan-check` runs `pytest specs/ --lm-plan-update` on a copy of
-the committed plan and hands both here: equal bytes pass; otherwise each test whose entry is stale (committed, no
-longer written: a test renamed or removed), missing (written, not committed) or changed is named, and the exit
-status is 1, with the command that rewrites the plan.
+"""Is the committed plan what the specs write? `make plan-check` (and `make portability`, in `make test`) runs `pytest
+specs/ --lm-plan-update` on a copy of the committed plan and hands both here: equal bytes pass; otherwise each test
+whose entry is stale (committed, no longer written: a test renamed or removed), missing (written, not committed) or
+changed is named, and the exit status is 1, with the command that rewrites the plan.
 
     python tools/plan_check.py COMMITTED WRITTEN
 """

@@ -20,3 +20,4 @@ DRAWS = (
 DIRECTION_BY = 0.05  # assert_direction: the least move of a label's probability that counts (docs/how-to/behaviour-under-change.md)
 CHANGE_TOP = 20  # behaviour under change: candidates whose KL is taken when a distribution is not whole (a server)
 DRAWS_DECODED = 1000  # where each draw is a decode of its own (a server), to fit make test's time; power in docs/explanation/statistics.md
+MEMO_MB = 64  # whole distributions a runtime keeps in memory; one let go is read again, exactly (runtime/memo.py)

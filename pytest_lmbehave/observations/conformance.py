@@ -20,6 +20,7 @@ import numpy as np
 
 from ..backends.sampling import ORDER
 from ..config.errors import InputError
+from . import statistics
 
 ALPHA = 0.01
 MIN_EXPECTED = 5.0  # a token expected fewer times than this goes to the pooled tail
@@ -166,8 +167,6 @@ def counts_of(draws: Sequence[int], vocabulary: int) -> np.ndarray:
 
 
 def _g_test(counts: np.ndarray, probs: np.ndarray) -> tuple[Test | None, int]:
-    from scipy.stats import power_divergence
-
     n = int(counts.sum())
     wanted = probs * n
     own = np.nonzero(wanted >= MIN_EXPECTED)[0]
@@ -180,13 +179,11 @@ def _g_test(counts: np.ndarray, probs: np.ndarray) -> tuple[Test | None, int]:
     if len(observed) < 2:  # one cell holds everything: nothing to test
         return None, len(observed)
     expect = [e * sum(observed) / sum(expect) for e in expect]
-    result = power_divergence(observed, expect, lambda_="log-likelihood")
-    return Test("G-test", float(result.statistic), float(result.pvalue)), len(observed)
+    statistic, p_value = statistics.g_test(observed, expect)
+    return Test("G-test", statistic, p_value), len(observed)
 
 
 def _temperature_test(counts: np.ndarray, probs: np.ndarray, scores: np.ndarray) -> Test | None:
-    from scipy.stats import norm
-
     kept = probs > 0
     n = int(counts.sum())
     if n * (1.0 - float(probs.max())) < MIN_EXPECTED:
@@ -198,15 +195,15 @@ def _temperature_test(counts: np.ndarray, probs: np.ndarray, scores: np.ndarray)
     if variance <= 1e-12 or n == 0:
         return None
     z = (float(np.sum(counts[kept] * scores[kept])) - n * mean) / math.sqrt(n * variance)
-    return Test("temperature score test", z, float(2 * norm.sf(abs(z))))
+    return Test("temperature score test", z, 2 * statistics.normal_sf(abs(z)))
 
 
 def _boundary_test(counts: np.ndarray, probs: np.ndarray, boundary: int) -> Test:
-    from scipy.stats import binomtest
-
     n = int(counts.sum())
     drawn = int(counts[boundary])
-    return Test(f"boundary token {boundary} drawn {drawn} times", drawn, binomtest(drawn, n, probs[boundary]).pvalue)
+    return Test(
+        f"boundary token {boundary} drawn {drawn} times", drawn, statistics.binomial_p(drawn, n, probs[boundary])
+    )
 
 
 def without_boundary(probs: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import statistics
 from .conformance import ALPHA, MIN_EXPECTED, Draws
 from .differences import DRAWN, Compared, Difference, Tolerances
 from .rates import percent
@@ -69,13 +70,10 @@ def table(old: dict[str, Any], new: dict[str, Any]) -> np.ndarray:
 def homogeneity(old: dict[str, Any], new: dict[str, Any]) -> tuple[float, float, int] | None:
     """The G-test of homogeneity of the two records' counts: (statistic, p-value, degrees of freedom); None when
     there is nothing to test (every draw of both runs one token)."""
-    from scipy.stats import chi2_contingency
-
     counts = table(old, new)
     if counts.shape[1] < 2:
         return None
-    result = chi2_contingency(counts, correction=False, lambda_="log-likelihood")
-    return float(result.statistic), float(result.pvalue), int(result.dof)
+    return statistics.g_homogeneity(counts)
 
 
 def shares(record: dict[str, Any]) -> dict[int, tuple[str, float]]:

@@ -105,6 +105,7 @@ class ReportFile:
             "pss_mb": _proportional_set_size_mb(),
             "imported_torch": "torch" in sys.modules,
             "imported_transformers": "transformers" in sys.modules,
+            "imported_scipy": "scipy" in sys.modules,
             **self.counts(),
         }
 

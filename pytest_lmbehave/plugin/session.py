@@ -24,7 +24,7 @@ from ..config.errors import BackendGone, BackendUnavailable, LMBehaveError, Sett
 from ..config.naming import slug
 from ..config.options import BY_INI, Lookup, Option, given
 from ..config.settings import build_settings
-from ..observations import closeness
+from ..observations import closeness, statistics
 from ..observations.changes import Capability
 from ..runtime.registry import Registry
 from ..teaching.exercises import ExerciseProgress, is_exercise
@@ -70,6 +70,7 @@ class Session:
             raise pytest.UsageError(str(error)) from None
         self.config = config
         check_paths(config)
+        statistics.keep_in(self.settings.cache_dir / "statistics" if self.settings.observation_cache else None)
         floor = lookup(BY_INI["lm_noise_floor"])
         try:
             closeness.use_floor(Path(config.invocation_params.dir, str(floor)) if floor else None)

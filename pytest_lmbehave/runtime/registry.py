@@ -107,11 +107,11 @@ class Registry:
 
     def counts(self) -> dict[str, int]:
         """This process's figures over every model: tokens verified from drafts and decoded, results computed,
-        read from --lm-cache and read from other workers."""
+        read from --lm-cache and read from other workers, and whole distributions let go (``memo.py``)."""
         total: Counter[str] = Counter()
         for runtime in self._runtimes.values():
             total.update(runtime.stats)
-        names = ("tokens verified", "tokens decoded", "computed", "from_disk", "shared")
+        names = ("tokens verified", "tokens decoded", "computed", "from_disk", "shared", "let go")
         return {name.replace(" ", "_"): int(total[name]) for name in names}
 
     @property

@@ -141,8 +141,8 @@ class Runtime:
     def _next(self, ids: tuple[int, ...]) -> Logprobs:
         key = plan.key("next_token", ids)
         found = self.memo.get(key)
-        if found is None and self.schedule.provide(key, 1):
-            found = self.memo.get(key)
+        if found is None:
+            found = self.schedule.provide(key, 1)
         if found is None:
             found = self.memo.put(key, self.backend.next_logprobs([ids])[0])
         return found  # type: ignore[no-any-return]
@@ -187,7 +187,7 @@ class Runtime:
         if row.kind == "next_token":  # one greedy token is the argmax of the next-token question
             return self._one_token(row.ids, self._next(row.ids))
         found = self._prefix_of(row.key, row.n)
-        if found is None and self.schedule.provide(row.key, row.n):
+        if found is None and self.schedule.provide(row.key, row.n) is not None:
             found = self._prefix_of(row.key, row.n)
         return found
 

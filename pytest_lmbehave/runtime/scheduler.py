@@ -21,12 +21,13 @@ class Scheduler:
         self.shared = shared  # under xdist: batches computed by one worker, read by the others
         self.groups: list[plan.Group] = []
         self.settled: set[int] = set()
+        self.refused: set[int] = set()  # batches the engine refused: their requests are asked one by one
         self._planned: dict[tuple[Any, ...], tuple[int, int]] = {}  # request key -> (group, steps planned for it)
 
     def use(self, rows: Iterable[plan.Row]) -> None:
         """Batch these requests (the plan's, for the tests this run collected) into fixed groups."""
         self.groups = plan.groups(rows)
-        self.settled = set()
+        self.settled, self.refused = set(), set()
         self._planned = {row.key: (index, row.n) for index, group in enumerate(self.groups) for row in group.rows}
 
     def prefetch(self, batches: int | None = None) -> int:
@@ -37,43 +38,48 @@ class Scheduler:
         for index in sorted(range(len(self.groups)), key=lambda i: (-self.groups[i].cost, i)):
             if batches is not None and computed >= batches:
                 break
-            if index not in self.settled and self._settle(index, wait=False) == "computed":
+            if index not in self.settled and self._settle(index, wait=False)[0] == "computed":
                 computed += 1
         return computed
 
-    def provide(self, key: tuple[Any, ...], n: int) -> bool:
-        """Settle the batch planned to hold this request (for at least ``n`` steps), waiting for another worker
-        that is computing it; False when no unsettled batch holds it."""
-        found = self._planned.get(key)
-        if found is None or found[1] < n or found[0] in self.settled:
-            return False
-        self._settle(found[0], wait=True)
-        return True
+    def provide(self, key: tuple[Any, ...], n: int) -> Any | None:
+        """The value its planned batch holds for this request (for at least ``n`` steps), settling the batch (and
+        waiting for another worker that is computing it); None when no batch holds it or the engine refused it.
 
-    def _settle(self, index: int, wait: bool) -> str:
-        """Make a batch's results known here: 'remembered', 'computed', 'read' (another worker's) or 'busy'."""
+        A batch settled before whose value the memo has let go (``memo.py``) is settled again: its rows are the same
+        rows, read the same way (or read back from the other workers' file), so the numbers are the same bits."""
+        found = self._planned.get(key)
+        if found is None or found[1] < n or found[0] in self.refused:
+            return None
+        self.settled.discard(found[0])
+        return self._settle(found[0], wait=True, wanted=key)[1]
+
+    def _settle(self, index: int, wait: bool, wanted: tuple[Any, ...] | None = None) -> tuple[str, Any]:
+        """Make a batch's results known here: 'remembered', 'computed', 'read' (another worker's), 'busy' or
+        'refused'; with the value of the ``wanted`` row, when one is named."""
         group = self.groups[index]
         if all(row.key in self.memo for row in group.rows):
             self.settled.add(index)  # every row is remembered already (e.g. read from --lm-cache)
-            return "remembered"
+            return "remembered", None if wanted is None else self.memo.get(wanted)
         try:
             if self.shared is None:
                 outcome, values = "computed", self.compute(group)
             else:
                 outcome, values = self.shared.once(group, lambda: self.compute(group), wait)
                 if outcome == "busy":
-                    return outcome  # another worker is computing it; a test that needs it will wait then
+                    return outcome, None  # another worker is computing it; a test that needs it will wait then
         except BackendUnavailable as error:
             if isinstance(error, BackendGone):
                 raise
             # One row the backend refuses (a temperature a server does not take) must not cost the others: each
             # request of this batch is computed when its test asks, and only the refused one fails there.
             self.settled.add(index)
-            return "refused"
+            self.refused.add(index)
+            return "refused", None
         for row, value in zip(group.rows, values):
             if outcome == "computed":
                 self.memo.put(row.key, value)
             else:
                 self.memo.share(row.key, value)
         self.settled.add(index)
-        return outcome
+        return outcome, next((value for row, value in zip(group.rows, values) if row.key == wanted), None)

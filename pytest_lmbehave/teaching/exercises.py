@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from ..config.errors import LMBehaveError
+from ..observations import statistics
 
 KEY_FILE = "answer_key.py"
 
@@ -68,9 +69,7 @@ class DrawnCount:
         self.count, self.n = count, n
 
     def accepts(self, predicted: int) -> bool:
-        from scipy.stats import binomtest
-
-        return 0 <= predicted <= self.n and binomtest(self.count, self.n, predicted / self.n).pvalue >= self.ALPHA
+        return 0 <= predicted <= self.n and statistics.binomial_p(self.count, self.n, predicted / self.n) >= self.ALPHA
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, int) and not isinstance(other, bool) and self.accepts(other)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def _umask() -> int:
@@ -25,6 +27,22 @@ def write_atomically(path: Path, data: str | bytes) -> None:
     finally:
         if os.path.exists(staged):
             os.unlink(staged)
+
+
+def write_keyed(path: Path, key: str, value: Any) -> None:
+    """``value`` pickled with the ``key`` it answers, written whole (``write_atomically``)."""
+    write_atomically(path, pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def read_keyed(path: Path, key: str) -> Any | None:
+    """What ``write_keyed`` wrote there for ``key``; None when the file is absent or damaged (a miss: the next write
+    replaces it whole) or answers another key (two keys whose file names collide)."""
+    try:
+        with open(path, "rb") as handle:
+            stored, value = pickle.load(handle)
+    except Exception:
+        return None
+    return value if stored == key else None
 
 
 def path_problem(path: Path) -> str | None:

@@ -3,7 +3,7 @@ beside ``--lm-cache``'s observations: a warm re-run reads its intervals and p-va
 imports scipy only when a question misses (scipy.stats alone takes about a second to import).
 
 A result is kept under its function, its arguments (an array by its bytes) and scipy's installed version, in one
-file written whole (``write_atomically``), so a re-run never reads a number another scipy computed, and a damaged
+file written whole (``config.files.write_keyed``, as --lm-cache's observations are), so a re-run never reads a number another scipy computed, and a damaged
 file is a miss. Without ``--lm-cache`` nothing is kept on disk (the simulations in the docs call these thousands of
 times); within a process each result is computed once either way."""
 
@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config.files import write_atomically
+from ..config.files import read_keyed, write_keyed
 
 Result = TypeVar("Result")
 
@@ -53,18 +52,12 @@ def kept(function: Callable[..., Result]) -> Callable[..., Result]:
         if key in SEEN:
             return SEEN[key]  # type: ignore[no-any-return]
         path = FOLDER[0] / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pkl" if FOLDER else None
-        if path is not None:
-            try:
-                stored, value = pickle.loads(path.read_bytes())
-                if stored == key:
-                    SEEN[key] = value
-                    return value  # type: ignore[no-any-return]
-            except Exception:  # absent or damaged: a miss, rewritten whole below
-                pass
-        value = function(*args)
+        value = None if path is None else read_keyed(path, key)  # absent or damaged: a miss, rewritten whole
+        if value is None:
+            value = function(*args)
+            if path is not None:
+                write_keyed(path, key, value)
         SEEN[key] = value
-        if path is not None:
-            write_atomically(path, pickle.dumps((key, value), protocol=pickle.HIGHEST_PROTOCOL))
         return value
 
     return wrapper

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config.files import write_atomically
+from ..config.files import read_keyed, write_atomically, write_keyed
 
 # The shape of what is stored (observations, numbers): raised whenever it changes, so entries an older plugin wrote
 # are never read back as the new shape (they land in another folder, like any other change of environment).
@@ -45,16 +44,10 @@ class ObservationStore:
         return self._path(key).is_file()
 
     def get(self, key: tuple[Any, ...]) -> Any | None:
-        try:
-            with open(self._path(key), "rb") as handle:
-                stored_key, value = pickle.load(handle)
-        except Exception:  # absent, or damaged: a miss; the next put replaces it whole
-            return None
-        return value if stored_key == self.space + repr(key) else None
+        return read_keyed(self._path(key), self.space + repr(key))
 
     def put(self, key: tuple[Any, ...], value: Any) -> None:
-        stored = (self.space + repr(key), value)
-        write_atomically(self._path(key), pickle.dumps(stored, protocol=pickle.HIGHEST_PROTOCOL))
+        write_keyed(self._path(key), self.space + repr(key), value)
 
 
 class SharedBatches:

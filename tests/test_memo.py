@@ -38,6 +38,27 @@ def test_a_memo_keeps_light_results_and_the_newest_heavy_one_whatever_its_budget
     assert ("next_token", 2) not in kept
 
 
+def test_a_memo_lets_a_result_the_plan_still_owes_go_only_when_every_other_is_owed_too() -> None:
+    kept = Memo(budget_mb=3)
+    kept.owe([("next_token", 1), ("next_token", 1), ("next_token", 2)])  # two tests ask 1, one asks 2
+    kept.put(("next_token", 1), distribution(1))  # computed with its batch, before any test asked
+    kept.put(("next_token", 2), distribution(1))
+    kept.asked(("next_token", 1))
+    kept.put(("next_token", 3), distribution(1))  # no test's
+    kept.put(("next_token", 4), distribution(1))  # over the budget: 3 goes before the older, owed 1 and 2
+    assert ("next_token", 3) not in kept
+    assert all(("next_token", k) in kept for k in (1, 2, 4))
+    kept.asked(("next_token", 1))  # asked as often as planned: 1 may go now, and as the least recent it does
+    kept.put(("next_token", 5), distribution(1))
+    assert ("next_token", 1) not in kept and ("next_token", 2) in kept
+    assert kept.stats["let go"] == 2
+    owing = Memo(budget_mb=1)
+    owing.owe([("next_token", 1), ("next_token", 2)])
+    owing.put(("next_token", 1), distribution(1))
+    owing.put(("next_token", 2), distribution(1))  # all owed: the least recent goes, never the newest
+    assert ("next_token", 1) not in owing and ("next_token", 2) in owing
+
+
 def test_a_result_counted_twice_is_held_once() -> None:
     kept = Memo(budget_mb=8)
     kept.put(("forced", 1), [distribution(1), distribution(1)])

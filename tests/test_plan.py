@@ -220,6 +220,32 @@ def test_prompts_sharing_a_beginning_get_the_distributions_they_get_alone(tiny_r
         assert numbers.values.argmax() == alone.values.argmax()
 
 
+def test_prompts_sharing_beginnings_at_two_depths_read_each_shared_beginning_once(tiny_runtime: Runtime) -> None:
+    encode = tiny_runtime.encode
+    beginning = encode("Shakespeare was a great writer, but he was also a great actor.")
+    review = encode(" Review: the plays are long and the jokes are old, yet the verse is still as fresh", special=False)
+    endings = [encode(end, special=False) for end in (" good", " bad", " fine")]
+    assert len(beginning) >= plan.PREFIX and len(review) >= prefill.BRANCH and 2 * len(review) >= prefill.FORK
+    rows = [tuple(beginning + review + end) for end in endings] + [tuple(beginning + encode(" the", special=False))]
+    model, read = tiny_runtime.backend.model, []
+
+    def count(module, args, kwargs, output):  # type: ignore[no-untyped-def]
+        ids, mask = kwargs.get("input_ids", args[0] if args else None), kwargs.get("attention_mask")
+        read.append(int(mask[:, -ids.shape[1] :].sum()) if mask is not None else ids.numel())
+
+    hook = model.register_forward_hook(count, with_kwargs=True)
+    try:
+        together = tiny_runtime.backend.next_logprobs(rows)
+    finally:
+        hook.remove()
+    # The beginning once, the review once on a forked cache, then each row's own ending: the prompts' prefix tree.
+    assert sum(read) == len(beginning) + len(review) + sum(len(e) for e in endings) + 1
+    for row, numbers in zip(rows, together):
+        [alone] = tiny_runtime.backend.next_logprobs([row])
+        assert numpy.allclose(numbers.values, alone.values, atol=1e-4)
+        assert numbers.values.argmax() == alone.values.argmax()
+
+
 SOURCE = """
 from pytest_lmbehave import sampled
 

@@ -58,11 +58,12 @@ class PlanFile:
         if problem is not None:
             self.announce(f"pytest-lmbehave: {problem}")
         chosen = {item.nodeid for item in session.items}
-        asks = [ask for node, entries in tests.items() if node in chosen for ask in entries]
+        # Each test's requests once, a request asked by two tests twice: what the tests still owe is kept longest.
+        asks = [ask for node, entries in tests.items() if node in chosen for ask in plan.unique(entries)]
         if base_seed != self.base_seed:  # sampled seeds derive from the base seed: those requests will not come
             asks = [ask for ask in asks if ask.policy.greedy]
         # The plan's requests for the tests this run will run, and the snapshot sets whose generations are drafts.
-        self.use(plan.unique(asks), set_folders(session.config.invocation_params.dir, session.config.args))
+        self.use(asks, set_folders(session.config.invocation_params.dir, session.config.args))
 
     def node_down(self, node: Any) -> None:
         """An xdist worker's collected node ids (before any deselection), so that an update drops the entries of

@@ -1,14 +1,16 @@
 """Work done once: each result remembered for the process, and across runs on disk under ``--lm-cache``.
 
 Whole distributions are heavy (a float32 per vocabulary entry: 1 MB at 262,144 rows, and a scored text holds one per
-position), so the memo holds at most ``defaults.MEMO_MB`` of them, the least recently used let go first. A result let
-go is read again exactly as it was first read: a single request alone (teacher forcing, logits, draws, a next-token
+position), so the memo holds at most ``defaults.MEMO_MB`` of them, the least recently used let go first; a result the
+plan still owes a test (``owe``: computed with its batch, not yet asked as often as the plan asks it) goes only when
+nothing else is left to let go, since letting it go costs its whole batch read again. A result let go is read again exactly as it was first read: a single request alone (teacher forcing, logits, draws, a next-token
 question outside the plan), a planned one in its own batch (``Scheduler.provide``), or from --lm-cache's file. So
 numbers never depend on what was let go, and a run's reports stay the same bytes."""
 
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 import numpy
@@ -44,6 +46,20 @@ class Memo:
         self.budget = (defaults.MEMO_MB if budget_mb is None else budget_mb) << 20
         self._heavy: OrderedDict[tuple[Any, ...], int] = OrderedDict()  # heavy results' bytes, least recent first
         self.held = 0  # bytes of heavy results held
+        self._owed: Counter[tuple[Any, ...]] = Counter()  # how many more times the plan's tests ask each request
+
+    def owe(self, keys: Iterable[tuple[Any, ...]]) -> None:
+        """The requests the plan's tests will ask, once per test that asks each (a key twice: two tests ask it)."""
+        self._owed = Counter(keys)
+
+    def asked(self, key: tuple[Any, ...]) -> None:
+        """A test asked this request: one fewer time owed."""
+        if self._owed.get(key, 0) > 0:
+            self._owed[key] -= 1
+
+    def _unowed(self) -> tuple[Any, ...] | None:
+        """The least recently used heavy result no test is owed any more (None when every one is owed)."""
+        return next((key for key in self._heavy if self._owed.get(key, 0) == 0), None)
 
     def _keep(self, key: tuple[Any, ...], value: Any) -> None:
         """Remember a result; over the budget, let the least recently used heavy ones go (never the newest)."""
@@ -55,8 +71,10 @@ class Memo:
         self._heavy[key] = size
         self.held += size
         while self.held > self.budget and len(self._heavy) > 1:
-            gone, freed = self._heavy.popitem(last=False)
-            self.held -= freed
+            gone = self._unowed()
+            if gone is None or gone == key:  # all owed (or only the newest is not): the least recently used
+                gone = next(iter(self._heavy))
+            self.held -= self._heavy.pop(gone)
             del self._values[gone]
             self.stats["let go"] += 1
 

@@ -140,6 +140,7 @@ class Runtime:
 
     def _next(self, ids: tuple[int, ...]) -> Logprobs:
         key = plan.key("next_token", ids)
+        self.memo.asked(key)
         found = self.memo.get(key)
         if found is None:
             found = self.schedule.provide(key, 1)
@@ -186,6 +187,7 @@ class Runtime:
         """A remembered (or planned) run of this row; a run of n tokens is a prefix of any longer run of it."""
         if row.kind == "next_token":  # one greedy token is the argmax of the next-token question
             return self._one_token(row.ids, self._next(row.ids))
+        self.memo.asked(row.key)
         found = self._prefix_of(row.key, row.n)
         if found is None and self.schedule.provide(row.key, row.n) is not None:
             found = self._prefix_of(row.key, row.n)

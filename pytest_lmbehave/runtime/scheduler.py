@@ -25,7 +25,10 @@ class Scheduler:
         self._planned: dict[tuple[Any, ...], tuple[int, int]] = {}  # request key -> (group, steps planned for it)
 
     def use(self, rows: Iterable[plan.Row]) -> None:
-        """Batch these requests (the plan's, for the tests this run collected) into fixed groups."""
+        """Batch these requests (the plan's, for the tests this run collected: a request once per test that asks
+        it) into fixed groups; the memo keeps what they will ask before what they have asked."""
+        rows = list(rows)
+        self.memo.owe(row.key for row in rows)
         self.groups = plan.groups(rows)
         self.settled, self.refused = set(), set()
         self._planned = {row.key: (index, row.n) for index, group in enumerate(self.groups) for row in group.rows}

@@ -4,9 +4,13 @@ a shared beginning read once, and teacher-forced passes that keep only the posit
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from ..protocol import PREFIX, TOGETHER_FROM, common_prefix
+
+BRANCH = 16  # further tokens a group of prompts must share to read them once on a forked cache
+FORK = 48  # positions a fork must save (its rows but one, times what they share): each fork is one more pass
 
 
 def cache_argument(model: Any) -> str:
@@ -148,42 +152,89 @@ def one_length(model: Any, rows: Sequence[Sequence[int]]) -> list[Any]:
 
 
 def shared_beginning(model: Any, rows: Sequence[Sequence[int]], pad_id: int, argument: str) -> list[Any]:
-    """Next-token log-probabilities of prompts that share a long beginning: the shared part goes through the model
-    once, then the different endings a length group at a time on its cache (right-padded, so positions stay true;
-    grouped, so a short ending is not padded to the longest). Prompts that share less are read a length at a time."""
-    import copy
-
+    """Next-token log-probabilities of prompts that share a long beginning, each shared beginning read once: the
+    part all share goes through the model once, and the rest is read as a tree on its cache (``_endings``).
+    Prompts that share less are read a length at a time."""
     import torch
 
     shared = common_prefix([tuple(r) for r in rows]) if len(rows) > 1 else 0
     if shared < PREFIX:
         return by_length(model, rows)
-    device = model.device
-    endings = [list(r[shared:]) for r in rows]
     found: list[Any] = [None] * len(rows)
     with torch.no_grad():
         beginning = cache_of(
-            model(torch.tensor([list(rows[0][:shared])], device=device), use_cache=True, logits_to_keep=1)
+            model(torch.tensor([list(rows[0][:shared])], device=model.device), use_cache=True, logits_to_keep=1)
         )
-        for group in length_groups(endings):
-            part = [endings[i] for i in group]
-            width = max(len(e) for e in part)
-            last = sorted({len(e) - 1 for e in part})  # the only positions whose logits are needed
-            cache = copy.deepcopy(beginning)
-            cache.batch_repeat_interleave(len(part))
-            out = model(
-                torch.tensor([e + [pad_id] * (width - len(e)) for e in part], device=device),
-                attention_mask=torch.tensor([[1] * (shared + len(e)) + [0] * (width - len(e)) for e in part]).to(
-                    device
-                ),
-                use_cache=True,
-                logits_to_keep=torch.tensor(last, device=device),  # positions kept, the same for every row
-                **{argument: cache},
-            )
-            logits = out.logits.float().cpu()
-            for place, (i, e) in enumerate(zip(group, part)):
-                found[i] = torch.log_softmax(logits[place, last.index(len(e) - 1)], dim=-1)
+        _endings(model, beginning, shared, rows, list(range(len(rows))), pad_id, argument, found)
     return found
+
+
+def branches(rows: Sequence[Sequence[int]], members: Sequence[int], depth: int) -> list[list[int]]:
+    """The members (all sharing their first ``depth`` tokens) by the further beginnings they share: neighbours in
+    sorted order that share ``BRANCH`` tokens more (each keeping its last token) go together, so each group is a
+    subtree of the prompts' prefix tree, and a member that shares less with every other is a group alone."""
+    order = sorted(members, key=lambda i: tuple(rows[i][depth:]))
+    groups = [[order[0]]] if order else []
+    for before, i in pairwise(order):
+        if common_prefix([rows[before][depth:], rows[i][depth:]]) >= BRANCH:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _endings(
+    model: Any,
+    cache: Any,
+    depth: int,
+    rows: Sequence[Sequence[int]],
+    members: list[int],
+    pad_id: int,
+    argument: str,
+    found: list[Any],
+) -> None:
+    """The members' next-token log-probabilities into ``found``, on a cache (one row) of the ``depth`` tokens they
+    share. A group that shares ``BRANCH`` tokens more, enough to save ``FORK`` positions, forks the cache: a copy
+    reads its further beginning once, and its members go on from there. The rest are read on this cache a length
+    group at a time (right-padded, so positions stay true; grouped, so a short ending is not padded to the longest).
+    The tree depends only on the rows, so a batch is read the same way in every mode."""
+    import copy
+
+    import torch
+
+    device = model.device
+    rest: list[int] = []
+    for group in branches(rows, members, depth):
+        more = common_prefix([rows[i][depth:] for i in group]) if len(group) > 1 else 0
+        if more < BRANCH or (len(group) - 1) * more < FORK:
+            rest += group
+            continue
+        fork = copy.deepcopy(cache)
+        model(
+            torch.tensor([list(rows[group[0]][depth : depth + more])], device=device),
+            use_cache=True,
+            logits_to_keep=1,
+            **{argument: fork},
+        )
+        _endings(model, fork, depth + more, rows, group, pad_id, argument, found)
+    endings = {i: list(rows[i][depth:]) for i in rest}
+    for lengths in length_groups([endings[i] for i in rest]):
+        group = [rest[j] for j in lengths]
+        part = [endings[i] for i in group]
+        width = max(len(e) for e in part)
+        last = sorted({len(e) - 1 for e in part})  # the only positions whose logits are needed
+        batch = copy.deepcopy(cache)
+        batch.batch_repeat_interleave(len(part))
+        out = model(
+            torch.tensor([e + [pad_id] * (width - len(e)) for e in part], device=device),
+            attention_mask=torch.tensor([[1] * (depth + len(e)) + [0] * (width - len(e)) for e in part]).to(device),
+            use_cache=True,
+            logits_to_keep=torch.tensor(last, device=device),  # positions kept, the same for every row
+            **{argument: batch},
+        )
+        logits = out.logits.float().cpu()
+        for place, (i, e) in enumerate(zip(group, part)):
+            found[i] = torch.log_softmax(logits[place, last.index(len(e) - 1)], dim=-1)
 
 
 def forced_logits(model: Any, rows: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> list[Any]:

@@ -246,6 +246,57 @@ def test_prompts_sharing_beginnings_at_two_depths_read_each_shared_beginning_onc
         assert numbers.values.argmax() == alone.values.argmax()
 
 
+def test_options_of_one_long_prompt_read_the_prompt_once_and_score_what_each_scores_alone(
+    tiny_runtime: Runtime,
+) -> None:
+    encode, backend = tiny_runtime.encode, tiny_runtime.backend
+    prompt = encode("Shakespeare was a great writer, but he was also a great actor. Review: the plays are long")
+    options = [encode(option, special=False) for option in (" and good", " but bad, and old", " fine")]
+    assert len(prompt) > plan.PREFIX
+    read: list[int] = []
+
+    def count(module, args, kwargs, output):  # type: ignore[no-untyped-def]
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        read.append(ids.shape[0] * ids.shape[1])  # with the pads: left-padded endings
+
+    hook = backend.model.register_forward_hook(count, with_kwargs=True)
+    try:
+        together = backend.forced_logprobs([(prompt, option) for option in options])
+    finally:
+        hook.remove()
+    # The prompt but its last token once, then every option's ending (that token and the option) padded to the longest.
+    assert read == [len(prompt) - 1, len(options) * (1 + max(len(o) for o in options) - 1)]
+    for option, numbers in zip(options, together):
+        [alone] = backend.forced_logprobs([(prompt, option)])
+        for step, one in zip(numbers, alone):
+            assert numpy.allclose(step.values, one.values, atol=1e-4)
+
+
+@pytest.mark.parametrize("architecture", ["mistral", "gemma2"])
+def test_rows_sharing_a_beginning_longer_than_a_sliding_window_read_what_each_reads_alone(architecture: str) -> None:
+    # A token's place in the cache must be its position: a window counts places, so pads between the shared
+    # beginning and an ending (left-padded endings) moved both models' logits by whole nats, not by float noise.
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from .architectures import _config
+
+    config = _config(architecture, 1000, {"pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2})
+    config.sliding_window = 48
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    words = random.Random(1)
+    beginning, review = ([words.randrange(3, 1000) for _ in range(n)] for n in (40, 20))
+    rows = [beginning + review + [words.randrange(3, 1000) for _ in range(n)] for n in (3, 7, 5)] + [[*beginning, 5]]
+    starts = [len(beginning) + 5, len(beginning) + 22, len(beginning) + 21, len(beginning)]
+    argument = prefill.cache_argument(model)
+    together = prefill.shared_beginning(model, rows, 0, argument)
+    forced = prefill.forced_logits(model, rows, starts, 0)
+    for row, start, numbers, scores in zip(rows, starts, together, forced):
+        assert torch.allclose(numbers, prefill.last_logprobs(model, row), atol=1e-4)
+        assert torch.allclose(scores, prefill.forced_logits(model, [row], [start], 0)[0], atol=1e-4)
+
+
 SOURCE = """
 from pytest_lmbehave import sampled
 

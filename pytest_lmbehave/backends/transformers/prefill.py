@@ -237,12 +237,18 @@ def _endings(
             found[i] = torch.log_softmax(logits[place, last.index(len(e) - 1)], dim=-1)
 
 
-def forced_logits(model: Any, rows: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> list[Any]:
+def forced_logits(
+    model: Any, rows: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int, argument: str | None = None
+) -> list[Any]:
     """Teacher forcing: for each row, the raw next-token logits at positions ``start`` to its end
     ([len(row) - start, vocab], float32), from one forward pass over the (left-padded) batch. One row is read
-    unpadded."""
+    unpadded. Rows that share a long beginning before every start (the options of one prompt, the drafts of one
+    chat template) read it once (``after_beginning``)."""
     import torch
 
+    shared = min(common_prefix([tuple(r) for r in rows]), *starts) if len(rows) > 1 else 0
+    if shared >= PREFIX:
+        return after_beginning(model, rows, starts, shared, pad_id, argument or cache_argument(model))
     keep = max(len(r) - s for r, s in zip(rows, starts))
     with torch.no_grad():
         if len(rows) == 1:
@@ -252,6 +258,32 @@ def forced_logits(model: Any, rows: Sequence[Sequence[int]], starts: Sequence[in
             out = model(**batch, position_ids=positions(batch["attention_mask"]), logits_to_keep=keep)
     logits = out.logits.float()
     return [logits[i, keep - (len(r) - s) :] for i, (r, s) in enumerate(zip(rows, starts))]
+
+
+def after_beginning(
+    model: Any, rows: Sequence[Sequence[int]], starts: Sequence[int], shared: int, pad_id: int, argument: str
+) -> list[Any]:
+    """As ``forced_logits``, the ``shared`` tokens every row begins with read once, then one pass over the endings
+    on its cache: right-padded, so each token's place in the cache is its position (a sliding window counts
+    places), keeping the logits from the earliest start on."""
+    import torch
+
+    device = model.device
+    endings = [list(r[shared:]) for r in rows]
+    width = max(len(e) for e in endings)
+    first = min(starts) - shared  # the earliest position whose logits a row needs, in the endings
+    with torch.no_grad():
+        cache = cache_of(model(torch.tensor([list(rows[0][:shared])], device=device), use_cache=True, logits_to_keep=1))
+        cache.batch_repeat_interleave(len(rows))
+        out = model(
+            torch.tensor([e + [pad_id] * (width - len(e)) for e in endings], device=device),
+            attention_mask=torch.tensor([[1] * (shared + len(e)) + [0] * (width - len(e)) for e in endings]).to(device),
+            use_cache=True,
+            logits_to_keep=width - first,
+            **{argument: cache},
+        )
+    logits = out.logits.float()
+    return [logits[i, s - shared - first : len(r) - shared - first] for i, (r, s) in enumerate(zip(rows, starts))]
 
 
 def forced(model: Any, rows: Sequence[Sequence[int]], starts: Sequence[int], pad_id: int) -> list[Any]:

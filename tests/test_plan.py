@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy
 import pytest
@@ -270,6 +271,36 @@ def test_options_of_one_long_prompt_read_the_prompt_once_and_score_what_each_sco
         [alone] = backend.forced_logprobs([(prompt, option)])
         for step, one in zip(numbers, alone):
             assert numpy.allclose(step.values, one.values, atol=1e-4)
+
+
+def test_rows_whose_starts_lie_far_apart_are_read_in_one_padded_pass(
+    tiny_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a shared beginning the logits kept would run from the earliest start to the longest end: 26 positions
+    # here where a padded pass keeps 6, each a whole distribution. Beyond EXTRA_MB more, the padded pass keeps the
+    # memory where it was.
+    encode, backend = tiny_runtime.encode, tiny_runtime.backend
+    prompt = encode("Shakespeare was a great writer, but he was also a great actor. Review: the plays are long")
+    more = encode(" and the jokes are old, yet the verse is still as fresh as it was", special=False)
+    rows = [prompt + more[:5], prompt + more[:25]]
+    starts = [len(prompt) - 1, len(prompt) + 19]
+    assert len(prompt) > plan.PREFIX
+    monkeypatch.setattr(prefill, "EXTRA_MB", (26 - 6) * 2 * prefill.output_rows(backend.model) * 4 / 2**20 - 0.01)
+    passes: list[tuple[int, ...]] = []
+    hook = backend.model.register_forward_hook(
+        lambda module, args, kwargs, output: passes.append(tuple(output.logits.shape[:2])), with_kwargs=True
+    )
+    try:
+        together = prefill.forced_logits(backend.model, rows, starts, backend.pad_id)
+    finally:
+        hook.remove()
+    assert passes == [(2, 6)]
+    for row, start, scores in zip(rows, starts, together):
+        assert torch_close(scores, prefill.forced_logits(backend.model, [row], [start], backend.pad_id)[0])
+
+
+def torch_close(a: Any, b: Any) -> bool:
+    return bool((a - b).abs().max() <= 1e-4)
 
 
 @pytest.mark.parametrize("architecture", ["mistral", "gemma2"])

@@ -11,6 +11,7 @@ from ..protocol import PREFIX, TOGETHER_FROM, common_prefix
 
 BRANCH = 16  # further tokens a group of prompts must share to read them once on a forked cache
 FORK = 48  # positions a fork must save (its rows but one, times what they share): each fork is one more pass
+EXTRA_MB = 64  # logits a teacher-forced read after a shared beginning may keep beyond what a padded pass keeps
 
 
 def cache_argument(model: Any) -> str:
@@ -246,10 +247,13 @@ def forced_logits(
     chat template) read it once (``after_beginning``)."""
     import torch
 
-    shared = min(common_prefix([tuple(r) for r in rows]), *starts) if len(rows) > 1 else 0
-    if shared >= PREFIX:
-        return after_beginning(model, rows, starts, shared, pad_id, argument or cache_argument(model))
     keep = max(len(r) - s for r, s in zip(rows, starts))
+    shared = min(common_prefix([tuple(r) for r in rows]), *starts) if len(rows) > 1 else 0
+    # Right-padded, the logits kept run from the earliest start to the longest end: a whole distribution a row and
+    # position (1 MB at 262,144 entries), so at most EXTRA_MB more than the padded pass keeps.
+    more = (max(map(len, rows)) - min(starts) - keep) * len(rows) * output_rows(model) * 4
+    if shared >= PREFIX and more <= EXTRA_MB * 2**20:
+        return after_beginning(model, rows, starts, shared, pad_id, argument or cache_argument(model))
     with torch.no_grad():
         if len(rows) == 1:
             out = model(torch.tensor([list(rows[0])], device=model.device), logits_to_keep=keep)
@@ -258,6 +262,12 @@ def forced_logits(
             out = model(**batch, position_ids=positions(batch["attention_mask"]), logits_to_keep=keep)
     logits = out.logits.float()
     return [logits[i, keep - (len(r) - s) :] for i, (r, s) in enumerate(zip(rows, starts))]
+
+
+def output_rows(model: Any) -> int:
+    """How many entries a distribution of this model has: its output layer's rows."""
+    head = model.get_output_embeddings()
+    return int(head.weight.shape[0]) if head is not None else int(model.config.vocab_size)
 
 
 def after_beginning(

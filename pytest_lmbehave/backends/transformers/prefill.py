@@ -218,6 +218,7 @@ def _endings(
             **{argument: fork},
         )
         _endings(model, fork, depth + more, rows, group, pad_id, argument, found)
+        del fork
     endings = {i: list(rows[i][depth:]) for i in rest}
     for lengths in length_groups([endings[i] for i in rest]):
         group = [rest[j] for j in lengths]
@@ -236,6 +237,7 @@ def _endings(
         logits = out.logits.float().cpu()
         for place, (i, e) in enumerate(zip(group, part)):
             found[i] = torch.log_softmax(logits[place, last.index(len(e) - 1)], dim=-1)
+        del out, logits, batch  # this group's cache and logits, before the next group's pass makes its own
 
 
 def forced_logits(

@@ -223,21 +223,32 @@ def _endings(
     for lengths in length_groups([endings[i] for i in rest]):
         group = [rest[j] for j in lengths]
         part = [endings[i] for i in group]
-        width = max(len(e) for e in part)
-        last = sorted({len(e) - 1 for e in part})  # the only positions whose logits are needed
-        batch = copy.deepcopy(cache)
-        batch.batch_repeat_interleave(len(part))
-        out = model(
-            torch.tensor([e + [pad_id] * (width - len(e)) for e in part], device=device),
-            attention_mask=torch.tensor([[1] * (depth + len(e)) + [0] * (width - len(e)) for e in part]).to(device),
-            use_cache=True,
-            logits_to_keep=torch.tensor(last, device=device),  # positions kept, the same for every row
-            **{argument: batch},
-        )
+        last = sorted({len(e) - 1 for e in part})  # the only positions whose logits are needed, kept for every row
+        out = on_cache(model, copy.deepcopy(cache), depth, part, pad_id, argument, torch.tensor(last, device=device))
         logits = out.logits.float().cpu()
         for place, (i, e) in enumerate(zip(group, part)):
             found[i] = torch.log_softmax(logits[place, last.index(len(e) - 1)], dim=-1)
-        del out, logits, batch  # this group's cache and logits, before the next group's pass makes its own
+        del out, logits  # this group's cache and logits, before the next group's pass makes its own
+
+
+def on_cache(
+    model: Any, cache: Any, depth: int, endings: Sequence[Sequence[int]], pad_id: int, argument: str, keep: Any
+) -> Any:
+    """One pass over the endings, each on a copy of a one-row cache of the ``depth`` tokens they all follow (the
+    cache is repeated in place and grows by the pass): right-padded, so each token's place in the cache is its
+    position (a sliding window counts places), keeping the logits ``keep`` names."""
+    import torch
+
+    device = model.device
+    width = max(len(e) for e in endings)
+    cache.batch_repeat_interleave(len(endings))
+    return model(
+        torch.tensor([[*e, *[pad_id] * (width - len(e))] for e in endings], device=device),
+        attention_mask=torch.tensor([[1] * (depth + len(e)) + [0] * (width - len(e)) for e in endings]).to(device),
+        use_cache=True,
+        logits_to_keep=keep,
+        **{argument: cache},
+    )
 
 
 def forced_logits(
@@ -286,14 +297,7 @@ def after_beginning(
     first = min(starts) - shared  # the earliest position whose logits a row needs, in the endings
     with torch.no_grad():
         cache = cache_of(model(torch.tensor([list(rows[0][:shared])], device=device), use_cache=True, logits_to_keep=1))
-        cache.batch_repeat_interleave(len(rows))
-        out = model(
-            torch.tensor([e + [pad_id] * (width - len(e)) for e in endings], device=device),
-            attention_mask=torch.tensor([[1] * (shared + len(e)) + [0] * (width - len(e)) for e in endings]).to(device),
-            use_cache=True,
-            logits_to_keep=width - first,
-            **{argument: cache},
-        )
+        out = on_cache(model, cache, shared, endings, pad_id, argument, width - first)
     logits = out.logits.float()
     return [logits[i, s - shared - first : len(r) - shared - first] for i, (r, s) in enumerate(zip(rows, starts))]
 

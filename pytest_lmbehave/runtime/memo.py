@@ -3,9 +3,10 @@
 Whole distributions are heavy (a float32 per vocabulary entry: 1 MB at 262,144 rows, and a scored text holds one per
 position), so the memo holds at most ``defaults.MEMO_MB`` of them, the least recently used let go first; a result the
 plan still owes a test (``owe``: computed with its batch, not yet asked as often as the plan asks it) goes only when
-nothing else is left to let go, since letting it go costs its whole batch read again. A result let go is read again exactly as it was first read: a single request alone (teacher forcing, logits, draws, a next-token
-question outside the plan), a planned one in its own batch (``Scheduler.provide``), or from --lm-cache's file. So
-numbers never depend on what was let go, and a run's reports stay the same bytes."""
+nothing else is left to let go, since letting it go costs its whole batch read again. A result let go is read again
+exactly as it was first read: a single request alone (teacher forcing, logits, draws, a next-token question outside
+the plan), a planned one in its own batch (``Scheduler.provide``), or from --lm-cache's file. So numbers never
+depend on what was let go, and a run's reports stay the same bytes."""
 
 from __future__ import annotations
 

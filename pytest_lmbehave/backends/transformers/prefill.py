@@ -163,9 +163,7 @@ def shared_beginning(model: Any, rows: Sequence[Sequence[int]], pad_id: int, arg
         return by_length(model, rows)
     found: list[Any] = [None] * len(rows)
     with torch.no_grad():
-        beginning = cache_of(
-            model(torch.tensor([list(rows[0][:shared])], device=model.device), use_cache=True, logits_to_keep=1)
-        )
+        beginning = read_into(model, rows[0][:shared], argument)
         _endings(model, beginning, shared, rows, list(range(len(rows))), pad_id, argument, found)
     return found
 
@@ -210,13 +208,7 @@ def _endings(
         if more < BRANCH or (len(group) - 1) * more < FORK:
             rest += group
             continue
-        fork = copy.deepcopy(cache)
-        model(
-            torch.tensor([list(rows[group[0]][depth : depth + more])], device=device),
-            use_cache=True,
-            logits_to_keep=1,
-            **{argument: fork},
-        )
+        fork = read_into(model, rows[group[0]][depth : depth + more], argument, copy.deepcopy(cache))
         _endings(model, fork, depth + more, rows, group, pad_id, argument, found)
         del fork
     endings = {i: list(rows[i][depth:]) for i in rest}
@@ -229,6 +221,15 @@ def _endings(
         for place, (i, e) in enumerate(zip(group, part)):
             found[i] = torch.log_softmax(logits[place, last.index(len(e) - 1)], dim=-1)
         del out, logits  # this group's cache and logits, before the next group's pass makes its own
+
+
+def read_into(model: Any, ids: Sequence[int], argument: str, cache: Any = None) -> Any:
+    """The KV cache (one row) after reading ``ids``: a new one, or ``cache`` grown by them."""
+    import torch
+
+    given = {} if cache is None else {argument: cache}
+    out = model(torch.tensor([list(ids)], device=model.device), use_cache=True, logits_to_keep=1, **given)
+    return cache_of(out)
 
 
 def on_cache(
@@ -291,12 +292,11 @@ def after_beginning(
     places), keeping the logits from the earliest start on."""
     import torch
 
-    device = model.device
     endings = [list(r[shared:]) for r in rows]
     width = max(len(e) for e in endings)
     first = min(starts) - shared  # the earliest position whose logits a row needs, in the endings
     with torch.no_grad():
-        cache = cache_of(model(torch.tensor([list(rows[0][:shared])], device=device), use_cache=True, logits_to_keep=1))
+        cache = read_into(model, rows[0][:shared], argument)
         out = on_cache(model, cache, shared, endings, pad_id, argument, width - first)
     logits = out.logits.float()
     return [logits[i, s - shared - first : len(r) - shared - first] for i, (r, s) in enumerate(zip(rows, starts))]

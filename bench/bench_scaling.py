@@ -9,8 +9,8 @@
 3. **Memory.** `lmbehave check` run serially on random-weight models of the embedded shape with output vocabularies
    of 49,152, 151,936 and 262,144 rows (SmolLM2's tokenizer; rows past its 49,152 tokens out of reach, as
    tests/architectures.py makes them): the peak RSS of the check, against the peak RSS of a process that only
-   imports torch and transformers, loads the same model and reads one 256-token prompt. The difference is what the
-   plugin holds beyond the weights and one forward pass.
+   imports torch and transformers, loads the same model, reads the input embedding rows its tokenizer reaches and
+   one 256-token prompt. The difference is what the plugin holds beyond the weights and one forward pass.
 
 4. **Low precision.** `pytest specs/ -n 2` in float32 and in bfloat16 (`--lm-dtype bfloat16`, where every row reads
    alone, token by token: docs/explanation/low-precision.md): wall time, the forward passes, positions read in
@@ -109,12 +109,17 @@ def positions() -> None:
         del model
 
 
+# The baseline: load the model, read every input embedding row a token of its tokenizer has (the weights a run of
+# texts in that tokenizer has resident: safetensors are mapped from the file, and the kernel brings in each page
+# around one a text touches, so a check's few thousand distinct tokens bring in nearly all 113 MB of those rows at
+# 49,152 x 576), then one 256-token prompt. Without that read the baseline held 110 MB less at 262,144 rows.
 CHILD = """
 import sys, torch
 from transformers import AutoModelForCausalLM
 torch.set_num_threads(1)
 model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
 with torch.no_grad():
+    model.get_input_embeddings().weight[: int(sys.argv[2])].sum()
     model(torch.arange(256).unsqueeze(0) + 100, logits_to_keep=1)
 """
 
@@ -149,7 +154,7 @@ def memory() -> None:
             weights = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
             model.save_pretrained(folder)
             del model
-            bare = peak_mb([sys.executable, "-c", CHILD, str(folder)])
+            bare = peak_mb([sys.executable, "-c", CHILD, str(folder), str(size)])
             report = folder / "report.json"
             checked = peak_mb([lmbehave, "check", "--model", str(folder), "--report", str(report)], ok=("0", "1"))
             print(f"{f'vocabulary {vocab:,}':<26}{weights:>11.0f}{bare:>13.0f}{checked:>14.0f}{checked - bare:>10.0f}")

